@@ -1,0 +1,75 @@
+"""Binding call arguments to a function's parameters and calling it back with them."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+_P = inspect.Parameter
+
+
+class BoundSignature:
+    """A function's signature, with the fast path of keyword-only calls precomputed."""
+
+    __slots__ = ("_simple", "names", "signature")
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.signature = inspect.signature(fn)
+        kinds = [p.kind for p in self.signature.parameters.values()]
+        self._simple = all(k in (_P.POSITIONAL_OR_KEYWORD, _P.KEYWORD_ONLY) for k in kinds)
+        self.names = tuple(self.signature.parameters)
+
+    def bind(self, owner: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """Parameters by name, defaults applied. Raises TypeError naming `owner` on a bad call."""
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(
+                f"{owner} was called with arguments that do not match its signature "
+                f"{self.signature}: {exc}"
+            ) from None
+        bound.apply_defaults()
+        return bound.arguments
+
+    def call(self, fn: Callable[..., Any], parameters: Mapping[str, Any]) -> Any:
+        if self._simple:
+            return fn(**parameters)
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for name, param in self.signature.parameters.items():
+            if name not in parameters:
+                continue
+            value = parameters[name]
+            if param.kind is _P.POSITIONAL_ONLY:
+                args.append(value)
+            elif param.kind is _P.VAR_POSITIONAL:
+                args.extend(value)
+            elif param.kind is _P.VAR_KEYWORD:
+                kwargs.update(value)
+            else:
+                kwargs[name] = value
+        return fn(*args, **kwargs)
+
+
+def identity_key(fn: Callable[..., Any], name: str) -> str:
+    """A stable key for a flow or task: its name plus a short hash of where it is defined."""
+    where = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', name)}"
+    return f"{name}-{hashlib.blake2b(where.encode(), digest_size=4).hexdigest()}"
+
+
+def render_run_name(
+    template: str | Callable[[], str], parameters: Mapping[str, Any], owner: str
+) -> str:
+    """Render a `flow_run_name`/`task_run_name` template such as `'load-{table}'`."""
+    if callable(template):
+        return str(template())
+    try:
+        return template.format_map(parameters)
+    except (KeyError, IndexError, AttributeError) as exc:
+        names = ", ".join(parameters) or "none"
+        raise ValueError(
+            f"The run name template {template!r} of {owner} refers to {exc}, which is not "
+            f"one of its parameters ({names})."
+        ) from None

@@ -1,0 +1,157 @@
+"""Validation of `@flow` and `@task` options with pydantic, turned into errors that say
+which option is wrong and how to fix it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from stratoflow.cache_policies import CachePolicy
+from stratoflow.exceptions import OptionError
+from stratoflow.results import ResultStore, coerce_result_store
+
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Hook = Callable[..., Any]
+
+_HINTS = {
+    "retries": "Pass a whole number >= 0, e.g. retries=3.",
+    "retry_delay_seconds": (
+        "Pass seconds (10), one delay per retry ([1, 10, 60]) or exponential_backoff(10)."
+    ),
+    "retry_jitter_factor": "Pass a number >= 0, e.g. retry_jitter_factor=0.5 for ±50%.",
+    "timeout_seconds": "Pass a number of seconds > 0, e.g. timeout_seconds=300.",
+    "tags": "Pass a list of strings, e.g. tags=['etl', 'nightly'].",
+    "cache_expiration": "Pass a datetime.timedelta, e.g. timedelta(hours=1).",
+    "cache_policy": "Pass a policy from stratoflow.cache_policies, e.g. INPUTS + TASK_SOURCE.",
+    "result_serializer": "Use 'auto' (JSON when possible), 'json' or 'cloudpickle'.",
+    "task_runner": "Pass ThreadPoolTaskRunner() or ProcessPoolTaskRunner().",
+}
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
+
+    name: str | None = None
+    description: str | None = None
+    version: str | None = None
+    tags: tuple[str, ...] = ()
+    retries: Annotated[int, Field(ge=0, strict=True)] = 0
+    retry_delay_seconds: NonNegative | list[NonNegative] | Callable[[int], Any] = 0
+    timeout_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    persist_result: bool | None = None
+    result_storage: ResultStore | None = None
+    result_serializer: Literal["auto", "json", "cloudpickle"] = "auto"
+    result_storage_key: str | None = None
+    log_prints: bool | None = None
+    on_completion: tuple[Hook, ...] = ()
+    on_failure: tuple[Hook, ...] = ()
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags(cls, value: Any) -> Any:
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            raise ValueError(f"tags must be a list of strings, not the single string {value!r}")
+        return tuple(value)
+
+    @field_validator("result_storage", mode="before")
+    @classmethod
+    def _storage(cls, value: Any) -> Any:
+        return coerce_result_store(value)
+
+    @field_validator("on_completion", "on_failure", mode="before", check_fields=False)
+    @classmethod
+    def _hooks(cls, value: Any) -> Any:
+        if value is None:
+            return ()
+        if callable(value):
+            return (value,)
+        hooks = tuple(value)
+        for hook in hooks:
+            if not callable(hook):
+                raise ValueError(f"hooks must be callables, got {hook!r}")
+        return hooks
+
+
+class TaskOptions(_Options):
+    task_run_name: str | Callable[[], str] | None = None
+    retry_jitter_factor: NonNegative | None = None
+    retry_condition_fn: Callable[..., bool] | None = None
+    cache_policy: CachePolicy | None = None
+    cache_key_fn: Callable[..., str | None] | None = None
+    cache_expiration: timedelta | None = None
+    refresh_cache: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_cache_rule(self) -> TaskOptions:
+        if self.cache_policy is not None and self.cache_key_fn is not None:
+            raise ValueError(
+                "cache_policy and cache_key_fn both given: use one of them "
+                "(cache_key_fn is a custom policy)"
+            )
+        return self
+
+
+class FlowOptions(_Options):
+    flow_run_name: str | Callable[[], str] | None = None
+    validate_parameters: bool = True
+    task_runner: Any = None
+    on_cancellation: tuple[Hook, ...] = ()
+    on_crashed: tuple[Hook, ...] = ()
+    on_running: tuple[Hook, ...] = ()
+
+    @field_validator("on_cancellation", "on_crashed", "on_running", mode="before")
+    @classmethod
+    def _more_hooks(cls, value: Any) -> Any:
+        return cls._hooks(value)
+
+    @field_validator("task_runner", mode="before")
+    @classmethod
+    def _runner(cls, value: Any) -> Any:
+        from stratoflow.task_runners import TaskRunner
+
+        if value is None:
+            return None
+        if isinstance(value, type) and issubclass(value, TaskRunner):
+            return value()
+        if not isinstance(value, TaskRunner):
+            raise ValueError(f"task_runner must be a TaskRunner, got {type(value).__name__}")
+        return value
+
+
+OptionsT = TypeVar("OptionsT", bound=_Options)
+
+
+def validate_options(
+    model: type[OptionsT], kind: str, target: str, values: dict[str, Any]
+) -> OptionsT:
+    """Build the options model, or raise OptionError listing every problem with a fix."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        problems: dict[str, str] = {}
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "options"
+            if field in problems:
+                continue  # a union reports one error per member; the first is enough
+            if err["type"] == "extra_forbidden":
+                valid = ", ".join(sorted(model.model_fields))
+                problems[field] = f"{field}: not an option of {kind}. Valid options: {valid}."
+                continue
+            message = err["msg"].removeprefix("Value error, ")
+            hint = _HINTS.get(field, "")
+            shown = f"={err['input']!r}" if field in values else ""
+            problems[field] = f"{field}{shown}: {message}. {hint}".rstrip()
+        listing = "\n  - ".join(problems.values())
+        raise OptionError(f"Invalid options for {kind} {target!r}:\n  - {listing}") from None

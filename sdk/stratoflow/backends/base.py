@@ -1,0 +1,58 @@
+"""The backend port: what the engine needs from wherever runs are stored."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from stratoflow.models import FlowRun, LogEntry, TaskRun
+from stratoflow.orchestration.transitions import TransitionResult
+from stratoflow.states import State
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Storage of flow runs, task runs, their states and their logs.
+
+    State changes go through `set_*_state`, which applies the transition rules
+    (`stratoflow.orchestration.transitions`) atomically.
+    """
+
+    def create_flow_run(self, run: FlowRun) -> FlowRun: ...
+
+    def read_flow_run(self, flow_run_id: str) -> FlowRun:
+        """The run; raises ObjectNotFound for an unknown id."""
+
+    def list_flow_runs(self, *, limit: int | None = None) -> list[FlowRun]:
+        """Newest first."""
+
+    def set_flow_run_state(
+        self,
+        flow_run_id: str,
+        state: State,
+        *,
+        expected_version: int | None = None,
+        transition_id: str | None = None,
+        force: bool = False,
+    ) -> TransitionResult: ...
+
+    def create_task_run(self, run: TaskRun) -> TaskRun: ...
+
+    def read_task_run(self, task_run_id: str) -> TaskRun: ...
+
+    def list_task_runs(self, flow_run_id: str) -> list[TaskRun]:
+        """The task runs of one flow run, in creation order."""
+
+    def set_task_run_state(
+        self,
+        task_run_id: str,
+        state: State,
+        *,
+        expected_version: int | None = None,
+        transition_id: str | None = None,
+        force: bool = False,
+    ) -> TransitionResult: ...
+
+    def write_logs(self, entries: Sequence[LogEntry]) -> None: ...
+
+    def read_logs(self, flow_run_id: str, *, task_run_id: str | None = None) -> list[LogEntry]: ...

@@ -1,0 +1,141 @@
+"""Run contexts and engine services, carried in context variables.
+
+Context variables follow a task into the thread pool (the task runner copies the
+context at submit time), so `get_run_logger()` and `stratoflow.runtime` work anywhere
+inside a run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import random
+import threading
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from stratoflow.exceptions import MissingContextError
+
+if TYPE_CHECKING:
+    from stratoflow.backends.base import Backend
+    from stratoflow.cache import CacheStore
+    from stratoflow.clock import Clock
+    from stratoflow.flows import Flow
+    from stratoflow.models import FlowRun, TaskRun
+    from stratoflow.results import ResultStore
+    from stratoflow.task_runners import TaskRunner
+    from stratoflow.tasks import Task
+
+
+@dataclass
+class Services:
+    """What the engine talks to. Swap them (see `stratoflow.testing`) to test flows."""
+
+    backend: Backend
+    clock: Clock
+    result_store: ResultStore
+    cache_store: CacheStore
+    rng: Callable[[], float] = random.random
+
+
+_services_override: ContextVar[Services | None] = ContextVar("stratoflow_services", default=None)
+_process_services: Services | None = None
+_process_services_lock = threading.Lock()
+
+
+def default_services() -> Services:
+    from stratoflow.backends.memory import MemoryBackend
+    from stratoflow.cache import LocalFileCacheStore
+    from stratoflow.clock import SystemClock
+    from stratoflow.results import LocalFileSystemResultStore
+    from stratoflow.settings import get_settings
+
+    settings = get_settings()
+    return Services(
+        backend=MemoryBackend(),
+        clock=SystemClock(),
+        result_store=LocalFileSystemResultStore(settings.storage_path),
+        cache_store=LocalFileCacheStore(settings.cache_path),
+    )
+
+
+def get_services() -> Services:
+    services = _services_override.get()
+    if services is not None:
+        return services
+    global _process_services
+    if _process_services is None:
+        with _process_services_lock:
+            if _process_services is None:
+                _process_services = default_services()
+    return _process_services
+
+
+def set_process_services(services: Services | None) -> Services | None:
+    """Replace the process-wide services (all threads); returns the previous ones."""
+    global _process_services
+    with _process_services_lock:
+        previous, _process_services = _process_services, services
+    return previous
+
+
+@contextlib.contextmanager
+def use_services(services: Services) -> Iterator[Services]:
+    """Use `services` in this context (and in tasks it submits)."""
+    token = _services_override.set(services)
+    try:
+        yield services
+    finally:
+        _services_override.reset(token)
+
+
+@dataclass
+class FlowRunContext:
+    flow: Flow[..., Any]
+    flow_run: FlowRun
+    parameters: dict[str, Any]
+    task_runner: TaskRunner
+    services: Services
+    cancel_requested: threading.Event = field(default_factory=threading.Event)
+    _counters: dict[str, Iterator[int]] = field(default_factory=dict)
+    _counters_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_dynamic_key(self, task_key: str) -> int:
+        counter = self._counters.get(task_key)
+        if counter is None:
+            with self._counters_lock:
+                counter = self._counters.setdefault(task_key, itertools.count())
+        return next(counter)
+
+
+@dataclass
+class TaskRunContext:
+    task: Task[..., Any]
+    task_run: TaskRun
+    parameters: dict[str, Any]
+    flow_run_context: FlowRunContext | None
+    log_prints: bool
+
+
+flow_run_context: ContextVar[FlowRunContext | None] = ContextVar(
+    "stratoflow_flow_run", default=None
+)
+task_run_context: ContextVar[TaskRunContext | None] = ContextVar(
+    "stratoflow_task_run", default=None
+)
+
+
+def get_run_context() -> TaskRunContext | FlowRunContext:
+    """The innermost run context; raises MissingContextError outside a flow or task run."""
+    task_ctx = task_run_context.get()
+    if task_ctx is not None:
+        return task_ctx
+    flow_ctx = flow_run_context.get()
+    if flow_ctx is not None:
+        return flow_ctx
+    raise MissingContextError(
+        "There is no active flow or task run. Call this from inside a function decorated "
+        "with @flow or @task."
+    )

@@ -1,0 +1,1 @@
+"""The engine runs flows and tasks in this process (synchronously, one engine)."""

@@ -1,0 +1,303 @@
+"""Runs one flow run: parameters, attempts with retries and timeout, final state, hooks."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from stratoflow._callables import render_run_name
+from stratoflow._tags import current_tags, merge_tags
+from stratoflow.context import (
+    FlowRunContext,
+    Services,
+    flow_run_context,
+    get_services,
+    task_run_context,
+)
+from stratoflow.engine.hooks import run_hooks
+from stratoflow.engine.inputs import resolve_value
+from stratoflow.engine.timeouts import call_with_timeout
+from stratoflow.exceptions import (
+    FlowRunCancelled,
+    FlowRunTimeoutError,
+    ParameterValidationError,
+)
+from stratoflow.logging import (
+    RunLoggerAdapter,
+    install_print_capture,
+    log_prints_enabled,
+    run_logger_for,
+)
+from stratoflow.models import FlowRun
+from stratoflow.names import generate_run_name
+from stratoflow.results import persist
+from stratoflow.retries import delay_before_retry, jittered
+from stratoflow.states import (
+    AwaitingRetry,
+    Cancelled,
+    Cancelling,
+    Completed,
+    Crashed,
+    Failed,
+    Pending,
+    Retrying,
+    Running,
+    State,
+    StateType,
+    TimedOut,
+)
+from stratoflow.task_runners import ThreadPoolTaskRunner
+
+if TYPE_CHECKING:
+    from stratoflow.flows import Flow
+
+_active_runs: dict[str, FlowRunContext] = {}
+_active_lock = threading.Lock()
+
+
+def call_flow(
+    flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, return_state: bool
+) -> Any:
+    """A call `my_flow(...)`: runs a flow run (a child run when inside another flow)."""
+    parent = flow_run_context.get()
+    services = parent.services if parent is not None else get_services()
+    state = FlowRunEngine(flow, services, parent).run(args, kwargs)
+    return state if return_state else state.result()
+
+
+def request_cancellation(flow_run_id: str, services: Services) -> State:
+    """Move a flow run to Cancelling; a run executing in this process stops at its next
+    task boundary and ends Cancelled."""
+    result = services.backend.set_flow_run_state(flow_run_id, Cancelling("Cancellation requested."))
+    with _active_lock:
+        ctx = _active_runs.get(flow_run_id)
+    if ctx is not None:
+        ctx.cancel_requested.set()
+    return result.state
+
+
+class FlowRunEngine:
+    def __init__(
+        self, flow: Flow[..., Any], services: Services, parent: FlowRunContext | None = None
+    ) -> None:
+        self.flow = flow
+        self.options = flow.options
+        self.services = services
+        self.parent = parent
+        self.flow_run: FlowRun | None = None
+        self._logger: RunLoggerAdapter | None = None
+
+    @property
+    def run_record(self) -> FlowRun:
+        assert self.flow_run is not None
+        return self.flow_run
+
+    @property
+    def logger(self) -> RunLoggerAdapter:
+        if self._logger is None:
+            self._logger = run_logger_for(flow_run=self.run_record, flow_name=self.flow.name)
+        return self._logger
+
+    def set_state(self, state: State) -> State:
+        result = self.services.backend.set_flow_run_state(self.run_record.id, state)
+        self.run_record.state = result.state
+        self.run_record.version = result.version
+        return result.state
+
+    def run(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> State:
+        problem: Exception | None = None
+        try:
+            parameters = self.flow.bind(args, kwargs)
+        except TypeError as exc:
+            problem = ParameterValidationError(str(exc))
+            parameters = dict(kwargs)
+        name, name_problem = self._run_name(parameters)
+        problem = problem or name_problem
+        self._create_run(name, parameters)
+        self.set_state(Pending())
+        self.logger.info("Beginning flow run %r for flow %r", name, self.flow.name)
+        if problem is None and self.options.validate_parameters:
+            try:
+                parameters = self.flow.validate_parameters(parameters)
+            except ParameterValidationError as exc:
+                problem = exc
+        if problem is not None:
+            return self.finish(Failed(str(problem), data=problem))
+        return self._run_with_context(parameters)
+
+    def _run_name(self, parameters: dict[str, Any]) -> tuple[str, Exception | None]:
+        template = self.options.flow_run_name
+        if template is None:
+            return generate_run_name(), None
+        try:
+            return render_run_name(template, parameters, f"flow {self.flow.name!r}"), None
+        except ValueError as exc:
+            return generate_run_name(), exc
+
+    def _create_run(self, name: str, parameters: dict[str, Any]) -> None:
+        parent = self.parent
+        parent_task = task_run_context.get() if parent is not None else None
+        extra_tags = current_tags()
+        self.flow_run = FlowRun(
+            id=str(uuid.uuid4()),
+            name=name,
+            flow_name=self.flow.name,
+            flow_version=self.options.version,
+            parameters=dict(parameters),
+            tags=merge_tags(self.options.tags, extra_tags),
+            parent_flow_run_id=parent.flow_run.id if parent is not None else None,
+            parent_task_run_id=parent_task.task_run.id if parent_task is not None else None,
+            created=self.services.clock.now(),
+        )
+        self.services.backend.create_flow_run(self.flow_run)
+
+    def _run_with_context(self, parameters: dict[str, Any]) -> State:
+        record = self.run_record
+        runner = (self.options.task_runner or ThreadPoolTaskRunner()).duplicate()
+        ctx = FlowRunContext(
+            flow=self.flow,
+            flow_run=record,
+            parameters=parameters,
+            task_runner=runner,
+            services=self.services,
+        )
+        with _active_lock:
+            _active_runs[record.id] = ctx
+        token = flow_run_context.set(ctx)
+        crashed = False
+        try:
+            state = self._attempts(ctx)
+        except FlowRunCancelled as exc:
+            state = Cancelled(str(exc) or "The flow run was cancelled.")
+        except BaseException as exc:
+            crashed = True
+            self.finish(Crashed(f"Flow run crashed: {type(exc).__name__}: {exc}", data=exc))
+            raise
+        finally:
+            flow_run_context.reset(token)
+            runner.shutdown(wait=not crashed)
+            with _active_lock:
+                _active_runs.pop(record.id, None)
+        return self.finish(state)
+
+    def _attempts(self, ctx: FlowRunContext) -> State:
+        record = self.run_record
+        retries = self.options.retries
+        attempt = 0
+        while True:
+            attempt += 1
+            record.run_count = attempt
+            running = self.set_state(Running() if attempt == 1 else Retrying())
+            if attempt == 1:
+                record.start_time = running.timestamp
+                if self.options.on_running:
+                    run_hooks(self.options.on_running, (self.flow, record, running), self.logger)
+            state = self._call(ctx)
+            if state.type is not StateType.FAILED or attempt > retries:
+                return state
+            delay = jittered(
+                delay_before_retry(self.options.retry_delay_seconds, retries, attempt - 1),
+                None,
+                self.services.rng,
+            )
+            clock = self.services.clock
+            self.logger.info(
+                "Flow run failed (%s) - retry %d/%d will start %.3g second(s) from now",
+                state.message,
+                attempt,
+                retries,
+                delay,
+            )
+            self.set_state(
+                AwaitingRetry(state.message, scheduled_time=clock.now() + timedelta(seconds=delay))
+            )
+            clock.sleep(delay)
+
+    def _call(self, ctx: FlowRunContext) -> State:
+        flow = self.flow
+        parameters = ctx.parameters
+        log_prints = bool(self.options.log_prints)
+        if log_prints:
+            install_print_capture()
+        prints_token = log_prints_enabled.set(log_prints)
+        try:
+            timeout = self.options.timeout_seconds
+            if timeout is None:
+                value = flow.call_fn(parameters)
+            else:
+                name = self.run_record.name
+                value = call_with_timeout(
+                    lambda: flow.call_fn(parameters),
+                    timeout,
+                    lambda: FlowRunTimeoutError(
+                        f"Flow run {name!r} exceeded its timeout of {timeout:g} seconds."
+                    ),
+                    thread_name=f"flow-{name}",
+                )
+        except FlowRunTimeoutError as exc:
+            return TimedOut(str(exc), data=exc)
+        except Exception as exc:  # noqa: BLE001 - the exception becomes the Failed state
+            return Failed(
+                f"Flow run encountered an exception {type(exc).__name__}: {exc}", data=exc
+            )
+        finally:
+            log_prints_enabled.reset(prints_token)
+        return self._state_from_return(value)
+
+    def _state_from_return(self, value: Any) -> State:
+        """Prefect's rules: a returned state is the final state; returned futures or
+        states that did not complete fail the flow run."""
+        if isinstance(value, State):
+            return value
+        resolved, failure = resolve_value(value)
+        if failure is not None:
+            return Failed(
+                f"The flow returned task run {failure.task_run_name!r}, which ended in state "
+                f"{failure.state.name!r}: {failure.state.message}",
+                data=failure.state.result(raise_on_failure=False),
+            )
+        state = Completed(data=resolved)
+        state.has_data = True
+        if self.options.persist_result:
+            store = self.options.result_storage or self.services.result_store
+            template = self.options.result_storage_key
+            key = (
+                template.format(parameters=self.run_record.parameters, flow_run=self.run_record)
+                if template
+                else None
+            )
+            try:
+                record = persist(
+                    resolved, store, key=key, serializer=self.options.result_serializer
+                )
+            except Exception as exc:  # noqa: BLE001 - reported as the run's failure
+                return Failed(
+                    f"The flow's result could not be persisted ({type(exc).__name__}: {exc}).",
+                    data=exc,
+                )
+            state.result_record = record
+            self.run_record.result_record = record
+        return state
+
+    def finish(self, state: State) -> State:
+        record = self.run_record
+        record.end_time = state.timestamp
+        final = self.set_state(state)
+        options = self.options
+        hooks_by_type = {
+            StateType.COMPLETED: options.on_completion,
+            StateType.FAILED: options.on_failure,
+            StateType.CANCELLED: options.on_cancellation,
+            StateType.CRASHED: options.on_crashed,
+        }
+        if final.type is StateType.COMPLETED:
+            self.logger.info("Finished in state %r", final)
+        else:
+            exc = final.data if isinstance(final.data, BaseException) else None
+            self.logger.error("Finished in state %r", final, exc_info=exc)
+        hooks = hooks_by_type.get(final.type, ())
+        if hooks:
+            run_hooks(hooks, (self.flow, record, final), self.logger)
+        return final

@@ -1,0 +1,104 @@
+"""Resolving futures and states passed as task arguments, recording upstream runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from stratoflow.annotations import allow_failure, unmapped
+from stratoflow.futures import StratoFuture
+from stratoflow.states import State, StateType
+
+WAIT_FOR_KEY = "__wait_for__"
+_PLAIN = (str, int, float, bool, type(None), bytes)
+
+
+@dataclass(slots=True)
+class UpstreamFailure:
+    parameter: str
+    task_run_name: str
+    state: State
+
+
+@dataclass(slots=True)
+class ResolvedInputs:
+    parameters: dict[str, Any]
+    task_inputs: dict[str, list[str]] = field(default_factory=dict)
+    failure: UpstreamFailure | None = None
+
+
+class _Resolver:
+    __slots__ = ("failure", "parameter", "upstream")
+
+    def __init__(self) -> None:
+        self.upstream: list[str] = []
+        self.failure: UpstreamFailure | None = None
+        self.parameter = ""
+
+    def visit(self, value: Any, allowed: bool) -> Any:
+        if isinstance(value, _PLAIN):
+            return value
+        if isinstance(value, StratoFuture):
+            self.upstream.append(value.task_run_id)
+            state = value.final_state()
+            return self._from_state(state, value.task_run.name, allowed)
+        if isinstance(value, State):
+            return self._from_state(value, value.name, allowed)
+        if isinstance(value, allow_failure):
+            return self.visit(value.value, True)
+        if isinstance(value, unmapped):
+            return self.visit(value.value, allowed)
+        kind = type(value)
+        if kind is list:
+            return [self.visit(v, allowed) for v in value]
+        if kind is tuple:
+            return tuple(self.visit(v, allowed) for v in value)
+        if kind is dict:
+            return {k: self.visit(v, allowed) for k, v in value.items()}
+        if kind is set or kind is frozenset:
+            return kind(self.visit(v, allowed) for v in value)
+        return value
+
+    def _from_state(self, state: State, run_name: str, allowed: bool) -> Any:
+        if state.type is StateType.COMPLETED:
+            return state.result()
+        if not allowed and self.failure is None:
+            self.failure = UpstreamFailure(self.parameter, run_name, state)
+        return state.result(raise_on_failure=False)
+
+
+def resolve_inputs(parameters: dict[str, Any], wait_for: Iterable[Any] | None) -> ResolvedInputs:
+    """Wait for upstream futures and replace them (and states) by their results.
+
+    An upstream run that did not complete makes `failure` non-None unless the argument
+    was wrapped in `allow_failure()`; the downstream task must then not run.
+    """
+    resolver = _Resolver()
+    resolved = ResolvedInputs(parameters={})
+    for name, value in parameters.items():
+        if isinstance(value, _PLAIN):
+            resolved.parameters[name] = value
+            continue
+        resolver.parameter = name
+        resolver.upstream = []
+        resolved.parameters[name] = resolver.visit(value, False)
+        if resolver.upstream:
+            resolved.task_inputs[name] = resolver.upstream
+    if wait_for:
+        resolver.parameter = "wait_for"
+        resolver.upstream = []
+        for item in wait_for:
+            resolver.visit(item, False)
+        if resolver.upstream:
+            resolved.task_inputs[WAIT_FOR_KEY] = resolver.upstream
+    resolved.failure = resolver.failure
+    return resolved
+
+
+def resolve_value(value: Any) -> tuple[Any, UpstreamFailure | None]:
+    """`value` with futures and states replaced by results, and the first failed one."""
+    resolver = _Resolver()
+    resolver.parameter = "return value"
+    resolved = resolver.visit(value, False)
+    return resolved, resolver.failure

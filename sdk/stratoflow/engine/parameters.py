@@ -1,0 +1,56 @@
+"""Flow parameter validation and coercion with pydantic, from the function's type hints."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ConfigDict, Field, ValidationError, create_model
+
+from stratoflow.exceptions import ParameterValidationError
+
+_SKIPPED = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+
+
+class ParameterValidator:
+    """Validates a flow's parameters against a pydantic model built from its signature.
+
+    Fields are named positionally and aliased to the parameter names, so parameters
+    such as `json` or `copy` do not clash with pydantic's own attributes.
+    """
+
+    def __init__(self, flow_name: str, signature: inspect.Signature) -> None:
+        self.flow_name = flow_name
+        self._fields: dict[str, str] = {}
+        definitions: dict[str, Any] = {}
+        for index, (name, param) in enumerate(signature.parameters.items()):
+            if param.kind in _SKIPPED:
+                continue
+            annotation = Any if param.annotation is inspect.Parameter.empty else param.annotation
+            default = ... if param.default is inspect.Parameter.empty else param.default
+            field_name = f"p{index}"
+            self._fields[name] = field_name
+            definitions[field_name] = (annotation, Field(default, alias=name))
+        self._model = create_model(
+            f"{flow_name}-parameters",
+            __config__=ConfigDict(arbitrary_types_allowed=True, extra="ignore"),
+            **definitions,
+        )
+
+    def validate(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            model = self._model.model_validate(dict(parameters))
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                where = ".".join(str(part) for part in err["loc"]) or "parameters"
+                problems.append(f"{where}: {err['msg']} (got {err['input']!r})")
+            listing = "\n  - ".join(problems)
+            raise ParameterValidationError(
+                f"Flow {self.flow_name!r} received invalid parameters:\n  - {listing}"
+            ) from None
+        validated = dict(parameters)
+        for name, field_name in self._fields.items():
+            validated[name] = getattr(model, field_name)
+        return validated

@@ -1,0 +1,424 @@
+"""Runs one task run: inputs, cache, attempts with retries and timeout, result, hooks."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from stratoflow._callables import render_run_name
+from stratoflow._tags import current_tags, merge_tags
+from stratoflow.cache import CacheEntry
+from stratoflow.cache_policies import NONE, CacheKeyContext
+from stratoflow.context import (
+    FlowRunContext,
+    Services,
+    TaskRunContext,
+    flow_run_context,
+    get_services,
+    task_run_context,
+)
+from stratoflow.engine.hooks import run_hooks
+from stratoflow.engine.inputs import resolve_inputs
+from stratoflow.engine.timeouts import call_with_timeout
+from stratoflow.exceptions import FlowRunCancelled, TaskRunTimeoutError, UpstreamTaskError
+from stratoflow.logging import (
+    TASK_RUN_LOGGER,
+    RunLoggerAdapter,
+    install_print_capture,
+    log_prints_enabled,
+    run_logger_for,
+)
+from stratoflow.models import TaskRun
+from stratoflow.results import ResultStore, persist
+from stratoflow.retries import delay_before_retry, jittered
+from stratoflow.states import (
+    AwaitingRetry,
+    Cached,
+    Cancelled,
+    Completed,
+    Crashed,
+    Failed,
+    NotReady,
+    Pending,
+    Retrying,
+    Running,
+    State,
+    StateType,
+    TimedOut,
+)
+
+if TYPE_CHECKING:
+    from stratoflow.tasks import Task
+
+_standalone_keys = itertools.count()
+
+
+def call_task(
+    task: Task[..., Any],
+    parameters: dict[str, Any],
+    *,
+    wait_for: Iterable[Any] | None,
+    return_state: bool,
+) -> Any:
+    """A direct call `my_task(...)`: runs the task run in this thread."""
+    flow_ctx = flow_run_context.get()
+    if flow_ctx is not None and flow_ctx.cancel_requested.is_set():
+        raise FlowRunCancelled(f"Flow run {flow_ctx.flow_run.name!r} was cancelled.")
+    services = flow_ctx.services if flow_ctx is not None else get_services()
+    task_run = create_task_run(task, flow_ctx, parameters, services)
+    state = run_task_run(task, task_run, parameters, wait_for, flow_ctx, services)
+    return state if return_state else state.result()
+
+
+def create_task_run(
+    task: Task[..., Any],
+    flow_ctx: FlowRunContext | None,
+    parameters: dict[str, Any],
+    services: Services,
+) -> TaskRun:
+    """Create the task run record (named in submission order) before it runs."""
+    if flow_ctx is not None:
+        dynamic_key = flow_ctx.next_dynamic_key(task.task_key)
+        flow_run_id: str | None = flow_ctx.flow_run.id
+    else:
+        dynamic_key = next(_standalone_keys)
+        flow_run_id = None
+    template = task.options.task_run_name
+    name = (
+        render_run_name(template, parameters, f"task {task.name!r}")
+        if template is not None
+        else f"{task.name}-{dynamic_key}"
+    )
+    extra_tags = current_tags()
+    task_run = TaskRun(
+        id=str(uuid.uuid4()),
+        name=name,
+        task_key=task.task_key,
+        dynamic_key=str(dynamic_key),
+        task_name=task.name,
+        flow_run_id=flow_run_id,
+        task_version=task.options.version,
+        tags=merge_tags(task.options.tags, extra_tags) if extra_tags else task.options.tags,
+        created=services.clock.now(),
+    )
+    services.backend.create_task_run(task_run)
+    return task_run
+
+
+def run_task_run(
+    task: Task[..., Any],
+    task_run: TaskRun,
+    parameters: dict[str, Any],
+    wait_for: Iterable[Any] | None,
+    flow_ctx: FlowRunContext | None,
+    services: Services,
+) -> State:
+    """Run a created task run to a final state; only a crash (BaseException) escapes."""
+    return TaskRunEngine(task, task_run, flow_ctx, services).run(parameters, wait_for)
+
+
+class TaskRunEngine:
+    __slots__ = ("_logger", "flow_ctx", "options", "run_record", "services", "task")
+
+    def __init__(
+        self,
+        task: Task[..., Any],
+        task_run: TaskRun,
+        flow_ctx: FlowRunContext | None,
+        services: Services,
+    ) -> None:
+        self.task = task
+        self.options = task.options
+        self.run_record = task_run
+        self.flow_ctx = flow_ctx
+        self.services = services
+        self._logger: RunLoggerAdapter | None = None
+
+    @property
+    def logger(self) -> RunLoggerAdapter:
+        if self._logger is None:
+            flow_ctx = self.flow_ctx
+            self._logger = run_logger_for(
+                flow_run=flow_ctx.flow_run if flow_ctx else None,
+                flow_name=flow_ctx.flow.name if flow_ctx else None,
+                task_run=self.run_record,
+            )
+        return self._logger
+
+    def set_state(self, state: State) -> State:
+        result = self.services.backend.set_task_run_state(self.run_record.id, state)
+        self.run_record.state = result.state
+        self.run_record.version = result.version
+        return result.state
+
+    def run(self, parameters: dict[str, Any], wait_for: Iterable[Any] | None) -> State:
+        prepared = self.prepare(parameters, wait_for)
+        if isinstance(prepared, State):
+            return prepared
+        return self.execute(prepared)
+
+    def prepare(
+        self, parameters: dict[str, Any], wait_for: Iterable[Any] | None
+    ) -> dict[str, Any] | State:
+        """Resolve inputs and set Pending. Returns the resolved parameters, or the final
+        state when the run must not start (an upstream failed, the flow was cancelled)."""
+        resolved = resolve_inputs(parameters, wait_for)
+        self.run_record.task_inputs = resolved.task_inputs
+        self.set_state(Pending())
+        if resolved.failure is not None:
+            failure = resolved.failure
+            message = (
+                f"Upstream task run {failure.task_run_name!r} (argument {failure.parameter!r}) "
+                f"ended in state {failure.state.name!r}, so this task run did not start. "
+                "Wrap the argument in allow_failure(...) to run it anyway."
+            )
+            return self.finish(NotReady(message, data=UpstreamTaskError(message)))
+        flow_ctx = self.flow_ctx
+        if flow_ctx is not None and flow_ctx.cancel_requested.is_set():
+            return self.finish(
+                Cancelled("The flow run was cancelled before this task run started.")
+            )
+        return resolved.parameters
+
+    def execute(self, parameters: dict[str, Any]) -> State:
+        """Cache lookup, attempts with retries, cache write, final state and hooks."""
+        record = self.run_record
+        context = TaskRunContext(
+            task=self.task,
+            task_run=record,
+            parameters=parameters,
+            flow_run_context=self.flow_ctx,
+            log_prints=self._log_prints(),
+        )
+        cache_key = self._cache_key(context)
+        if cache_key is not None:
+            record.cache_key = cache_key
+            if not self.options.refresh_cache:
+                hit = self._cache_hit(cache_key)
+                if hit is not None:
+                    return self.finish(hit)
+        try:
+            state = self._attempts(context)
+        except FlowRunCancelled:
+            self.finish(Cancelled("The flow run was cancelled while this task run ran."))
+            raise
+        except BaseException as exc:
+            self.finish(Crashed(f"Task run crashed: {type(exc).__name__}: {exc}", data=exc))
+            raise
+        if state.type is StateType.COMPLETED and cache_key is not None:
+            self._cache_store(cache_key, state)
+        return self.finish(state)
+
+    def _attempts(self, context: TaskRunContext) -> State:
+        options = self.options
+        record = self.run_record
+        retries = options.retries
+        attempt = 0
+        while True:
+            attempt += 1
+            record.run_count = attempt
+            running = self.set_state(Running() if attempt == 1 else Retrying())
+            if record.start_time is None:
+                record.start_time = running.timestamp
+            state = self._call(context)
+            if state.type is not StateType.FAILED or attempt > retries:
+                return state
+            if not self._should_retry(state):
+                return state
+            delay = jittered(
+                delay_before_retry(options.retry_delay_seconds, retries, attempt - 1),
+                options.retry_jitter_factor,
+                self.services.rng,
+            )
+            clock = self.services.clock
+            self.logger.info(
+                "Task run failed with %s - retry %d/%d will start %.3g second(s) from now",
+                _describe(state),
+                attempt,
+                retries,
+                delay,
+            )
+            self.set_state(
+                AwaitingRetry(state.message, scheduled_time=_in_seconds(clock.now(), delay))
+            )
+            clock.sleep(delay)
+
+    def _call(self, context: TaskRunContext) -> State:
+        task = self.task
+        parameters = context.parameters
+        token = task_run_context.set(context)
+        prints_token = log_prints_enabled.set(context.log_prints)
+        try:
+            timeout = self.options.timeout_seconds
+            if timeout is None:
+                value = task.call_fn(parameters)
+            else:
+                name = self.run_record.name
+                value = call_with_timeout(
+                    lambda: task.call_fn(parameters),
+                    timeout,
+                    lambda: TaskRunTimeoutError(
+                        f"Task run {name!r} exceeded its timeout of {timeout:g} seconds."
+                    ),
+                    thread_name=f"task-{name}",
+                )
+        except TaskRunTimeoutError as exc:
+            return TimedOut(str(exc), data=exc)
+        except Exception as exc:  # noqa: BLE001 - the exception becomes the Failed state
+            return Failed(
+                f"Task run encountered an exception {type(exc).__name__}: {exc}", data=exc
+            )
+        finally:
+            log_prints_enabled.reset(prints_token)
+            task_run_context.reset(token)
+        if isinstance(value, State):
+            return value
+        return self._completed(value, context)
+
+    def _completed(self, value: Any, context: TaskRunContext) -> State:
+        state = Completed(data=value)
+        state.has_data = True
+        if self._persist():
+            try:
+                record = persist(
+                    value,
+                    self._result_store(),
+                    key=self._storage_key(context),
+                    serializer=self.options.result_serializer,
+                )
+            except Exception as exc:  # noqa: BLE001 - reported as the run's failure
+                return Failed(
+                    f"The task's result could not be persisted ({type(exc).__name__}: {exc}). "
+                    "Return a JSON or picklable value, or set persist_result=False.",
+                    data=exc,
+                )
+            state.result_record = record
+            self.run_record.result_record = record
+        return state
+
+    def _should_retry(self, state: State) -> bool:
+        condition = self.options.retry_condition_fn
+        if condition is None:
+            return True
+        try:
+            return bool(condition(self.task, self.run_record, state))
+        except Exception:
+            self.logger.exception("retry_condition_fn raised; the task run will not be retried")
+            return False
+
+    def finish(self, state: State) -> State:
+        record = self.run_record
+        record.end_time = state.timestamp
+        final = self.set_state(state)
+        task = self.task
+        if final.type is StateType.COMPLETED:
+            self._log_debug("Finished in state %r", final)
+            if self.options.on_completion:
+                run_hooks(self.options.on_completion, (task, record, final), self.logger)
+        elif final.type is StateType.FAILED:
+            exc = final.data if isinstance(final.data, BaseException) else None
+            self.logger.error(
+                "Finished in state %r", final, exc_info=exc if final.name != "NotReady" else None
+            )
+            if self.options.on_failure:
+                run_hooks(self.options.on_failure, (task, record, final), self.logger)
+        else:
+            self.logger.warning("Finished in state %r", final)
+        return final
+
+    def _log_debug(self, message: str, *args: Any) -> None:
+        if _debug_enabled():
+            self.logger.debug(message, *args)
+
+    # Settings inherited from the flow when the task leaves them unset.
+
+    def _log_prints(self) -> bool:
+        own = self.options.log_prints
+        if own is None:
+            own = bool(self.flow_ctx and self.flow_ctx.flow.options.log_prints)
+        if own:
+            install_print_capture()
+        return own
+
+    def _persist(self) -> bool:
+        if self.run_record.cache_key is not None:
+            return True
+        own = self.options.persist_result
+        if own is None and self.flow_ctx is not None:
+            own = self.flow_ctx.flow.options.persist_result
+        return bool(own)
+
+    def _result_store(self) -> ResultStore:
+        store = self.options.result_storage
+        if store is None and self.flow_ctx is not None:
+            store = self.flow_ctx.flow.options.result_storage
+        return store or self.services.result_store
+
+    def _storage_key(self, context: TaskRunContext) -> str | None:
+        template = self.options.result_storage_key
+        if template is not None:
+            flow_ctx = self.flow_ctx
+            return template.format(
+                parameters=context.parameters,
+                task_run=self.run_record,
+                flow_run=flow_ctx.flow_run if flow_ctx else None,
+            )
+        return self.run_record.cache_key
+
+    # Caching
+
+    def _cache_key(self, context: TaskRunContext) -> str | None:
+        policy = self.task.cache_policy
+        if policy is NONE:
+            return None
+        flow_ctx = self.flow_ctx
+        key_context = CacheKeyContext(
+            task_run_context=context,
+            inputs=context.parameters,
+            flow_parameters=flow_ctx.parameters if flow_ctx else {},
+            flow_run_id=flow_ctx.flow_run.id if flow_ctx else None,
+        )
+        return policy.compute_key(key_context)
+
+    def _cache_hit(self, key: str) -> State | None:
+        entry = self.services.cache_store.get(key, self.services.clock.now())
+        if entry is None or not entry.result.store.exists(entry.result.key):
+            return None
+        self.run_record.result_record = entry.result
+        self._log_debug("Cache hit for key %s", key)
+        return Cached(result_record=entry.result)
+
+    def _cache_store(self, key: str, state: State) -> None:
+        if state.result_record is None:
+            return
+        expiration = self.options.cache_expiration
+        now = self.services.clock.now()
+        expires = now + expiration if expiration is not None else None
+        self.run_record.cache_expiration = expires
+        self.services.cache_store.put(
+            CacheEntry(
+                key=key,
+                result=state.result_record,
+                expiration=expires,
+                task_run_id=self.run_record.id,
+            )
+        )
+
+
+def _describe(state: State) -> str:
+    data = state.data
+    if isinstance(data, BaseException):
+        return f"{type(data).__name__}: {data}"
+    return state.message or state.name
+
+
+def _in_seconds(now: datetime, seconds: float) -> datetime:
+    return now + timedelta(seconds=seconds)
+
+
+def _debug_enabled() -> bool:
+    return logging.getLogger(TASK_RUN_LOGGER).isEnabledFor(logging.DEBUG)

@@ -1,0 +1,73 @@
+"""Exceptions raised by stratoflow.
+
+Every error a user can trigger says what went wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class StratoflowError(Exception):
+    """Base class for errors raised by stratoflow itself."""
+
+
+class OptionError(StratoflowError, ValueError):
+    """A `@flow` or `@task` option is invalid; raised at decoration time."""
+
+
+class ParameterValidationError(StratoflowError, TypeError):
+    """A flow was called with parameters that do not match its signature or type hints."""
+
+
+class MissingContextError(StratoflowError, RuntimeError):
+    """An API that needs a running flow or task was called outside one."""
+
+
+class MappingLengthMismatch(StratoflowError, ValueError):
+    """`task.map()` received iterables of different lengths."""
+
+
+class UpstreamTaskError(StratoflowError):
+    """A task did not start because an upstream task run did not complete."""
+
+
+class InvalidTransitionError(StratoflowError):
+    """A state change is not allowed by the transition table (and was not forced)."""
+
+
+class ConflictError(StratoflowError):
+    """A write lost an optimistic-concurrency race: someone else changed the run first."""
+
+
+class ObjectNotFound(StratoflowError, LookupError):
+    """A run, result or other object does not exist."""
+
+
+class ResultNotAvailable(StratoflowError):
+    """A state's result was not kept in memory and was not persisted."""
+
+
+class FlowRunCancelled(BaseException):
+    """Raised inside a flow run when cancellation was requested.
+
+    It derives from BaseException so that a user's `except Exception` cannot swallow it.
+    """
+
+
+class CancelledRun(StratoflowError):
+    """Raised when the result of a cancelled run is requested."""
+
+
+class CrashedRun(StratoflowError):
+    """Raised when the result of a crashed run is requested."""
+
+
+class FailedRun(StratoflowError):
+    """Raised when a failed run's result is requested and no original exception is known."""
+
+
+class TaskRunTimeoutError(StratoflowError, TimeoutError):
+    """A task run exceeded its `timeout_seconds`."""
+
+
+class FlowRunTimeoutError(StratoflowError, TimeoutError):
+    """A flow run exceeded its `timeout_seconds`."""

@@ -1,0 +1,109 @@
+"""`@flow`: a frozen flow definition attached to a plain function."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from stratoflow._callables import BoundSignature, identity_key
+from stratoflow._options import FlowOptions, validate_options
+from stratoflow.exceptions import OptionError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, eq=False)
+class Flow(Generic[P, R]):
+    """A flow definition. Calling it runs a flow run in this process."""
+
+    fn: Callable[P, R]
+    options: FlowOptions
+    name: str = field(init=False)
+    flow_key: str = field(init=False)
+    _signature: BoundSignature = field(init=False, repr=False)
+    _validator: Any = field(init=False, repr=False, default=None)
+
+    def __post_init__(self) -> None:
+        if inspect.iscoroutinefunction(self.fn) or inspect.isasyncgenfunction(self.fn):
+            raise OptionError(
+                f"@flow {self.fn.__name__!r} is an async function; stratoflow runs synchronous "
+                "functions. Define it with `def` (use asyncio.run inside it if needed)."
+            )
+        name = self.options.name or self.fn.__name__.replace("_", "-")
+        set_ = object.__setattr__
+        set_(self, "name", name)
+        set_(self, "flow_key", identity_key(self.fn, name))
+        set_(self, "_signature", BoundSignature(self.fn))
+        for attribute in ("__doc__", "__module__", "__qualname__"):
+            set_(self, attribute, getattr(self.fn, attribute, None))
+        set_(self, "__wrapped__", self.fn)
+
+    def __getattr__(self, item: str) -> Any:
+        if item in FlowOptions.model_fields:
+            return getattr(self.options, item)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {item!r}")
+
+    def __repr__(self) -> str:
+        return f"Flow(name={self.name!r}, fn={self.fn.__qualname__})"
+
+    def with_options(self, **changes: Any) -> Flow[P, R]:
+        values = {k: getattr(self.options, k) for k in self.options.model_fields_set}
+        values.update(changes)
+        return dataclasses.replace(
+            self, options=validate_options(FlowOptions, "@flow", self.name, values)
+        )
+
+    def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        return self._signature.bind(f"flow {self.name!r}", args, kwargs)
+
+    def call_fn(self, parameters: Mapping[str, Any]) -> Any:
+        return self._signature.call(self.fn, parameters)
+
+    def validate_parameters(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
+        """Coerce parameters to the type hints; raises ParameterValidationError."""
+        from stratoflow.engine.parameters import ParameterValidator
+
+        validator = self._validator
+        if validator is None:
+            validator = ParameterValidator(self.name, self._signature.signature)
+            object.__setattr__(self, "_validator", validator)
+        validated: dict[str, Any] = validator.validate(parameters)
+        return validated
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        from stratoflow.engine.flow_engine import call_flow
+
+        return_state = bool(kwargs.pop("return_state", False))
+        return call_flow(self, args, kwargs, return_state=return_state)  # type: ignore[no-any-return]
+
+
+@overload
+def flow(__fn: Callable[P, R]) -> Flow[P, R]: ...
+
+
+@overload
+def flow(__fn: None = None, **options: Any) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+
+
+def flow(__fn: Callable[P, R] | None = None, **options: Any) -> Any:
+    """Turn a function into a flow. Use bare (`@flow`) or with options (`@flow(retries=2)`).
+
+    Options: name, version, description, flow_run_name, retries, retry_delay_seconds,
+    timeout_seconds, validate_parameters, task_runner, log_prints, persist_result,
+    result_storage, result_storage_key, result_serializer, tags, on_completion,
+    on_failure, on_cancellation, on_crashed, on_running.
+    """
+
+    def decorate(fn: Callable[P, R]) -> Flow[P, R]:
+        if not callable(fn):
+            raise OptionError(f"@flow decorates a function, got {type(fn).__name__}")
+        target = getattr(fn, "__name__", repr(fn))
+        return Flow(fn=fn, options=validate_options(FlowOptions, "@flow", target, options))
+
+    if __fn is not None:
+        return decorate(__fn)
+    return decorate

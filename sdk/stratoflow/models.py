@@ -1,0 +1,96 @@
+"""Records of flow runs, task runs and log entries, as the engine and backends share them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from stratoflow.results import ResultRecord
+from stratoflow.states import State
+
+STATE_HISTORY_LIMIT = 25
+"""How many past states a run keeps (the newest ones)."""
+
+
+@dataclass(slots=True)
+class FlowRun:
+    id: str
+    name: str
+    flow_name: str
+    flow_version: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    parent_flow_run_id: str | None = None
+    parent_task_run_id: str | None = None
+    deployment_name: str | None = None
+    work_queue_name: str | None = None
+    idempotency_key: str | None = None
+    state: State | None = None
+    state_history: list[State] = field(default_factory=list)
+    run_count: int = 0
+    created: datetime | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    heartbeat: datetime | None = None
+    result_record: ResultRecord | None = None
+    version: int = 0
+    recent_transition_ids: list[str] = field(default_factory=list)
+
+    @property
+    def state_type(self) -> str | None:
+        return self.state.type.value if self.state else None
+
+    @property
+    def state_name(self) -> str | None:
+        return self.state.name if self.state else None
+
+
+@dataclass(slots=True)
+class TaskRun:
+    id: str
+    name: str
+    task_key: str
+    dynamic_key: str
+    task_name: str
+    flow_run_id: str | None = None
+    task_version: str | None = None
+    tags: tuple[str, ...] = ()
+    task_inputs: dict[str, list[str]] = field(default_factory=dict)
+    """Upstream task run ids per parameter (and `__wait_for__`)."""
+    cache_key: str | None = None
+    cache_expiration: datetime | None = None
+    state: State | None = None
+    state_history: list[State] = field(default_factory=list)
+    run_count: int = 0
+    created: datetime | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    result_record: ResultRecord | None = None
+    version: int = 0
+    recent_transition_ids: list[str] = field(default_factory=list)
+
+    @property
+    def state_type(self) -> str | None:
+        return self.state.type.value if self.state else None
+
+    @property
+    def state_name(self) -> str | None:
+        return self.state.name if self.state else None
+
+    @property
+    def upstream_task_run_ids(self) -> set[str]:
+        return {run_id for ids in self.task_inputs.values() for run_id in ids}
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    timestamp: datetime
+    level: int
+    level_name: str
+    logger: str
+    message: str
+    flow_run_id: str | None = None
+    task_run_id: str | None = None
+    flow_run_name: str | None = None
+    task_run_name: str | None = None

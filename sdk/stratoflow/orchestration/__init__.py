@@ -1,0 +1,1 @@
+"""Orchestration rules shared by every backend: state transitions and claims."""

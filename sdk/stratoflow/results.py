@@ -1,0 +1,210 @@
+"""Results: serializers, result stores and records that point at a stored result.
+
+Values that JSON can represent are stored as JSON; anything else with cloudpickle.
+Stores are pluggable: a local filesystem store here, S3 with the AWS backend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import cloudpickle
+
+from stratoflow.exceptions import ObjectNotFound, OptionError
+
+
+class Serializer(Protocol):
+    name: str
+
+    def dumps(self, value: Any) -> bytes: ...
+
+    def loads(self, data: bytes) -> Any: ...
+
+
+class JSONSerializer:
+    name = "json"
+
+    def dumps(self, value: Any) -> bytes:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+
+    def loads(self, data: bytes) -> Any:
+        return json.loads(data)
+
+
+class PickleSerializer:
+    """cloudpickle. Only ever load data from stores your own deployers write."""
+
+    name = "cloudpickle"
+
+    def dumps(self, value: Any) -> bytes:
+        return bytes(cloudpickle.dumps(value))
+
+    def loads(self, data: bytes) -> Any:
+        return cloudpickle.loads(data)
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _is_plain_json(value: Any, depth: int = 0) -> bool:
+    """True when JSON round-trips `value` unchanged (no tuples, no non-str keys)."""
+    if depth > 64:
+        return False
+    if isinstance(value, _JSON_SCALARS):
+        return not (isinstance(value, float) and not math.isfinite(value))
+    if type(value) is list:
+        return all(_is_plain_json(v, depth + 1) for v in value)
+    if type(value) is dict:
+        return all(type(k) is str and _is_plain_json(v, depth + 1) for k, v in value.items())
+    return False
+
+
+class AutoSerializer:
+    """JSON when the value round-trips through JSON unchanged, cloudpickle otherwise."""
+
+    name = "auto"
+
+    def dumps(self, value: Any) -> bytes:
+        raise NotImplementedError("AutoSerializer picks a concrete serializer; use choose()")
+
+    def loads(self, data: bytes) -> Any:
+        raise NotImplementedError("AutoSerializer picks a concrete serializer; use choose()")
+
+    @staticmethod
+    def choose(value: Any) -> Serializer:
+        return _SERIALIZERS["json"] if _is_plain_json(value) else _SERIALIZERS["cloudpickle"]
+
+
+_SERIALIZERS: dict[str, Serializer] = {"json": JSONSerializer(), "cloudpickle": PickleSerializer()}
+
+
+def serializer_for(name: str) -> Serializer:
+    try:
+        return _SERIALIZERS[name]
+    except KeyError:
+        raise OptionError(
+            f"Unknown result serializer {name!r}: use 'json', 'cloudpickle' or 'auto'."
+        ) from None
+
+
+def serialize(value: Any, serializer: str = "auto") -> tuple[str, bytes]:
+    """Serialize `value`; returns the name of the serializer used and the bytes."""
+    chosen = AutoSerializer.choose(value) if serializer == "auto" else serializer_for(serializer)
+    return chosen.name, chosen.dumps(value)
+
+
+class ResultStore(ABC):
+    """Where persisted results live. Keys are relative paths such as `ab12.../result`."""
+
+    @abstractmethod
+    def write(self, key: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def read(self, key: str) -> bytes:
+        """The bytes under `key`; raises ObjectNotFound when there are none."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def uri(self, key: str) -> str: ...
+
+
+class LocalFileSystemResultStore(ResultStore):
+    def __init__(self, basepath: str | os.PathLike[str]) -> None:
+        self.basepath = Path(basepath).expanduser()
+
+    def _path(self, key: str) -> Path:
+        path = (self.basepath / key).resolve()
+        if not path.is_relative_to(self.basepath.resolve()):
+            raise ValueError(f"Result key {key!r} escapes the store at {self.basepath}")
+        return path
+
+    def write(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename so a reader never sees half a result.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+
+    def read(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise ObjectNotFound(f"No result at {self.uri(key)}") from None
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def uri(self, key: str) -> str:
+        return self._path(key).as_uri()
+
+    def __repr__(self) -> str:
+        return f"LocalFileSystemResultStore({str(self.basepath)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LocalFileSystemResultStore) and other.basepath == self.basepath
+
+    def __hash__(self) -> int:
+        return hash(self.basepath)
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRecord:
+    """A pointer to a persisted result: which store, which key, which serializer."""
+
+    store: ResultStore
+    key: str
+    serializer: str
+
+    def load(self) -> Any:
+        return serializer_for(self.serializer).loads(self.store.read(self.key))
+
+    @property
+    def uri(self) -> str:
+        return self.store.uri(self.key)
+
+
+def persist(
+    value: Any, store: ResultStore, *, key: str | None = None, serializer: str = "auto"
+) -> ResultRecord:
+    name, data = serialize(value, serializer)
+    record = ResultRecord(store=store, key=key or uuid.uuid4().hex, serializer=name)
+    store.write(record.key, data)
+    return record
+
+
+def coerce_result_store(value: ResultStore | str | os.PathLike[str] | None) -> ResultStore | None:
+    """Accept a store, or a directory path for a local store."""
+    if value is None or isinstance(value, ResultStore):
+        return value
+    if isinstance(value, str | os.PathLike):
+        return LocalFileSystemResultStore(value)
+    raise OptionError(
+        f"result_storage must be a ResultStore or a directory path, got {type(value).__name__}. "
+        "Example: @task(persist_result=True, result_storage='./results')"
+    )
+
+
+def stable_hash(*parts: Any) -> str:
+    """A hex digest of the given parts: JSON when possible, cloudpickle otherwise."""
+    digest = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        try:
+            data = json.dumps(part, sort_keys=True).encode()
+        except (TypeError, ValueError):
+            data = bytes(cloudpickle.dumps(part))
+        digest.update(data)
+        digest.update(b"\x00")
+    return digest.hexdigest()

@@ -1,0 +1,195 @@
+"""`@task`: a frozen task definition attached to a plain function."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+
+from stratoflow._callables import BoundSignature, identity_key
+from stratoflow._options import TaskOptions, validate_options
+from stratoflow.annotations import unmapped
+from stratoflow.cache_policies import NONE, CacheKeyFnPolicy, CachePolicy
+from stratoflow.exceptions import MappingLengthMismatch, MissingContextError, OptionError
+
+if TYPE_CHECKING:
+    from stratoflow.futures import StratoFuture, StratoFutureList
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, eq=False)
+class Task(Generic[P, R]):
+    """A task definition. Call it to run it; `.submit()` and `.map()` run it concurrently."""
+
+    fn: Callable[P, R]
+    options: TaskOptions
+    name: str = field(init=False)
+    task_key: str = field(init=False)
+    cache_policy: CachePolicy = field(init=False)
+    _signature: BoundSignature = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if inspect.iscoroutinefunction(self.fn) or inspect.isasyncgenfunction(self.fn):
+            raise OptionError(
+                f"@task {self.fn.__name__!r} is an async function; stratoflow runs synchronous "
+                "functions. Define it with `def` (use asyncio.run inside it if needed)."
+            )
+        name = self.options.name or self.fn.__name__
+        if self.options.cache_key_fn is not None:
+            policy: CachePolicy = CacheKeyFnPolicy(self.options.cache_key_fn)
+        else:
+            policy = self.options.cache_policy or NONE
+        if policy is not NONE and self.options.persist_result is False:
+            raise OptionError(
+                f"@task {name!r} has a cache policy but persist_result=False: a cache hit "
+                "returns the stored result, so caching needs it. Drop persist_result=False "
+                "or the cache policy."
+            )
+        set_ = object.__setattr__
+        set_(self, "name", name)
+        set_(self, "task_key", identity_key(self.fn, name))
+        set_(self, "cache_policy", policy)
+        set_(self, "_signature", BoundSignature(self.fn))
+        for attribute in ("__doc__", "__module__", "__qualname__"):
+            set_(self, attribute, getattr(self.fn, attribute, None))
+        set_(self, "__wrapped__", self.fn)
+
+    def __getattr__(self, item: str) -> Any:
+        # Prefect-style access to options: my_task.retries, my_task.tags, ...
+        if item in TaskOptions.model_fields:
+            return getattr(self.options, item)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {item!r}")
+
+    def __repr__(self) -> str:
+        return f"Task(name={self.name!r}, fn={self.fn.__qualname__})"
+
+    def with_options(self, **changes: Any) -> Task[P, R]:
+        """A copy of this task with some options changed."""
+        values = {k: getattr(self.options, k) for k in self.options.model_fields_set}
+        values.update(changes)
+        options = validate_options(TaskOptions, "@task", self.name, values)
+        return dataclasses.replace(self, options=options)
+
+    def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        return self._signature.bind(f"task {self.name!r}", args, kwargs)
+
+    def call_fn(self, parameters: Mapping[str, Any]) -> Any:
+        return self._signature.call(self.fn, parameters)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        from stratoflow.engine.task_engine import call_task
+
+        return_state = bool(kwargs.pop("return_state", False))
+        wait_for = kwargs.pop("wait_for", None)
+        parameters = self.bind(args, kwargs)
+        result: R = call_task(
+            self, parameters, wait_for=_wait_for(wait_for), return_state=return_state
+        )
+        return result
+
+    def submit(self, *args: Any, **kwargs: Any) -> StratoFuture[R]:
+        """Run the task in the flow's task runner; returns a future at once."""
+        from stratoflow.context import flow_run_context
+
+        wait_for = kwargs.pop("wait_for", None)
+        parameters = self.bind(args, kwargs)
+        flow_ctx = flow_run_context.get()
+        if flow_ctx is None:
+            raise MissingContextError(
+                f"{self.name}.submit() was called outside a flow. Call the task directly, "
+                "or call .submit() from inside a function decorated with @flow."
+            )
+        return flow_ctx.task_runner.submit(self, parameters, wait_for=wait_for)
+
+    def map(self, *args: Any, **kwargs: Any) -> StratoFutureList[R]:
+        """Submit one task run per element of the iterable arguments.
+
+        Non-iterable arguments, strings, mappings and arguments wrapped in `unmapped()`
+        are passed whole to every run. Iterables must have equal lengths.
+        """
+        from stratoflow.context import flow_run_context
+        from stratoflow.futures import StratoFuture, StratoFutureList
+
+        wait_for = kwargs.pop("wait_for", None)
+        flow_ctx = flow_run_context.get()
+        if flow_ctx is None:
+            raise MissingContextError(
+                f"{self.name}.map() was called outside a flow; call it from inside a @flow."
+            )
+        parameters = self.bind(args, kwargs)
+        iterables: dict[str, list[Any]] = {}
+        static: dict[str, Any] = {}
+        for key, argument in parameters.items():
+            value = argument.result() if isinstance(argument, StratoFuture) else argument
+            if _is_mappable(value):
+                iterables[key] = list(value)
+            else:
+                static[key] = value
+        lengths = {k: len(v) for k, v in iterables.items()}
+        if len(set(lengths.values())) > 1:
+            described = ", ".join(f"{k}={n}" for k, n in lengths.items())
+            raise MappingLengthMismatch(
+                f"{self.name}.map() received iterables of different lengths ({described}). "
+                "Give them equal lengths, or wrap arguments meant for every run in unmapped()."
+            )
+        count = next(iter(lengths.values()), 0) if iterables else 0
+        submit = flow_ctx.task_runner.submit
+        futures: StratoFutureList[R] = StratoFutureList()
+        for index in range(count):
+            call_parameters = dict(static)
+            for key, values in iterables.items():
+                call_parameters[key] = values[index]
+            futures.append(submit(self, call_parameters, wait_for=wait_for))
+        return futures
+
+
+def _wait_for(value: object) -> Iterable[Any] | None:
+    if value is None or isinstance(value, Iterable):
+        return value
+    raise TypeError(f"wait_for takes a list of futures, got {type(value).__name__}")
+
+
+def _is_mappable(value: Any) -> bool:
+    if isinstance(value, unmapped | str | bytes | Mapping):
+        return False
+    return isinstance(value, Iterable)
+
+
+@overload
+def task(__fn: Callable[P, R]) -> Task[P, R]: ...
+
+
+@overload
+def task(__fn: None = None, **options: Any) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
+def task(__fn: Callable[P, R] | None = None, **options: Any) -> Any:
+    """Turn a function into a task. Use bare (`@task`) or with options (`@task(retries=3)`).
+
+    Options: name, description, tags, version, task_run_name, retries,
+    retry_delay_seconds, retry_jitter_factor, retry_condition_fn, timeout_seconds,
+    cache_policy, cache_key_fn, cache_expiration, refresh_cache, persist_result,
+    result_storage, result_storage_key, result_serializer, log_prints, on_completion,
+    on_failure.
+    """
+
+    def decorate(fn: Callable[P, R]) -> Task[P, R]:
+        if not callable(fn):
+            raise OptionError(f"@task decorates a function, got {type(fn).__name__}")
+        target = getattr(fn, "__name__", repr(fn))
+        return Task(fn=fn, options=validate_options(TaskOptions, "@task", target, options))
+
+    if __fn is not None:
+        return decorate(__fn)
+    return decorate
+
+
+# Prefect keeps these helpers beside the decorator; so do we.
+from stratoflow.cache_policies import task_input_hash  # noqa: E402
+from stratoflow.retries import exponential_backoff  # noqa: E402
+
+__all__ = ["Task", "exponential_backoff", "task", "task_input_hash"]
