@@ -3,7 +3,7 @@ which option is wrong and how to fix it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -77,10 +77,13 @@ class _Options(BaseModel):
             return ()
         if callable(value):
             return (value,)
+        fix = "pass a function hook(flow_or_task, run, state) or a list of them"
+        if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+            raise ValueError(f"hooks must be callables, got {value!r}; {fix}")
         hooks = tuple(value)
         for hook in hooks:
             if not callable(hook):
-                raise ValueError(f"hooks must be callables, got {hook!r}")
+                raise ValueError(f"hooks must be callables, got {hook!r}; {fix}")
         return hooks
 
 
@@ -151,7 +154,8 @@ def validate_options(
                 continue
             message = err["msg"].removeprefix("Value error, ")
             hint = _HINTS.get(field, "")
-            shown = f"={err['input']!r}" if field in values else ""
+            # The whole value given, not the part pydantic complains about (tags=['a', 1]).
+            shown = f"={values[field]!r}" if field in values else ""
             problems[field] = f"{field}{shown}: {message}. {hint}".rstrip()
         listing = "\n  - ".join(problems.values())
         raise OptionError(f"Invalid options for {kind} {target!r}:\n  - {listing}") from None

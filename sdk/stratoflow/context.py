@@ -16,7 +16,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from stratoflow.backends.memory import MemoryBackend
+from stratoflow.cache import LocalFileCacheStore
+from stratoflow.clock import SystemClock
 from stratoflow.exceptions import MissingContextError
+from stratoflow.results import LocalFileSystemResultStore
+from stratoflow.settings import get_settings
 
 if TYPE_CHECKING:
     from stratoflow.backends.base import Backend
@@ -46,12 +51,6 @@ _process_services_lock = threading.Lock()
 
 
 def default_services() -> Services:
-    from stratoflow.backends.memory import MemoryBackend
-    from stratoflow.cache import LocalFileCacheStore
-    from stratoflow.clock import SystemClock
-    from stratoflow.results import LocalFileSystemResultStore
-    from stratoflow.settings import get_settings
-
     settings = get_settings()
     return Services(
         backend=MemoryBackend(),

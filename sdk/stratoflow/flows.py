@@ -10,6 +10,8 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from stratoflow._callables import BoundSignature, identity_key
 from stratoflow._options import FlowOptions, validate_options
+from stratoflow.engine.flow_engine import call_flow
+from stratoflow.engine.parameters import ParameterValidator
 from stratoflow.exceptions import OptionError
 
 P = ParamSpec("P")
@@ -25,7 +27,7 @@ class Flow(Generic[P, R]):
     name: str = field(init=False)
     flow_key: str = field(init=False)
     _signature: BoundSignature = field(init=False, repr=False)
-    _validator: Any = field(init=False, repr=False, default=None)
+    _validator: ParameterValidator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if inspect.iscoroutinefunction(self.fn) or inspect.isasyncgenfunction(self.fn):
@@ -38,6 +40,11 @@ class Flow(Generic[P, R]):
         set_(self, "name", name)
         set_(self, "flow_key", identity_key(self.fn, name))
         set_(self, "_signature", BoundSignature(self.fn))
+        # Built now (at decoration) so that the first flow call pays nothing for it.
+        validator = ParameterValidator(
+            name, self._signature.signature, getattr(self.fn, "__module__", None)
+        )
+        set_(self, "_validator", validator)
         for attribute in ("__doc__", "__module__", "__qualname__"):
             set_(self, attribute, getattr(self.fn, attribute, None))
         set_(self, "__wrapped__", self.fn)
@@ -65,18 +72,9 @@ class Flow(Generic[P, R]):
 
     def validate_parameters(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
         """Coerce parameters to the type hints; raises ParameterValidationError."""
-        from stratoflow.engine.parameters import ParameterValidator
-
-        validator = self._validator
-        if validator is None:
-            validator = ParameterValidator(self.name, self._signature.signature)
-            object.__setattr__(self, "_validator", validator)
-        validated: dict[str, Any] = validator.validate(parameters)
-        return validated
+        return self._validator.validate(parameters)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        from stratoflow.engine.flow_engine import call_flow
-
         return_state = bool(kwargs.pop("return_state", False))
         return call_flow(self, args, kwargs, return_state=return_state)  # type: ignore[no-any-return]
 

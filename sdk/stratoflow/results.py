@@ -198,13 +198,19 @@ def coerce_result_store(value: ResultStore | str | os.PathLike[str] | None) -> R
 
 
 def stable_hash(*parts: Any) -> str:
-    """A hex digest of the given parts: JSON when possible, cloudpickle otherwise."""
+    """A hex digest of the given parts.
+
+    Plain JSON values hash as sorted JSON (stable across processes); anything JSON would
+    blur (tuples vs lists, non-string keys) or cannot express hashes as cloudpickle, under
+    a different prefix so that the two never collide.
+    """
     digest = hashlib.blake2b(digest_size=16)
     for part in parts:
-        try:
-            data = json.dumps(part, sort_keys=True).encode()
-        except (TypeError, ValueError):
-            data = bytes(cloudpickle.dumps(part))
-        digest.update(data)
+        if _is_plain_json(part):
+            digest.update(b"j")
+            digest.update(json.dumps(part, sort_keys=True).encode())
+        else:
+            digest.update(b"p")
+            digest.update(bytes(cloudpickle.dumps(part)))
         digest.update(b"\x00")
     return digest.hexdigest()

@@ -100,6 +100,10 @@ class ThreadPoolTaskRunner(TaskRunner):
     def duplicate(self) -> ThreadPoolTaskRunner:
         return ThreadPoolTaskRunner(self.max_workers)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as its configuration (a flow's options travel to worker processes).
+        return (ThreadPoolTaskRunner, (self.max_workers,))
+
     def shutdown(self, wait: bool = True) -> None:
         with self._lock:
             executor, self._executor = self._executor, None
@@ -166,6 +170,10 @@ class ProcessPoolTaskRunner(TaskRunner):
 
     def duplicate(self) -> ProcessPoolTaskRunner:
         return ProcessPoolTaskRunner(self.max_workers, self.mp_context)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as its configuration: the flow's options travel to the workers.
+        return (ProcessPoolTaskRunner, (self.max_workers, self.mp_context))
 
     def shutdown(self, wait: bool = True) -> None:
         with self._lock:

@@ -12,6 +12,7 @@ from stratoflow._callables import BoundSignature, identity_key
 from stratoflow._options import TaskOptions, validate_options
 from stratoflow.annotations import unmapped
 from stratoflow.cache_policies import NONE, CacheKeyFnPolicy, CachePolicy
+from stratoflow.engine.task_engine import call_task
 from stratoflow.exceptions import MappingLengthMismatch, MissingContextError, OptionError
 
 if TYPE_CHECKING:
@@ -38,7 +39,8 @@ class Task(Generic[P, R]):
                 f"@task {self.fn.__name__!r} is an async function; stratoflow runs synchronous "
                 "functions. Define it with `def` (use asyncio.run inside it if needed)."
             )
-        name = self.options.name or self.fn.__name__
+        # A callable object has no __name__: it is named after its class (as in Prefect).
+        name = self.options.name or str(getattr(self.fn, "__name__", type(self.fn).__name__))
         if self.options.cache_key_fn is not None:
             policy: CachePolicy = CacheKeyFnPolicy(self.options.cache_key_fn)
         else:
@@ -65,7 +67,7 @@ class Task(Generic[P, R]):
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {item!r}")
 
     def __repr__(self) -> str:
-        return f"Task(name={self.name!r}, fn={self.fn.__qualname__})"
+        return f"Task(name={self.name!r}, fn={getattr(self.fn, '__qualname__', self.name)})"
 
     def with_options(self, **changes: Any) -> Task[P, R]:
         """A copy of this task with some options changed."""
@@ -81,8 +83,6 @@ class Task(Generic[P, R]):
         return self._signature.call(self.fn, parameters)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        from stratoflow.engine.task_engine import call_task
-
         return_state = bool(kwargs.pop("return_state", False))
         wait_for = kwargs.pop("wait_for", None)
         parameters = self.bind(args, kwargs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from stratoflow._callables import render_run_name
@@ -48,7 +48,7 @@ from stratoflow.states import (
     StateType,
     TimedOut,
 )
-from stratoflow.task_runners import ThreadPoolTaskRunner
+from stratoflow.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 if TYPE_CHECKING:
     from stratoflow.flows import Flow
@@ -101,6 +101,7 @@ class FlowRunEngine:
         return self._logger
 
     def set_state(self, state: State) -> State:
+        state.details["flow_run_id"] = self.run_record.id
         result = self.services.backend.set_flow_run_state(self.run_record.id, state)
         self.run_record.state = result.state
         self.run_record.version = result.version
@@ -113,9 +114,9 @@ class FlowRunEngine:
         except TypeError as exc:
             problem = ParameterValidationError(str(exc))
             parameters = dict(kwargs)
-        name, name_problem = self._run_name(parameters)
+        name_problem = self._create_run(parameters)
         problem = problem or name_problem
-        self._create_run(name, parameters)
+        name = self.run_record.name
         self.set_state(Pending())
         self.logger.info("Beginning flow run %r for flow %r", name, self.flow.name)
         if problem is None and self.options.validate_parameters:
@@ -131,18 +132,34 @@ class FlowRunEngine:
         template = self.options.flow_run_name
         if template is None:
             return generate_run_name(), None
+        token = None
+        if callable(template):
+            # As in Prefect, a callable reads the run (parameters, flow name, id)
+            # from stratoflow.runtime.
+            naming = FlowRunContext(
+                flow=self.flow,
+                flow_run=self.run_record,
+                parameters=parameters,
+                task_runner=ThreadPoolTaskRunner(),
+                services=self.services,
+            )
+            token = flow_run_context.set(naming)
         try:
             return render_run_name(template, parameters, f"flow {self.flow.name!r}"), None
         except ValueError as exc:
             return generate_run_name(), exc
+        finally:
+            if token is not None:
+                flow_run_context.reset(token)
 
-    def _create_run(self, name: str, parameters: dict[str, Any]) -> None:
+    def _create_run(self, parameters: dict[str, Any]) -> Exception | None:
+        """Create the run record; returns the problem with its run name template, if any."""
         parent = self.parent
         parent_task = task_run_context.get() if parent is not None else None
         extra_tags = current_tags()
         self.flow_run = FlowRun(
             id=str(uuid.uuid4()),
-            name=name,
+            name="",
             flow_name=self.flow.name,
             flow_version=self.options.version,
             parameters=dict(parameters),
@@ -151,7 +168,9 @@ class FlowRunEngine:
             parent_task_run_id=parent_task.task_run.id if parent_task is not None else None,
             created=self.services.clock.now(),
         )
+        self.flow_run.name, problem = self._run_name(parameters)
         self.services.backend.create_flow_run(self.flow_run)
+        return problem
 
     def _run_with_context(self, parameters: dict[str, Any]) -> State:
         record = self.run_record
@@ -166,21 +185,32 @@ class FlowRunEngine:
         with _active_lock:
             _active_runs[record.id] = ctx
         token = flow_run_context.set(ctx)
-        crashed = False
+        # A subflow called inside a task: its body (and its own subflows) are not part
+        # of that task run.
+        task_token = task_run_context.set(None)
+        try:
+            # Hooks run inside the run's context, so they can use get_run_logger().
+            return self.finish(self._attempts_then_drain(ctx, runner))
+        finally:
+            task_run_context.reset(task_token)
+            flow_run_context.reset(token)
+            with _active_lock:
+                _active_runs.pop(record.id, None)
+
+    def _attempts_then_drain(self, ctx: FlowRunContext, runner: TaskRunner) -> State:
+        """Run the attempts, then wait for every submitted task run to finish."""
         try:
             state = self._attempts(ctx)
         except FlowRunCancelled as exc:
             state = Cancelled(str(exc) or "The flow run was cancelled.")
         except BaseException as exc:
-            crashed = True
+            runner.shutdown(wait=False)
             self.finish(Crashed(f"Flow run crashed: {type(exc).__name__}: {exc}", data=exc))
             raise
-        finally:
-            flow_run_context.reset(token)
-            runner.shutdown(wait=not crashed)
-            with _active_lock:
-                _active_runs.pop(record.id, None)
-        return self.finish(state)
+        runner.shutdown(wait=True)
+        # The run ends now, after its submitted task runs, not when its body returned.
+        # (A copy: a returned state may be a task run's own state.)
+        return state.copy(timestamp=datetime.now(UTC), details=dict(state.details))
 
     def _attempts(self, ctx: FlowRunContext) -> State:
         record = self.run_record
@@ -195,6 +225,10 @@ class FlowRunEngine:
                 if self.options.on_running:
                     run_hooks(self.options.on_running, (self.flow, record, running), self.logger)
             state = self._call(ctx)
+            if state.type is StateType.FAILED and ctx.cancel_requested.is_set():
+                # e.g. future.result() of a task stopped by the cancellation raised in
+                # the body: the run was cancelled, not failed, and is not retried.
+                raise FlowRunCancelled(f"Flow run {record.name!r} was cancelled.")
             if state.type is not StateType.FAILED or attempt > retries:
                 return state
             delay = jittered(
@@ -250,7 +284,13 @@ class FlowRunEngine:
         """Prefect's rules: a returned state is the final state; returned futures or
         states that did not complete fail the flow run."""
         if isinstance(value, State):
-            return value
+            if value.is_final():
+                return value
+            # A run cannot end in (say) Pending: it would be left Running.
+            return Failed(
+                f"The flow returned a {value.name!r} state, which is not final. Return a "
+                "final state, or wait for the future (future.wait()) before returning its state."
+            )
         resolved, failure = resolve_value(value)
         if failure is not None:
             return Failed(

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stratoflow.annotations import allow_failure, unmapped
-from stratoflow.futures import StratoFuture
+from stratoflow.futures import StratoFuture, StratoFutureList
 from stratoflow.states import State, StateType
 
 WAIT_FOR_KEY = "__wait_for__"
@@ -50,7 +50,7 @@ class _Resolver:
         if isinstance(value, unmapped):
             return self.visit(value.value, allowed)
         kind = type(value)
-        if kind is list:
+        if kind is list or kind is StratoFutureList:
             return [self.visit(v, allowed) for v in value]
         if kind is tuple:
             return tuple(self.visit(v, allowed) for v in value)

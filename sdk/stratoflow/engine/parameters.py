@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ConfigDict, Field, ValidationError, create_model
+from pydantic import ConfigDict, Field, PydanticUserError, ValidationError, create_model
 
 from stratoflow.exceptions import ParameterValidationError
 
@@ -20,7 +20,9 @@ class ParameterValidator:
     such as `json` or `copy` do not clash with pydantic's own attributes.
     """
 
-    def __init__(self, flow_name: str, signature: inspect.Signature) -> None:
+    def __init__(
+        self, flow_name: str, signature: inspect.Signature, module: str | None = None
+    ) -> None:
         self.flow_name = flow_name
         self._fields: dict[str, str] = {}
         definitions: dict[str, Any] = {}
@@ -35,12 +37,20 @@ class ParameterValidator:
         self._model = create_model(
             f"{flow_name}-parameters",
             __config__=ConfigDict(arbitrary_types_allowed=True, extra="ignore"),
+            # String annotations (`from __future__ import annotations`) are resolved in
+            # the flow's module, when first used.
+            __module__=module or __name__,
             **definitions,
         )
 
     def validate(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
         try:
             model = self._model.model_validate(dict(parameters))
+        except PydanticUserError as exc:
+            raise ParameterValidationError(
+                f"The type hints of flow {self.flow_name!r} could not be resolved: {exc.message} "
+                "Define the types at module level, or set validate_parameters=False."
+            ) from None
         except ValidationError as exc:
             problems = []
             for err in exc.errors():

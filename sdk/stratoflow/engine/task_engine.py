@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -87,16 +87,10 @@ def create_task_run(
     else:
         dynamic_key = next(_standalone_keys)
         flow_run_id = None
-    template = task.options.task_run_name
-    name = (
-        render_run_name(template, parameters, f"task {task.name!r}")
-        if template is not None
-        else f"{task.name}-{dynamic_key}"
-    )
     extra_tags = current_tags()
     task_run = TaskRun(
         id=str(uuid.uuid4()),
-        name=name,
+        name=f"{task.name}-{dynamic_key}",
         task_key=task.task_key,
         dynamic_key=str(dynamic_key),
         task_name=task.name,
@@ -105,8 +99,37 @@ def create_task_run(
         tags=merge_tags(task.options.tags, extra_tags) if extra_tags else task.options.tags,
         created=services.clock.now(),
     )
+    template = task.options.task_run_name
+    if template is not None:
+        task_run.name = _render_task_run_name(template, task, task_run, parameters, flow_ctx)
     services.backend.create_task_run(task_run)
     return task_run
+
+
+def _render_task_run_name(
+    template: str | Callable[[], str],
+    task: Task[..., Any],
+    task_run: TaskRun,
+    parameters: dict[str, Any],
+    flow_ctx: FlowRunContext | None,
+) -> str:
+    owner = f"task {task.name!r}"
+    if not callable(template):
+        return render_run_name(template, parameters, owner)
+    # A callable reads the run from stratoflow.runtime (task_run.parameters, ...), as in
+    # Prefect, so it is called inside a context for the run being named.
+    context = TaskRunContext(
+        task=task,
+        task_run=task_run,
+        parameters=parameters,
+        flow_run_context=flow_ctx,
+        log_prints=False,
+    )
+    token = task_run_context.set(context)
+    try:
+        return render_run_name(template, parameters, owner)
+    finally:
+        task_run_context.reset(token)
 
 
 def run_task_run(
@@ -150,7 +173,11 @@ class TaskRunEngine:
         return self._logger
 
     def set_state(self, state: State) -> State:
-        result = self.services.backend.set_task_run_state(self.run_record.id, state)
+        record = self.run_record
+        state.details["task_run_id"] = record.id
+        if record.flow_run_id is not None:
+            state.details["flow_run_id"] = record.flow_run_id
+        result = self.services.backend.set_task_run_state(record.id, state)
         self.run_record.state = result.state
         self.run_record.version = result.version
         return result.state
@@ -283,17 +310,28 @@ class TaskRunEngine:
         state = Completed(data=value)
         state.has_data = True
         if self._persist():
+            serializer = self.options.result_serializer
             try:
-                record = persist(
-                    value,
-                    self._result_store(),
-                    key=self._storage_key(context),
-                    serializer=self.options.result_serializer,
-                )
+                key = self._storage_key(context)
             except Exception as exc:  # noqa: BLE001 - reported as the run's failure
                 return Failed(
+                    f"The result_storage_key template {self.options.result_storage_key!r} could "
+                    f"not be rendered ({type(exc).__name__}: {exc}). It may use "
+                    "{parameters[name]}, {task_run.name} and {flow_run.name}.",
+                    data=exc,
+                )
+            try:
+                record = persist(value, self._result_store(), key=key, serializer=serializer)
+            except Exception as exc:  # noqa: BLE001 - reported as the run's failure
+                hint = (
+                    "result_serializer='json' stores JSON values only: return one, or use "
+                    "result_serializer='auto' or 'cloudpickle'."
+                    if serializer == "json"
+                    else "Return a JSON or picklable value, or set persist_result=False."
+                )
+                return Failed(
                     f"The task's result could not be persisted ({type(exc).__name__}: {exc}). "
-                    "Return a JSON or picklable value, or set persist_result=False.",
+                    + hint,
                     data=exc,
                 )
             state.result_record = record
@@ -390,7 +428,11 @@ class TaskRunEngine:
             return None
         self.run_record.result_record = entry.result
         self._log_debug("Cache hit for key %s", key)
-        return Cached(result_record=entry.result)
+        # result_record is a State field: passed as a keyword to Cached() it would land in
+        # `details`, and the hit would return None instead of the stored result.
+        state = Cached()
+        state.result_record = entry.result
+        return state
 
     def _cache_store(self, key: str, state: State) -> None:
         if state.result_record is None:
