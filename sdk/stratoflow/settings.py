@@ -6,7 +6,7 @@ import functools
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stratoflow.exceptions import StratoflowError
@@ -36,6 +36,49 @@ class Settings(BaseSettings):
         description="Threads of the default ThreadPoolTaskRunner (default: min(32, cpus + 4)).",
     )
 
+    backend: Literal["memory", "aws"] = Field(
+        default="memory",
+        description="Where runs, states, results and logs live: 'memory' (this process) or "
+        "'aws' (DynamoDB, S3 and CloudWatch Logs).",
+    )
+    region: str = Field(
+        default="us-east-1",
+        validation_alias=AliasChoices("STRATOFLOW_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
+        description="AWS region (STRATOFLOW_REGION, else AWS_REGION / AWS_DEFAULT_REGION).",
+    )
+    endpoint_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("STRATOFLOW_ENDPOINT_URL", "AWS_ENDPOINT_URL"),
+        description="AWS endpoint override, e.g. the local emulator http://127.0.0.1:5000.",
+    )
+    table_name: str = Field(default="stratoflow", min_length=3, max_length=255)
+    results_bucket: str = Field(default="stratoflow-results", min_length=3, max_length=63)
+    code_bucket: str = Field(default="stratoflow-code", min_length=3, max_length=63)
+    runs_log_group: str = Field(default="/stratoflow/runs", min_length=1, max_length=512)
+    queue_prefix: str = Field(default="stratoflow", min_length=1, max_length=40)
+    inline_result_max_bytes: int = Field(
+        default=4096,
+        ge=0,
+        le=65536,
+        description="Results up to this size are stored in the run's item, larger ones in S3.",
+    )
+    aws_retry_mode: Literal["standard", "adaptive", "legacy"] = Field(
+        default="standard", description="botocore retry mode for every AWS call."
+    )
+    aws_max_attempts: int = Field(default=8, ge=1, le=20)
+    task_run_flush_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="Task run state changes are batched and written at most this late.",
+    )
+    log_flush_seconds: float = Field(default=2.0, gt=0)
+    log_buffer_max_lines: int = Field(
+        default=10000, ge=100, description="Log lines kept while CloudWatch is unreachable."
+    )
+    concurrency_lease_seconds: float = Field(
+        default=30.0, gt=1, description="A concurrency slot's lease; its holder renews it."
+    )
+
     @field_validator("logging_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
@@ -60,10 +103,16 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"STRATOFLOW_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            for err in exc.errors()
+            f"{_variable(err['loc'])}: {err['msg']} (got {err['input']!r})" for err in exc.errors()
         )
         raise SettingsError(f"Invalid stratoflow configuration: {problems}") from None
+
+
+def _variable(location: tuple[int | str, ...]) -> str:
+    name = str(location[0]) if location else "settings"
+    if name.isupper():  # already an environment variable name (an alias)
+        return name
+    return f"STRATOFLOW_{name.upper()}"
 
 
 @functools.cache

@@ -1,0 +1,83 @@
+"""boto3 clients configured once: endpoint, region and botocore's retry mode.
+
+No AWS call in stratoflow retries by hand: throttling and 5xx errors are retried by
+botocore (`standard` or `adaptive` mode, STRATOFLOW_AWS_RETRY_MODE).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import boto3
+from botocore.config import Config
+
+from stratoflow.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+
+@dataclass(frozen=True)
+class AwsConfig:
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    retry_mode: Literal["standard", "adaptive", "legacy"] = "standard"
+    max_attempts: int = 8
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AwsConfig:
+        return cls(
+            region=settings.region,
+            endpoint_url=settings.endpoint_url,
+            retry_mode=settings.aws_retry_mode,
+            max_attempts=settings.aws_max_attempts,
+        )
+
+    def botocore_config(self) -> Config:
+        return Config(
+            region_name=self.region,
+            retries={"mode": self.retry_mode, "max_attempts": self.max_attempts},
+            max_pool_connections=50,
+        )
+
+
+class AwsClients:
+    """Creates (and caches) the clients stratoflow uses from one boto3 session."""
+
+    def __init__(
+        self, session: boto3.Session | None = None, config: AwsConfig | None = None
+    ) -> None:
+        self.config = config or AwsConfig()
+        self.session = session or boto3.Session(region_name=self.config.region)
+        self._clients: dict[str, Any] = {}
+
+    def _client(self, service: str) -> Any:
+        client = self._clients.get(service)
+        if client is None:
+            client = self.session.client(
+                service,  # type: ignore[call-overload]
+                endpoint_url=self.config.endpoint_url,
+                config=self.config.botocore_config(),
+            )
+            self._clients[service] = client
+        return client
+
+    @property
+    def dynamodb(self) -> DynamoDBClient:
+        return self._client("dynamodb")  # type: ignore[no-any-return]
+
+    @property
+    def s3(self) -> S3Client:
+        return self._client("s3")  # type: ignore[no-any-return]
+
+    @property
+    def logs(self) -> CloudWatchLogsClient:
+        return self._client("logs")  # type: ignore[no-any-return]
+
+    @property
+    def sqs(self) -> SQSClient:
+        return self._client("sqs")  # type: ignore[no-any-return]

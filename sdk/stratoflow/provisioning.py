@@ -1,0 +1,145 @@
+"""Creating the resource model on an endpoint (the emulator or a sandbox account).
+
+Production installs use the CDK app, which reads the same `stratoflow.resources`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from stratoflow.backends.aws.clients import AwsClients, AwsConfig
+from stratoflow.resources import (
+    LOG_RETENTION_DAYS,
+    MAX_RECEIVE_COUNT,
+    ResourceNames,
+    dead_letter_queue_name,
+    work_queue_name,
+)
+
+if TYPE_CHECKING:
+    import boto3
+
+
+def provision_all(
+    session: boto3.Session, names: ResourceNames, *, endpoint_url: str | None = None
+) -> None:
+    region = session.region_name or "us-east-1"
+    clients = AwsClients(session, AwsConfig(region=region, endpoint_url=endpoint_url))
+    provision_table(clients, names)
+    for bucket in (names.results_bucket, names.code_bucket):
+        provision_bucket(clients, bucket, versioned=bucket == names.code_bucket)
+    provision_log_group(clients, names.runs_log_group)
+    for pool, queue in names.work_queues:
+        provision_work_queue(clients, names.queue_prefix, pool, queue)
+
+
+def provision_table(clients: AwsClients, names: ResourceNames) -> None:
+    spec = names.table_spec
+    dynamodb = clients.dynamodb
+    try:
+        dynamodb.create_table(
+            TableName=spec.name,
+            BillingMode=spec.billing_mode,  # type: ignore[arg-type]
+            AttributeDefinitions=[
+                {"AttributeName": name, "AttributeType": "S"} for name in spec.string_attributes
+            ],
+            KeySchema=[
+                {"AttributeName": spec.partition_key, "KeyType": "HASH"},
+                {"AttributeName": spec.sort_key, "KeyType": "RANGE"},
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": index.name,
+                    "KeySchema": [
+                        {"AttributeName": index.partition_key, "KeyType": "HASH"},
+                        {"AttributeName": index.sort_key, "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+                for index in spec.indexes
+            ],
+            StreamSpecification={
+                "StreamEnabled": True,
+                "StreamViewType": spec.stream_view_type,  # type: ignore[typeddict-item]
+            },
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+    dynamodb.get_waiter("table_exists").wait(
+        TableName=spec.name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    ttl = dynamodb.describe_time_to_live(TableName=spec.name)["TimeToLiveDescription"]
+    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+        dynamodb.update_time_to_live(
+            TableName=spec.name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
+        )
+    backups = dynamodb.describe_continuous_backups(TableName=spec.name)
+    recovery = backups["ContinuousBackupsDescription"].get("PointInTimeRecoveryDescription", {})
+    if recovery.get("PointInTimeRecoveryStatus") != "ENABLED":
+        dynamodb.update_continuous_backups(
+            TableName=spec.name,
+            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+        )
+
+
+def provision_bucket(clients: AwsClients, bucket: str, *, versioned: bool) -> None:
+    s3 = clients.s3
+    try:
+        if clients.config.region == "us-east-1":
+            s3.create_bucket(Bucket=bucket)
+        else:
+            s3.create_bucket(
+                Bucket=bucket,
+                CreateBucketConfiguration={"LocationConstraint": clients.config.region},  # type: ignore[typeddict-item]
+            )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    if versioned:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+
+def provision_log_group(clients: AwsClients, name: str) -> None:
+    logs = clients.logs
+    try:
+        logs.create_log_group(logGroupName=name)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+            raise
+    logs.put_retention_policy(logGroupName=name, retentionInDays=LOG_RETENTION_DAYS)
+
+
+def provision_work_queue(clients: AwsClients, prefix: str, pool: str, queue: str) -> None:
+    sqs = clients.sqs
+    dlq_url = sqs.create_queue(QueueName=dead_letter_queue_name(prefix, pool, queue))["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sqs.create_queue(
+        QueueName=work_queue_name(prefix, pool, queue),
+        Attributes={
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
+            ),
+        },
+    )

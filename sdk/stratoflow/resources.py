@@ -1,0 +1,165 @@
+"""The AWS resource model, declared once (DESIGN §2).
+
+The CDK app, local provisioning of the emulator (`provision`) and the tests all read
+this module: table, key schema, indexes, TTL attribute, stream, bucket layout, queue
+naming and log group names. Item keys are built here too, so no other module spells
+`FLOWRUN#...` by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from stratoflow.settings import Settings
+
+if TYPE_CHECKING:
+    import boto3
+
+# Table
+PARTITION_KEY = "pk"
+SORT_KEY = "sk"
+TTL_ATTRIBUTE = "expires_at"
+STREAM_VIEW_TYPE = "NEW_AND_OLD_IMAGES"
+META = "META"
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    name: str
+    partition_key: str
+    sort_key: str
+
+
+BY_DEPLOYMENT = IndexSpec("by_deployment", "gsi1pk", "gsi1sk")
+"""Flow runs of a deployment by creation time (sparse: runs with a deployment)."""
+BY_STATE = IndexSpec("by_state", "gsi2pk", "gsi2sk")
+"""Flow runs by state type and state time, for late, zombie and stuck-run sweeps."""
+BY_TIME = IndexSpec("by_time", "gsi3pk", "gsi3sk")
+"""Flow runs (and later events) by day and time: `FLOWRUNS#2026-11-21` / `<iso>#<id>`."""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    partition_key: str = PARTITION_KEY
+    sort_key: str = SORT_KEY
+    indexes: tuple[IndexSpec, ...] = (BY_DEPLOYMENT, BY_STATE, BY_TIME)
+    ttl_attribute: str = TTL_ATTRIBUTE
+    stream_view_type: str = STREAM_VIEW_TYPE
+    billing_mode: str = "PAY_PER_REQUEST"
+
+    @property
+    def string_attributes(self) -> tuple[str, ...]:
+        names = [self.partition_key, self.sort_key]
+        for index in self.indexes:
+            names += [index.partition_key, index.sort_key]
+        return tuple(names)
+
+
+# Item keys
+def flow_run_key(flow_run_id: str) -> dict[str, str]:
+    return {PARTITION_KEY: f"FLOWRUN#{flow_run_id}", SORT_KEY: META}
+
+
+def task_run_key(flow_run_id: str | None, task_run_id: str) -> dict[str, str]:
+    """Task runs sit under their flow run, so one Query reads a whole run."""
+    if flow_run_id is None:
+        return {PARTITION_KEY: f"TASKRUN#{task_run_id}", SORT_KEY: META}
+    return {PARTITION_KEY: f"FLOWRUN#{flow_run_id}", SORT_KEY: f"TASKRUN#{task_run_id}"}
+
+
+TASK_RUN_SORT_PREFIX = "TASKRUN#"
+
+
+def cache_key(key: str) -> dict[str, str]:
+    return {PARTITION_KEY: f"CACHE#{key}", SORT_KEY: META}
+
+
+def concurrency_key(name: str) -> dict[str, str]:
+    return {PARTITION_KEY: f"CONCURRENCY#{name}", SORT_KEY: META}
+
+
+def flow_runs_day_partition(day_iso: str) -> str:
+    return f"FLOWRUNS#{day_iso}"
+
+
+def state_partition(state_type: str) -> str:
+    return f"STATE#{state_type}"
+
+
+def deployment_partition(deployment_name: str) -> str:
+    return f"DEPLOYMENT#{deployment_name}"
+
+
+# Buckets
+RESULTS_PREFIX = "results/"
+"""Results: `results/<flow_run_id>/<task_run_id or 'flow'>` or a `result_storage_key`."""
+CODE_PREFIX = "bundles/"
+"""Code bundles: `bundles/<sha256>.zip`, content-addressed."""
+
+
+# Logs
+def log_stream_name(flow_run_id: str | None, task_run_id: str | None = None) -> str:
+    """One stream per flow run; a task run outside any flow gets its own."""
+    if flow_run_id is not None:
+        return f"flow-run/{flow_run_id}"
+    return f"task-run/{task_run_id}"
+
+
+LOG_RETENTION_DAYS = 30
+
+
+# Queues
+DEFAULT_WORK_POOL = "default"
+DEFAULT_WORK_QUEUE = "default"
+MAX_RECEIVE_COUNT = 5
+"""Deliveries of one message before SQS moves it to the work queue's DLQ."""
+
+
+def work_queue_name(prefix: str, pool: str, queue: str) -> str:
+    return f"{prefix}-{pool}-{queue}"
+
+
+def dead_letter_queue_name(prefix: str, pool: str, queue: str) -> str:
+    return f"{work_queue_name(prefix, pool, queue)}-dlq"
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    """The concrete names of one installation."""
+
+    table: str
+    results_bucket: str
+    code_bucket: str
+    runs_log_group: str
+    queue_prefix: str
+    work_queues: tuple[tuple[str, str], ...] = field(
+        default=((DEFAULT_WORK_POOL, DEFAULT_WORK_QUEUE),)
+    )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ResourceNames:
+        return cls(
+            table=settings.table_name,
+            results_bucket=settings.results_bucket,
+            code_bucket=settings.code_bucket,
+            runs_log_group=settings.runs_log_group,
+            queue_prefix=settings.queue_prefix,
+        )
+
+    @property
+    def table_spec(self) -> TableSpec:
+        return TableSpec(name=self.table)
+
+
+def provision(
+    session: boto3.Session, names: ResourceNames | None = None, *, endpoint_url: str | None = None
+) -> ResourceNames:
+    """Create every resource of the model that does not exist yet (idempotent)."""
+    from stratoflow.provisioning import provision_all
+    from stratoflow.settings import get_settings
+
+    resolved = names or ResourceNames.from_settings(get_settings())
+    provision_all(session, resolved, endpoint_url=endpoint_url)
+    return resolved
