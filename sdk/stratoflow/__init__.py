@@ -1,7 +1,9 @@
 """stratoflow: `@flow` and `@task` workflows, orchestrated serverless on AWS.
 
 The names here are the public API (pinned by a test); everything else is reachable
-through its module (`stratoflow.states`, `stratoflow.cache_policies`, ...).
+through its module (`stratoflow.states`, `stratoflow.cache_policies`,
+`stratoflow.concurrency` for `concurrency()` and `rate_limit()`, as in Prefect's
+`prefect.concurrency.sync`).
 """
 
 from stratoflow._tags import tags

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import tempfile
@@ -83,12 +84,14 @@ class LocalFileCacheStore(CacheStore):
         except FileNotFoundError:
             return None
         expiration = raw.get("expiration")
+        inline = raw.get("inline")
         return CacheEntry(
             key=key,
             result=ResultRecord(
-                store=LocalFileSystemResultStore(raw["store"]),
+                store=LocalFileSystemResultStore(raw["store"]) if raw.get("store") else None,
                 key=raw["result_key"],
                 serializer=raw["serializer"],
+                inline=base64.b64decode(inline) if inline is not None else None,
             ),
             expiration=datetime.fromisoformat(expiration) if expiration else None,
             task_run_id=raw.get("task_run_id"),
@@ -96,13 +99,15 @@ class LocalFileCacheStore(CacheStore):
 
     def put(self, entry: CacheEntry) -> None:
         store = entry.result.store
-        if not isinstance(store, LocalFileSystemResultStore):
+        inline = entry.result.inline
+        if inline is None and not isinstance(store, LocalFileSystemResultStore):
             raise TypeError(
                 "LocalFileCacheStore can only point at results in a LocalFileSystemResultStore; "
                 f"got {store!r}. Use a cache store that matches your result storage."
             )
         document = {
-            "store": str(store.basepath),
+            "store": str(store.basepath) if isinstance(store, LocalFileSystemResultStore) else None,
+            "inline": base64.b64encode(inline).decode() if inline is not None else None,
             "result_key": entry.result.key,
             "serializer": entry.result.serializer,
             "expiration": entry.expiration.isoformat() if entry.expiration else None,

@@ -27,11 +27,18 @@ if TYPE_CHECKING:
     from stratoflow.backends.base import Backend
     from stratoflow.cache import CacheStore
     from stratoflow.clock import Clock
+    from stratoflow.concurrency.store import ConcurrencyStore
     from stratoflow.flows import Flow
     from stratoflow.models import FlowRun, TaskRun
     from stratoflow.results import ResultStore
     from stratoflow.task_runners import TaskRunner
     from stratoflow.tasks import Task
+
+
+def _memory_concurrency_store() -> ConcurrencyStore:
+    from stratoflow.concurrency.store import MemoryConcurrencyStore  # it imports this module
+
+    return MemoryConcurrencyStore()
 
 
 @dataclass
@@ -43,6 +50,12 @@ class Services:
     result_store: ResultStore
     cache_store: CacheStore
     rng: Callable[[], float] = random.random
+    persist_results_by_default: bool = False
+    """True for shared backends, so that any client can read any finished run's result."""
+    inline_result_max_bytes: int = 0
+    """Results up to this size live in the run's record instead of the result store."""
+    concurrency: ConcurrencyStore = field(default_factory=_memory_concurrency_store)
+    """Concurrency limits and their leases (`stratoflow.concurrency`)."""
 
 
 _services_override: ContextVar[Services | None] = ContextVar("stratoflow_services", default=None)
@@ -51,7 +64,12 @@ _process_services_lock = threading.Lock()
 
 
 def default_services() -> Services:
+    """Services from the settings: the AWS backend when STRATOFLOW_BACKEND=aws."""
     settings = get_settings()
+    if settings.backend == "aws":
+        from stratoflow.backends.aws import build_aws_services
+
+        return build_aws_services(settings)
     return Services(
         backend=MemoryBackend(),
         clock=SystemClock(),

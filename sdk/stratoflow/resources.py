@@ -104,6 +104,8 @@ def log_stream_name(flow_run_id: str | None, task_run_id: str | None = None) -> 
     """One stream per flow run; a task run outside any flow gets its own."""
     if flow_run_id is not None:
         return f"flow-run/{flow_run_id}"
+    if task_run_id is None:
+        raise ValueError("A log stream needs a flow run id or a task run id")
     return f"task-run/{task_run_id}"
 
 

@@ -162,24 +162,46 @@ class LocalFileSystemResultStore(ResultStore):
 
 @dataclass(frozen=True, slots=True)
 class ResultRecord:
-    """A pointer to a persisted result: which store, which key, which serializer."""
+    """A persisted result: its bytes inline (small results), or a store and a key."""
 
-    store: ResultStore
+    store: ResultStore | None
     key: str
     serializer: str
+    inline: bytes | None = None
 
     def load(self) -> Any:
-        return serializer_for(self.serializer).loads(self.store.read(self.key))
+        return serializer_for(self.serializer).loads(self._bytes())
+
+    def _bytes(self) -> bytes:
+        if self.inline is not None:
+            return self.inline
+        if self.store is None:
+            raise ObjectNotFound(f"Result {self.key!r} has neither inline data nor a store")
+        return self.store.read(self.key)
+
+    def exists(self) -> bool:
+        return self.inline is not None or (self.store is not None and self.store.exists(self.key))
 
     @property
     def uri(self) -> str:
+        if self.inline is not None or self.store is None:
+            return "inline"
         return self.store.uri(self.key)
 
 
 def persist(
-    value: Any, store: ResultStore, *, key: str | None = None, serializer: str = "auto"
+    value: Any,
+    store: ResultStore,
+    *,
+    key: str | None = None,
+    serializer: str = "auto",
+    inline_max_bytes: int = 0,
 ) -> ResultRecord:
+    """Serialize `value`; keep it inline when it is at most `inline_max_bytes`, else
+    write it to `store` under `key` (a random key when None)."""
     name, data = serialize(value, serializer)
+    if len(data) <= inline_max_bytes:
+        return ResultRecord(store=None, key=key or "", serializer=name, inline=data)
     record = ResultRecord(store=store, key=key or uuid.uuid4().hex, serializer=name)
     store.write(record.key, data)
     return record

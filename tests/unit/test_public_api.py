@@ -151,3 +151,13 @@ def test_other_module_paths() -> None:
     assert issubclass(ParameterValidationError, TypeError)
     assert issubclass(MissingContextError, RuntimeError)
     assert issubclass(MappingLengthMismatch, ValueError)
+
+
+def test_concurrency_module_path_is_not_shadowed():
+    import importlib
+
+    module = importlib.import_module("stratoflow.concurrency")
+    from stratoflow.concurrency import concurrency, rate_limit
+
+    assert callable(concurrency) and callable(rate_limit)
+    assert module.concurrency is concurrency

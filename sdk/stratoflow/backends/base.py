@@ -38,7 +38,8 @@ class Backend(Protocol):
 
     def create_task_run(self, run: TaskRun) -> TaskRun: ...
 
-    def read_task_run(self, task_run_id: str) -> TaskRun: ...
+    def read_task_run(self, task_run_id: str, *, flow_run_id: str | None = None) -> TaskRun:
+        """The task run; `flow_run_id` locates it faster (the AWS backend needs it)."""
 
     def list_task_runs(self, flow_run_id: str) -> list[TaskRun]:
         """The task runs of one flow run, in creation order."""
@@ -51,8 +52,12 @@ class Backend(Protocol):
         expected_version: int | None = None,
         transition_id: str | None = None,
         force: bool = False,
+        flow_run_id: str | None = None,
     ) -> TransitionResult: ...
 
     def write_logs(self, entries: Sequence[LogEntry]) -> None: ...
 
     def read_logs(self, flow_run_id: str, *, task_run_id: str | None = None) -> list[LogEntry]: ...
+
+    def flush(self) -> None:
+        """Make everything written so far durable (backends may write behind)."""

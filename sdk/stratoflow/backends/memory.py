@@ -63,7 +63,7 @@ class MemoryBackend:
             self._task_runs_by_flow[run.flow_run_id].append(run.id)
         return run
 
-    def read_task_run(self, task_run_id: str) -> TaskRun:
+    def read_task_run(self, task_run_id: str, *, flow_run_id: str | None = None) -> TaskRun:
         try:
             return self._task_runs[task_run_id]
         except KeyError:
@@ -81,6 +81,7 @@ class MemoryBackend:
         expected_version: int | None = None,
         transition_id: str | None = None,
         force: bool = False,
+        flow_run_id: str | None = None,
     ) -> TransitionResult:
         with self._lock:
             run = self.read_task_run(task_run_id)
@@ -103,3 +104,6 @@ class MemoryBackend:
         if task_run_id is not None:
             entries = [e for e in entries if e.task_run_id == task_run_id]
         return entries
+
+    def flush(self) -> None:
+        """Nothing to do: every write is already visible."""

@@ -18,6 +18,7 @@ from stratoflow.context import (
 )
 from stratoflow.engine.hooks import run_hooks
 from stratoflow.engine.inputs import resolve_value
+from stratoflow.engine.persistence import persist_value, wants_persistence
 from stratoflow.engine.timeouts import call_with_timeout
 from stratoflow.exceptions import (
     FlowRunCancelled,
@@ -32,7 +33,6 @@ from stratoflow.logging import (
 )
 from stratoflow.models import FlowRun
 from stratoflow.names import generate_run_name
-from stratoflow.results import persist
 from stratoflow.retries import delay_before_retry, jittered
 from stratoflow.states import (
     AwaitingRetry,
@@ -300,30 +300,33 @@ class FlowRunEngine:
             )
         state = Completed(data=resolved)
         state.has_data = True
-        if self.options.persist_result:
-            store = self.options.result_storage or self.services.result_store
-            template = self.options.result_storage_key
-            key = (
-                template.format(parameters=self.run_record.parameters, flow_run=self.run_record)
-                if template
-                else None
-            )
-            try:
-                record = persist(
-                    resolved, store, key=key, serializer=self.options.result_serializer
-                )
-            except Exception as exc:  # noqa: BLE001 - reported as the run's failure
-                return Failed(
-                    f"The flow's result could not be persisted ({type(exc).__name__}: {exc}).",
-                    data=exc,
-                )
-            state.result_record = record
-            self.run_record.result_record = record
+        options = self.options
+        persist, required = wants_persistence(options.persist_result, None, self.services)
+        if not persist:
+            return state
+        record = self.run_record
+        stored = persist_value(
+            resolved,
+            store=options.result_storage or self.services.result_store,
+            key_template=options.result_storage_key,
+            template_fields={"parameters": record.parameters, "flow_run": record},
+            default_key=f"{record.id}/flow",
+            serializer=options.result_serializer,
+            inline_max_bytes=self.services.inline_result_max_bytes,
+            required=required,
+            logger=self.logger,
+        )
+        if isinstance(stored, State):
+            return stored
+        state.result_record = stored
+        record.result_record = stored
         return state
 
     def finish(self, state: State) -> State:
         record = self.run_record
         record.end_time = state.timestamp
+        # Task runs are durable before the flow run says it is over.
+        self.services.backend.flush()
         final = self.set_state(state)
         options = self.options
         hooks_by_type = {
@@ -340,4 +343,6 @@ class FlowRunEngine:
         hooks = hooks_by_type.get(final.type, ())
         if hooks:
             run_hooks(hooks, (self.flow, record, final), self.logger)
+        if self.parent is None:
+            self.services.backend.flush()  # the run's last log lines
         return final

@@ -100,9 +100,9 @@ def dispatch_to_process(
         outcome: _Outcome = cloudpickle.loads(processes.submit(_run_in_worker, payload).result())
     except cf.process.BrokenProcessPool as exc:
         return engine.finish(Crashed(f"The worker process died: {exc}", data=exc))
-    for state in outcome.states:
-        engine.set_state(state)
     child = outcome.task_run
+    # Fields first: the state changes below are what make a write-behind backend save
+    # the record, and the last one must see every field.
     for name in (
         "run_count",
         "start_time",
@@ -112,6 +112,8 @@ def dispatch_to_process(
         "result_record",
     ):
         setattr(task_run, name, getattr(child, name))
+    for state in outcome.states:
+        engine.set_state(state)
     if outcome.logs:
         services.backend.write_logs(outcome.logs)
     assert task_run.state is not None

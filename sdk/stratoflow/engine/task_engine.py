@@ -21,8 +21,10 @@ from stratoflow.context import (
     get_services,
     task_run_context,
 )
+from stratoflow.engine.concurrency_slots import acquire_tag_slots, release_tag_slots
 from stratoflow.engine.hooks import run_hooks
 from stratoflow.engine.inputs import resolve_inputs
+from stratoflow.engine.persistence import persist_value, wants_persistence
 from stratoflow.engine.timeouts import call_with_timeout
 from stratoflow.exceptions import FlowRunCancelled, TaskRunTimeoutError, UpstreamTaskError
 from stratoflow.logging import (
@@ -33,7 +35,7 @@ from stratoflow.logging import (
     run_logger_for,
 )
 from stratoflow.models import TaskRun
-from stratoflow.results import ResultStore, persist
+from stratoflow.results import ResultStore
 from stratoflow.retries import delay_before_retry, jittered
 from stratoflow.states import (
     AwaitingRetry,
@@ -71,6 +73,8 @@ def call_task(
     services = flow_ctx.services if flow_ctx is not None else get_services()
     task_run = create_task_run(task, flow_ctx, parameters, services)
     state = run_task_run(task, task_run, parameters, wait_for, flow_ctx, services)
+    if flow_ctx is None:
+        services.backend.flush()  # a task run outside any flow: nothing flushes it later
     return state if return_state else state.result()
 
 
@@ -177,6 +181,8 @@ class TaskRunEngine:
         state.details["task_run_id"] = record.id
         if record.flow_run_id is not None:
             state.details["flow_run_id"] = record.flow_run_id
+        if state.is_final():  # give back tag concurrency slots, even if the write fails
+            release_tag_slots(self)
         result = self.services.backend.set_task_run_state(record.id, state)
         self.run_record.state = result.state
         self.run_record.version = result.version
@@ -209,7 +215,8 @@ class TaskRunEngine:
             return self.finish(
                 Cancelled("The flow run was cancelled before this task run started.")
             )
-        return resolved.parameters
+        waited = acquire_tag_slots(self)  # tag concurrency limits: may wait, then hold slots
+        return waited if waited is not None else resolved.parameters
 
     def execute(self, parameters: dict[str, Any]) -> State:
         """Cache lookup, attempts with retries, cache write, final state and hooks."""
@@ -309,33 +316,36 @@ class TaskRunEngine:
     def _completed(self, value: Any, context: TaskRunContext) -> State:
         state = Completed(data=value)
         state.has_data = True
-        if self._persist():
-            serializer = self.options.result_serializer
-            try:
-                key = self._storage_key(context)
-            except Exception as exc:  # noqa: BLE001 - reported as the run's failure
-                return Failed(
-                    f"The result_storage_key template {self.options.result_storage_key!r} could "
-                    f"not be rendered ({type(exc).__name__}: {exc}). It may use "
-                    "{parameters[name]}, {task_run.name} and {flow_run.name}.",
-                    data=exc,
-                )
-            try:
-                record = persist(value, self._result_store(), key=key, serializer=serializer)
-            except Exception as exc:  # noqa: BLE001 - reported as the run's failure
-                hint = (
-                    "result_serializer='json' stores JSON values only: return one, or use "
-                    "result_serializer='auto' or 'cloudpickle'."
-                    if serializer == "json"
-                    else "Return a JSON or picklable value, or set persist_result=False."
-                )
-                return Failed(
-                    f"The task's result could not be persisted ({type(exc).__name__}: {exc}). "
-                    + hint,
-                    data=exc,
-                )
-            state.result_record = record
-            self.run_record.result_record = record
+        options = self.options
+        flow_ctx = self.flow_ctx
+        persist, required = wants_persistence(
+            options.persist_result,
+            flow_ctx.flow.options.persist_result if flow_ctx is not None else None,
+            self.services,
+            forced=self.run_record.cache_key is not None,
+        )
+        if not persist:
+            return state
+        record = self.run_record
+        stored = persist_value(
+            value,
+            store=self._result_store(),
+            key_template=options.result_storage_key,
+            template_fields={
+                "parameters": context.parameters,
+                "task_run": record,
+                "flow_run": flow_ctx.flow_run if flow_ctx else None,
+            },
+            default_key=record.cache_key or f"{record.flow_run_id or 'task-runs'}/{record.id}",
+            serializer=options.result_serializer,
+            inline_max_bytes=self.services.inline_result_max_bytes,
+            required=required,
+            logger=self.logger,
+        )
+        if isinstance(stored, State):
+            return stored
+        state.result_record = stored
+        record.result_record = stored
         return state
 
     def _should_retry(self, state: State) -> bool:
@@ -382,30 +392,11 @@ class TaskRunEngine:
             install_print_capture()
         return own
 
-    def _persist(self) -> bool:
-        if self.run_record.cache_key is not None:
-            return True
-        own = self.options.persist_result
-        if own is None and self.flow_ctx is not None:
-            own = self.flow_ctx.flow.options.persist_result
-        return bool(own)
-
     def _result_store(self) -> ResultStore:
         store = self.options.result_storage
         if store is None and self.flow_ctx is not None:
             store = self.flow_ctx.flow.options.result_storage
         return store or self.services.result_store
-
-    def _storage_key(self, context: TaskRunContext) -> str | None:
-        template = self.options.result_storage_key
-        if template is not None:
-            flow_ctx = self.flow_ctx
-            return template.format(
-                parameters=context.parameters,
-                task_run=self.run_record,
-                flow_run=flow_ctx.flow_run if flow_ctx else None,
-            )
-        return self.run_record.cache_key
 
     # Caching
 
@@ -424,7 +415,7 @@ class TaskRunEngine:
 
     def _cache_hit(self, key: str) -> State | None:
         entry = self.services.cache_store.get(key, self.services.clock.now())
-        if entry is None or not entry.result.store.exists(entry.result.key):
+        if entry is None or not entry.result.exists():
             return None
         self.run_record.result_record = entry.result
         self._log_debug("Cache hit for key %s", key)

@@ -40,8 +40,19 @@ class AwsConfig:
     def botocore_config(self) -> Config:
         return Config(
             region_name=self.region,
-            retries={"mode": self.retry_mode, "max_attempts": self.max_attempts},
+            # total_max_attempts counts the first attempt too (max_attempts would not).
+            retries={"mode": self.retry_mode, "total_max_attempts": self.max_attempts},
             max_pool_connections=50,
+        )
+
+    def logs_config(self) -> Config:
+        """Log shipping gives up sooner: an unreachable CloudWatch must not hold a run's
+        end for minutes (lines stay buffered and go out at the next flush)."""
+        return Config(
+            region_name=self.region,
+            retries={"mode": self.retry_mode, "total_max_attempts": min(self.max_attempts, 3)},
+            connect_timeout=3,
+            read_timeout=10,
         )
 
 
@@ -58,10 +69,13 @@ class AwsClients:
     def _client(self, service: str) -> Any:
         client = self._clients.get(service)
         if client is None:
+            config = (
+                self.config.logs_config() if service == "logs" else self.config.botocore_config()
+            )
             client = self.session.client(
                 service,  # type: ignore[call-overload]
                 endpoint_url=self.config.endpoint_url,
-                config=self.config.botocore_config(),
+                config=config,
             )
             self._clients[service] = client
         return client

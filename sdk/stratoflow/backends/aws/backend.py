@@ -1,0 +1,337 @@
+"""The AWS backend: flow runs and task runs in DynamoDB, logs in CloudWatch Logs.
+
+Flow run transitions are conditional writes on the run's `version` (optimistic
+concurrency); the rules themselves come from `orchestration.transitions`, the same
+function the memory backend uses. Task runs are written behind (see task_runs.py).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from stratoflow import resources
+from stratoflow.backends.aws.items import (
+    creation_seq,
+    flow_run_from_item,
+    flow_run_state_attributes,
+    flow_run_to_item,
+    task_run_from_item,
+    task_run_to_item,
+    to_attribute,
+)
+from stratoflow.backends.aws.results import StoreResolver
+from stratoflow.backends.aws.task_runs import TaskRunWriter
+from stratoflow.exceptions import ConflictError, ObjectNotFound
+from stratoflow.models import FlowRun, LogEntry, TaskRun
+from stratoflow.orchestration.transitions import TransitionResult, apply_transition
+from stratoflow.states import State
+
+if TYPE_CHECKING:
+    from stratoflow.backends.aws.clients import AwsClients
+    from stratoflow.backends.aws.logs import CloudWatchLogShipper
+
+CONFLICT_ATTEMPTS = 8
+LIST_LOOKBACK_DAYS = 30
+
+
+def _is_conditional_failure(exc: ClientError) -> bool:
+    return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+class AwsBackend:
+    def __init__(
+        self,
+        clients: AwsClients,
+        names: resources.ResourceNames,
+        *,
+        logs: CloudWatchLogShipper,
+        task_run_flush_seconds: float = 1.0,
+    ) -> None:
+        self.dynamodb = clients.dynamodb
+        self.table = names.table
+        self.resolve = StoreResolver(clients.s3)
+        self.logs = logs
+        self.task_runs = TaskRunWriter(
+            self.dynamodb, self.table, flush_seconds=task_run_flush_seconds
+        )
+        self._flow_runs: dict[str, FlowRun] = {}
+        """Flow runs this process created or changed: the objects the engine holds."""
+
+    # Flow runs
+
+    def create_flow_run(self, run: FlowRun) -> FlowRun:
+        try:
+            self.dynamodb.put_item(
+                TableName=self.table,
+                Item=flow_run_to_item(run),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                raise ConflictError(f"Flow run {run.id} already exists") from None
+            raise
+        self._flow_runs[run.id] = run
+        return run
+
+    def read_flow_run(self, flow_run_id: str) -> FlowRun:
+        response = self.dynamodb.get_item(
+            TableName=self.table,
+            Key=_key(resources.flow_run_key(flow_run_id)),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        if item is None:
+            raise ObjectNotFound(f"No flow run with id {flow_run_id!r}")
+        return flow_run_from_item(item, self.resolve)
+
+    def list_flow_runs(self, *, limit: int | None = None) -> list[FlowRun]:
+        """Newest first, over the last 30 days."""
+        runs: list[FlowRun] = []
+        today = datetime.now(UTC).date()
+        index = resources.BY_TIME
+        for days_back in range(LIST_LOOKBACK_DAYS + 1):
+            day = (today - timedelta(days=days_back)).isoformat()
+            partition = to_attribute(resources.flow_runs_day_partition(day))
+            paginator = self.dynamodb.get_paginator("query")
+            for page in paginator.paginate(
+                TableName=self.table,
+                IndexName=index.name,
+                KeyConditionExpression="#p = :p",
+                ExpressionAttributeNames={"#p": index.partition_key},
+                ExpressionAttributeValues={":p": partition},
+                ScanIndexForward=False,
+            ):
+                for item in page["Items"]:
+                    runs.append(flow_run_from_item(item, self.resolve))
+                    if limit is not None and len(runs) >= limit:
+                        return runs
+        return runs
+
+    def set_flow_run_state(
+        self,
+        flow_run_id: str,
+        state: State,
+        *,
+        expected_version: int | None = None,
+        transition_id: str | None = None,
+        force: bool = False,
+    ) -> TransitionResult:
+        run = self._flow_runs.get(flow_run_id)
+        if run is None:
+            run = self.read_flow_run(flow_run_id)
+        elif expected_version is not None and expected_version != run.version:
+            # The copy held here may be stale (another client changed the run): the
+            # caller's version is checked against the stored run, not against it.
+            _refresh(run, self.read_flow_run(flow_run_id))
+        for _ in range(CONFLICT_ATTEMPTS):
+            seen_version = run.version
+            saved = _snapshot(run)
+            result = apply_transition(
+                run,
+                state,
+                expected_version=expected_version,
+                transition_id=transition_id,
+                force=force,
+            )
+            if not result.applied:
+                return result
+            try:
+                self._write_transition(run, seen_version)
+            except ClientError as exc:
+                _restore(run, saved)
+                if not _is_conditional_failure(exc):
+                    raise
+                _refresh(run, self.read_flow_run(flow_run_id))
+                continue
+            if run.state is not None and run.state.is_final():
+                self._flow_runs.pop(flow_run_id, None)  # nothing more to write
+            else:
+                self._flow_runs[flow_run_id] = run
+            return result
+        raise ConflictError(
+            f"Flow run {flow_run_id} kept changing under {CONFLICT_ATTEMPTS} attempts to set "
+            f"{state.name!r}; try again."
+        )
+
+    def _write_transition(self, run: FlowRun, seen_version: int) -> None:
+        attributes = flow_run_state_attributes(run)
+        names: dict[str, str] = {"#version": "version"}
+        values: dict[str, Any] = {
+            ":seen": to_attribute(seen_version),
+            ":next": to_attribute(run.version),
+        }
+        sets = ["#version = :next"]
+        removes = []
+        for index, (name, value) in enumerate(attributes.items()):
+            names[f"#a{index}"] = name
+            if value is None:
+                removes.append(f"#a{index}")
+            else:
+                values[f":a{index}"] = to_attribute(value)
+                sets.append(f"#a{index} = :a{index}")
+        expression = "SET " + ", ".join(sets)
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
+        self.dynamodb.update_item(
+            TableName=self.table,
+            Key=_key(resources.flow_run_key(run.id)),
+            UpdateExpression=expression,
+            ConditionExpression="#version = :seen",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    # Task runs
+
+    def create_task_run(self, run: TaskRun) -> TaskRun:
+        self.task_runs.track(run)
+        return run
+
+    def read_task_run(self, task_run_id: str, *, flow_run_id: str | None = None) -> TaskRun:
+        live = self.task_runs.live.get(task_run_id)
+        if live is not None:
+            return live
+        return task_run_from_item(self._task_run_item(task_run_id, flow_run_id), self.resolve)
+
+    def _task_run_item(self, task_run_id: str, flow_run_id: str | None) -> dict[str, Any]:
+        response = self.dynamodb.get_item(
+            TableName=self.table,
+            Key=_key(resources.task_run_key(flow_run_id, task_run_id)),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        if item is None:
+            raise ObjectNotFound(f"No task run with id {task_run_id!r}")
+        return item
+
+    def list_task_runs(self, flow_run_id: str) -> list[TaskRun]:
+        self.task_runs.flush()
+        found: list[tuple[TaskRun, int]] = []
+        paginator = self.dynamodb.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table,
+            KeyConditionExpression="#pk = :pk AND begins_with(#sk, :prefix)",
+            ExpressionAttributeNames={"#pk": resources.PARTITION_KEY, "#sk": resources.SORT_KEY},
+            ExpressionAttributeValues={
+                ":pk": to_attribute(resources.flow_run_key(flow_run_id)[resources.PARTITION_KEY]),
+                ":prefix": to_attribute(resources.TASK_RUN_SORT_PREFIX),
+            },
+            ConsistentRead=True,
+        ):
+            for item in page["Items"]:
+                seq = creation_seq(item)
+                found.append((task_run_from_item(item, self.resolve), -1 if seq is None else seq))
+        # Creation order: by `created`, then by creation sequence (equal `created` times).
+        earliest = datetime.min.replace(tzinfo=UTC)
+        found.sort(key=lambda pair: (pair[0].created or earliest, pair[1], pair[0].name))
+        return [run for run, _ in found]
+
+    def set_task_run_state(
+        self,
+        task_run_id: str,
+        state: State,
+        *,
+        expected_version: int | None = None,
+        transition_id: str | None = None,
+        force: bool = False,
+        flow_run_id: str | None = None,
+    ) -> TransitionResult:
+        run = self.task_runs.live.get(task_run_id)
+        if run is None:
+            return self._set_stored_task_run_state(
+                task_run_id, state, flow_run_id, expected_version, transition_id, force
+            )
+        result = apply_transition(
+            run,
+            state,
+            expected_version=expected_version,
+            transition_id=transition_id,
+            force=force,
+        )
+        if result.applied:
+            self.task_runs.mark_dirty(run)
+        return result
+
+    def _set_stored_task_run_state(
+        self,
+        task_run_id: str,
+        state: State,
+        flow_run_id: str | None,
+        expected_version: int | None,
+        transition_id: str | None,
+        force: bool,
+    ) -> TransitionResult:
+        """A task run that no engine here owns (an operator's change): conditional put."""
+        stored = self._task_run_item(task_run_id, flow_run_id)
+        run = task_run_from_item(stored, self.resolve)
+        seen_version = run.version
+        result = apply_transition(
+            run,
+            state,
+            expected_version=expected_version,
+            transition_id=transition_id,
+            force=force,
+        )
+        if result.applied:
+            try:
+                self.dynamodb.put_item(
+                    TableName=self.table,
+                    Item=task_run_to_item(run, seq=creation_seq(stored)),
+                    ConditionExpression="#version = :seen",
+                    ExpressionAttributeNames={"#version": "version"},
+                    ExpressionAttributeValues={":seen": to_attribute(seen_version)},
+                )
+            except ClientError as exc:
+                if _is_conditional_failure(exc):
+                    raise ConflictError(
+                        f"Task run {task_run_id} changed while setting {state.name!r}"
+                    ) from None
+                raise
+        return result
+
+    # Logs
+
+    def write_logs(self, entries: Sequence[LogEntry]) -> None:
+        self.logs.write(entries)
+
+    def read_logs(self, flow_run_id: str, *, task_run_id: str | None = None) -> list[LogEntry]:
+        self.logs.flush()
+        return self.logs.read(flow_run_id, task_run_id)
+
+    def flush(self) -> None:
+        """Make everything written so far durable (task runs, then log lines)."""
+        self.task_runs.flush()
+        self.logs.flush()
+
+    def close(self) -> None:
+        """Write everything still buffered and stop the background writers."""
+        try:
+            self.task_runs.close()
+        finally:
+            self.logs.close()
+
+
+def _key(key: dict[str, str]) -> dict[str, Any]:
+    return {name: to_attribute(value) for name, value in key.items()}
+
+
+def _snapshot(run: FlowRun) -> tuple[Any, ...]:
+    return (run.state, list(run.state_history), run.version, list(run.recent_transition_ids))
+
+
+def _restore(run: FlowRun, saved: tuple[Any, ...]) -> None:
+    run.state, run.state_history, run.version, run.recent_transition_ids = saved
+
+
+def _refresh(run: FlowRun, stored: FlowRun) -> None:
+    """Take what others may have changed (the state); keep what this engine owns."""
+    run.state = stored.state
+    run.state_history = copy.copy(stored.state_history)
+    run.version = stored.version
+    run.recent_transition_ids = list(stored.recent_transition_ids)
+    run.heartbeat = stored.heartbeat

@@ -1,0 +1,61 @@
+"""The task cache in DynamoDB: `CACHE#<key>` items with a TTL.
+
+DynamoDB deletes expired items lazily (up to days later), so expiry is also checked on
+every read.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from stratoflow import resources
+from stratoflow.backends.aws.items import from_item, result_from_map, result_to_map, to_item
+from stratoflow.backends.aws.results import StoreResolver
+from stratoflow.cache import CacheEntry, CacheStore
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+class DynamoCacheStore(CacheStore):
+    def __init__(self, client: DynamoDBClient, table: str, resolve: StoreResolver) -> None:
+        self.client = client
+        self.table = table
+        self.resolve = resolve
+
+    def _key(self, key: str) -> dict[str, Any]:
+        return to_item(resources.cache_key(key))
+
+    def _read(self, key: str) -> CacheEntry | None:
+        item = self.client.get_item(
+            TableName=self.table, Key=self._key(key), ConsistentRead=True
+        ).get("Item")
+        if item is None:
+            return None
+        raw = from_item(item)
+        result = result_from_map(raw.get("result"), self.resolve)
+        if result is None:
+            return None
+        expiration = raw.get("expiration")
+        return CacheEntry(
+            key=key,
+            result=result,
+            expiration=datetime.fromisoformat(expiration) if expiration else None,
+            task_run_id=raw.get("task_run_id"),
+        )
+
+    def put(self, entry: CacheEntry) -> None:
+        values: dict[str, Any] = {
+            **resources.cache_key(entry.key),
+            "entity": "cache",
+            "result": result_to_map(entry.result),
+            "task_run_id": entry.task_run_id,
+        }
+        if entry.expiration is not None:
+            values["expiration"] = entry.expiration.isoformat()
+            values[resources.TTL_ATTRIBUTE] = int(entry.expiration.timestamp())
+        self.client.put_item(TableName=self.table, Item=to_item(values))
+
+    def delete(self, key: str) -> None:
+        self.client.delete_item(TableName=self.table, Key=self._key(key))

@@ -1,0 +1,273 @@
+"""Translating flow runs, task runs and states to DynamoDB items and back.
+
+Timestamps are ISO 8601 strings (they sort), counters are numbers, free-form values
+(parameters, task inputs, state details) are JSON strings, inline results are binary.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from pydantic_core import to_jsonable_python
+
+from stratoflow import resources
+from stratoflow.models import FlowRun, TaskRun
+from stratoflow.results import ResultRecord, ResultStore
+from stratoflow.states import State, StateType
+
+MESSAGE_LIMIT = 2000
+"""Characters of a state message kept in DynamoDB (the full text is in the run's logs)."""
+HISTORY_MESSAGE_LIMIT = 200
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+StoreResolver = Callable[[str], ResultStore]
+
+
+def to_attribute(value: Any) -> Any:
+    return _serializer.serialize(value)
+
+
+def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A low-level DynamoDB item; None values are left out."""
+    return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
+
+
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(to_jsonable_python(value, fallback=repr), separators=(",", ":"))
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _moment(text: Any) -> datetime | None:
+    return datetime.fromisoformat(str(text)) if text else None
+
+
+def _truncate(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
+def state_to_map(state: State, *, message_limit: int = MESSAGE_LIMIT) -> dict[str, Any]:
+    return {
+        "type": state.type.value,
+        "name": state.name,
+        "message": _truncate(state.message, message_limit),
+        "timestamp": state.timestamp.isoformat(),
+        "details": to_json(state.details) if state.details else None,
+    }
+
+
+def state_from_map(raw: Mapping[str, Any]) -> State:
+    details = raw.get("details")
+    return State(
+        type=StateType(raw["type"]),
+        name=str(raw["name"]),
+        message=raw.get("message"),
+        timestamp=datetime.fromisoformat(str(raw["timestamp"])),
+        details=json.loads(details) if details else {},
+    )
+
+
+def _with_result(state: State | None, record: ResultRecord | None) -> State | None:
+    """A Completed state read back loads its value through the run's result record."""
+    if state is not None and record is not None and state.type is StateType.COMPLETED:
+        state.result_record = record
+    return state
+
+
+def result_to_map(record: ResultRecord | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    return {
+        "serializer": record.serializer,
+        "key": record.key,
+        "inline": record.inline,
+        "store": None if record.store is None else record.store.uri(""),
+    }
+
+
+def result_from_map(raw: Mapping[str, Any] | None, resolve: StoreResolver) -> ResultRecord | None:
+    if not raw:
+        return None
+    inline = raw.get("inline")
+    store_uri = raw.get("store")
+    return ResultRecord(
+        store=resolve(str(store_uri)) if store_uri else None,
+        key=str(raw["key"]),
+        serializer=str(raw["serializer"]),
+        inline=bytes(inline) if inline is not None else None,
+    )
+
+
+def _history(states: list[State]) -> list[dict[str, Any]]:
+    return [
+        {k: v for k, v in state_to_map(s, message_limit=HISTORY_MESSAGE_LIMIT).items() if v}
+        for s in states
+    ]
+
+
+def flow_run_state_attributes(run: FlowRun) -> dict[str, Any]:
+    """The attributes a state transition rewrites (the rest of the item is left alone)."""
+    state = run.state
+    assert state is not None
+    return {
+        "state": {k: v for k, v in state_to_map(state).items() if v is not None},
+        "state_type": state.type.value,
+        "state_history": _history(run.state_history),
+        "recent_transition_ids": list(run.recent_transition_ids),
+        "run_count": run.run_count,
+        "start_time": _iso(run.start_time),
+        "end_time": _iso(run.end_time),
+        "result": result_to_map(run.result_record),
+        resources.BY_STATE.partition_key: resources.state_partition(state.type.value),
+        resources.BY_STATE.sort_key: f"{state.timestamp.astimezone(UTC).isoformat()}#{run.id}",
+    }
+
+
+def flow_run_to_item(run: FlowRun) -> dict[str, Any]:
+    created = run.created or datetime.now(UTC)
+    # Index keys in UTC: ISO strings with different offsets do not sort by instant, and
+    # the day partitions are the UTC days list_flow_runs reads.
+    indexed = created.astimezone(UTC) if created.tzinfo is not None else created
+    values: dict[str, Any] = {
+        **resources.flow_run_key(run.id),
+        "entity": "flow_run",
+        "id": run.id,
+        "name": run.name,
+        "flow_name": run.flow_name,
+        "flow_version": run.flow_version,
+        "parameters": to_json(run.parameters),
+        "tags": list(run.tags),
+        "parent_flow_run_id": run.parent_flow_run_id,
+        "parent_task_run_id": run.parent_task_run_id,
+        "deployment_name": run.deployment_name,
+        "work_queue_name": run.work_queue_name,
+        "idempotency_key": run.idempotency_key,
+        "created": created.isoformat(),
+        "heartbeat": _iso(run.heartbeat),
+        "version": run.version,
+        resources.BY_TIME.partition_key: resources.flow_runs_day_partition(
+            indexed.date().isoformat()
+        ),
+        resources.BY_TIME.sort_key: f"{indexed.isoformat()}#{run.id}",
+    }
+    if run.deployment_name:
+        values[resources.BY_DEPLOYMENT.partition_key] = resources.deployment_partition(
+            run.deployment_name
+        )
+        values[resources.BY_DEPLOYMENT.sort_key] = f"{indexed.isoformat()}#{run.id}"
+    if run.state is not None:
+        values.update(flow_run_state_attributes(run))
+    return to_item(values)
+
+
+def flow_run_from_item(item: Mapping[str, Any], resolve: StoreResolver) -> FlowRun:
+    raw = from_item(item)
+    result = result_from_map(raw.get("result"), resolve)
+    return FlowRun(
+        id=raw["id"],
+        name=raw["name"],
+        flow_name=raw["flow_name"],
+        flow_version=raw.get("flow_version"),
+        parameters=json.loads(raw.get("parameters") or "{}"),
+        tags=tuple(raw.get("tags") or ()),
+        parent_flow_run_id=raw.get("parent_flow_run_id"),
+        parent_task_run_id=raw.get("parent_task_run_id"),
+        deployment_name=raw.get("deployment_name"),
+        work_queue_name=raw.get("work_queue_name"),
+        idempotency_key=raw.get("idempotency_key"),
+        state=_with_result(state_from_map(raw["state"]) if raw.get("state") else None, result),
+        state_history=[state_from_map(s) for s in raw.get("state_history") or ()],
+        run_count=int(raw.get("run_count", 0)),
+        created=_moment(raw.get("created")),
+        start_time=_moment(raw.get("start_time")),
+        end_time=_moment(raw.get("end_time")),
+        heartbeat=_moment(raw.get("heartbeat")),
+        result_record=result,
+        version=int(raw.get("version", 0)),
+        recent_transition_ids=list(raw.get("recent_transition_ids") or ()),
+    )
+
+
+CREATION_SEQ = "creation_seq"
+"""Order of creation among the task runs one process created: breaks ties of `created`
+(equal under a FakeClock or a coarse clock) so that a flow run's task runs list in
+creation order."""
+
+
+def creation_seq(item: Mapping[str, Any]) -> int | None:
+    """The creation sequence number of a task run item, if it has one."""
+    value = item.get(CREATION_SEQ)
+    return int(value["N"]) if value is not None else None
+
+
+def task_run_to_item(run: TaskRun, *, seq: int | None = None) -> dict[str, Any]:
+    state = run.state
+    return to_item(
+        {
+            **resources.task_run_key(run.flow_run_id, run.id),
+            "entity": "task_run",
+            "id": run.id,
+            "name": run.name,
+            "task_key": run.task_key,
+            "dynamic_key": run.dynamic_key,
+            "task_name": run.task_name,
+            "flow_run_id": run.flow_run_id,
+            "task_version": run.task_version,
+            "tags": list(run.tags) or None,
+            "task_inputs": to_json(run.task_inputs) if run.task_inputs else None,
+            "cache_key": run.cache_key,
+            "cache_expiration": _iso(run.cache_expiration),
+            "state": {k: v for k, v in state_to_map(state).items() if v is not None}
+            if state
+            else None,
+            "state_type": state.type.value if state else None,
+            "state_history": _history(run.state_history) or None,
+            "run_count": run.run_count,
+            "created": _iso(run.created),
+            "start_time": _iso(run.start_time),
+            "end_time": _iso(run.end_time),
+            "result": result_to_map(run.result_record),
+            "version": run.version,
+            CREATION_SEQ: seq,
+        }
+    )
+
+
+def task_run_from_item(item: Mapping[str, Any], resolve: StoreResolver) -> TaskRun:
+    raw = from_item(item)
+    result = result_from_map(raw.get("result"), resolve)
+    return TaskRun(
+        id=raw["id"],
+        name=raw["name"],
+        task_key=raw["task_key"],
+        dynamic_key=raw["dynamic_key"],
+        task_name=raw["task_name"],
+        flow_run_id=raw.get("flow_run_id"),
+        task_version=raw.get("task_version"),
+        tags=tuple(raw.get("tags") or ()),
+        task_inputs=json.loads(raw["task_inputs"]) if raw.get("task_inputs") else {},
+        cache_key=raw.get("cache_key"),
+        cache_expiration=_moment(raw.get("cache_expiration")),
+        state=_with_result(state_from_map(raw["state"]) if raw.get("state") else None, result),
+        state_history=[state_from_map(s) for s in raw.get("state_history") or ()],
+        run_count=int(raw.get("run_count", 0)),
+        created=_moment(raw.get("created")),
+        start_time=_moment(raw.get("start_time")),
+        end_time=_moment(raw.get("end_time")),
+        result_record=result,
+        version=int(raw.get("version", 0)),
+    )

@@ -1,0 +1,98 @@
+"""S3 result storage: `s3://<results bucket>/results/<key>`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from stratoflow.exceptions import ObjectNotFound
+from stratoflow.resources import RESULTS_PREFIX
+from stratoflow.results import LocalFileSystemResultStore, ResultStore
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_MISSING = ("NoSuchKey", "404", "NotFound")
+
+
+class S3ResultStore(ResultStore):
+    def __init__(self, client: S3Client, bucket: str, prefix: str = RESULTS_PREFIX) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix if not prefix or prefix.endswith("/") else f"{prefix}/"
+
+    def _key(self, key: str) -> str:
+        if ".." in key.split("/"):
+            raise ValueError(f"Result key {key!r} must not contain '..'")
+        return f"{self.prefix}{key}"
+
+    def write(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def read(self, key: str) -> bytes:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in _MISSING:
+                raise ObjectNotFound(f"No result at {self.uri(key)}") from None
+            raise
+        return response["Body"].read()
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in _MISSING:
+                return False
+            raise
+        return True
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self.prefix}{key}"
+
+    def __repr__(self) -> str:
+        return f"S3ResultStore({self.uri('')!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, S3ResultStore) and (other.bucket, other.prefix) == (
+            self.bucket,
+            self.prefix,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.bucket, self.prefix))
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Sent to worker processes without the client; they build their own.
+        return (_s3_store_in_new_process, (self.bucket, self.prefix))
+
+
+def _s3_store_in_new_process(bucket: str, prefix: str) -> S3ResultStore:
+    from stratoflow.backends.aws.clients import AwsClients, AwsConfig
+    from stratoflow.settings import get_settings
+
+    clients = AwsClients(config=AwsConfig.from_settings(get_settings()))
+    return S3ResultStore(clients.s3, bucket, prefix)
+
+
+class StoreResolver:
+    """Turns the store URI kept beside a result back into a store."""
+
+    def __init__(self, client: S3Client) -> None:
+        self.client = client
+        self._stores: dict[str, ResultStore] = {}
+
+    def __call__(self, uri: str) -> ResultStore:
+        store = self._stores.get(uri)
+        if store is None:
+            store = self._stores[uri] = self._build(uri)
+        return store
+
+    def _build(self, uri: str) -> ResultStore:
+        if uri.startswith("s3://"):
+            bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+            return S3ResultStore(self.client, bucket, prefix)
+        if uri.startswith("file://"):
+            return LocalFileSystemResultStore(uri.removeprefix("file://"))
+        raise ValueError(f"Unknown result store {uri!r}: expected s3:// or file://")
