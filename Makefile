@@ -34,6 +34,7 @@ demo: install
 
 bench: install
 	$(BIN)/python -m bench.sdk_overhead
+	$(BIN)/python -m bench.aws_backend
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -16,7 +16,7 @@ from typing import Any
 
 import boto3
 
-from bench.emulator import emulator
+from stratoflow.emulator import emulator
 
 N_TASKS = int(os.environ.get("BENCH_AWS_TASKS", "1000"))
 RESULTS = Path(__file__).with_name("results.json")

@@ -17,12 +17,14 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
 
 from stratoflow.backends.aws import logs as cloudwatch_logs
-from stratoflow.backends.aws.logs import (
+from stratoflow.backends.aws.log_lines import (
     EVENT_OVERHEAD_BYTES,
-    MAX_BATCH_BYTES,
-    MAX_BATCH_EVENTS,
     MAX_MESSAGE_BYTES,
     TRUNCATION_MARKER,
+)
+from stratoflow.backends.aws.logs import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_EVENTS,
     CloudWatchLogShipper,
     _batches,
     _Event,

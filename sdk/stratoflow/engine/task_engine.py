@@ -11,8 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from stratoflow._callables import render_run_name
 from stratoflow._tags import current_tags, merge_tags
-from stratoflow.cache import CacheEntry
-from stratoflow.cache_policies import NONE, CacheKeyContext
 from stratoflow.context import (
     FlowRunContext,
     Services,
@@ -21,6 +19,7 @@ from stratoflow.context import (
     get_services,
     task_run_context,
 )
+from stratoflow.engine.caching import cache_key_for, cached_state, store_in_cache
 from stratoflow.engine.concurrency_slots import acquire_tag_slots, release_tag_slots
 from stratoflow.engine.hooks import run_hooks
 from stratoflow.engine.inputs import resolve_inputs
@@ -39,7 +38,6 @@ from stratoflow.results import ResultStore
 from stratoflow.retries import delay_before_retry, jittered
 from stratoflow.states import (
     AwaitingRetry,
-    Cached,
     Cancelled,
     Completed,
     Crashed,
@@ -228,11 +226,11 @@ class TaskRunEngine:
             flow_run_context=self.flow_ctx,
             log_prints=self._log_prints(),
         )
-        cache_key = self._cache_key(context)
+        cache_key = cache_key_for(self.task, context, self.flow_ctx)
         if cache_key is not None:
             record.cache_key = cache_key
             if not self.options.refresh_cache:
-                hit = self._cache_hit(cache_key)
+                hit = cached_state(cache_key, self.services, record)
                 if hit is not None:
                     return self.finish(hit)
         try:
@@ -244,7 +242,7 @@ class TaskRunEngine:
             self.finish(Crashed(f"Task run crashed: {type(exc).__name__}: {exc}", data=exc))
             raise
         if state.type is StateType.COMPLETED and cache_key is not None:
-            self._cache_store(cache_key, state)
+            store_in_cache(cache_key, state, self.services, record, self.options.cache_expiration)
         return self.finish(state)
 
     def _attempts(self, context: TaskRunContext) -> State:
@@ -397,49 +395,6 @@ class TaskRunEngine:
         if store is None and self.flow_ctx is not None:
             store = self.flow_ctx.flow.options.result_storage
         return store or self.services.result_store
-
-    # Caching
-
-    def _cache_key(self, context: TaskRunContext) -> str | None:
-        policy = self.task.cache_policy
-        if policy is NONE:
-            return None
-        flow_ctx = self.flow_ctx
-        key_context = CacheKeyContext(
-            task_run_context=context,
-            inputs=context.parameters,
-            flow_parameters=flow_ctx.parameters if flow_ctx else {},
-            flow_run_id=flow_ctx.flow_run.id if flow_ctx else None,
-        )
-        return policy.compute_key(key_context)
-
-    def _cache_hit(self, key: str) -> State | None:
-        entry = self.services.cache_store.get(key, self.services.clock.now())
-        if entry is None or not entry.result.exists():
-            return None
-        self.run_record.result_record = entry.result
-        self._log_debug("Cache hit for key %s", key)
-        # result_record is a State field: passed as a keyword to Cached() it would land in
-        # `details`, and the hit would return None instead of the stored result.
-        state = Cached()
-        state.result_record = entry.result
-        return state
-
-    def _cache_store(self, key: str, state: State) -> None:
-        if state.result_record is None:
-            return
-        expiration = self.options.cache_expiration
-        now = self.services.clock.now()
-        expires = now + expiration if expiration is not None else None
-        self.run_record.cache_expiration = expires
-        self.services.cache_store.put(
-            CacheEntry(
-                key=key,
-                result=state.result_record,
-                expiration=expires,
-                task_run_id=self.run_record.id,
-            )
-        )
 
 
 def _describe(state: State) -> str:

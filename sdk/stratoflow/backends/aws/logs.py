@@ -13,17 +13,23 @@ buffer, in order, and go out at a later flush. The buffer keeps at most
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from stratoflow.backends.aws.log_lines import (
+    EVENT_OVERHEAD_BYTES,
+    format_line,
+    parse_line,
+    timestamp_ms,
+    utf8_size,
+)
 from stratoflow.models import LogEntry
 from stratoflow.resources import log_stream_name
 
@@ -36,159 +42,13 @@ MAX_BATCH_EVENTS = 10_000
 """Events in one PutLogEvents call."""
 MAX_BATCH_BYTES = 1_048_576
 """Bytes in one PutLogEvents call: the sum of each event's UTF-8 message size plus overhead."""
-EVENT_OVERHEAD_BYTES = 26
-"""What CloudWatch adds to each event's message size when counting a batch's bytes."""
-MAX_EVENT_BYTES = 262_144
-"""The size of one event, overhead included (256 KB)."""
-MAX_MESSAGE_BYTES = MAX_EVENT_BYTES - EVENT_OVERHEAD_BYTES
-"""The longest message of one event, in UTF-8 bytes; longer ones are truncated."""
 MAX_BATCH_SPAN_MS = 24 * 60 * 60 * 1000
 """The events of one call must lie within 24 hours of each other."""
 GET_LOG_EVENTS_PAGE_LIMIT = 10_000
 
-TRUNCATION_MARKER = " ...[truncated by stratoflow]"
-SERVICE = "stratoflow"
-"""The `service` key of every line (as aws-lambda-powertools' Logger writes it)."""
 
 logger = logging.getLogger("stratoflow.cloudwatch")
 """Where the shipper reports its own trouble (never through the shipper itself)."""
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-# Lines
-
-
-def _aware(timestamp: datetime) -> datetime:
-    """Naive timestamps are taken as UTC."""
-    return timestamp if timestamp.tzinfo is not None else timestamp.replace(tzinfo=UTC)
-
-
-def timestamp_ms(timestamp: datetime) -> int:
-    """Milliseconds since the epoch, in exact integer arithmetic."""
-    return (_aware(timestamp) - _EPOCH) // timedelta(milliseconds=1)
-
-
-def _utf8_size(text: str) -> int:
-    return len(text.encode("utf-8"))
-
-
-def _clip_utf8(text: str, max_bytes: int) -> str:
-    """The longest prefix of `text` that fits in `max_bytes` UTF-8 bytes."""
-    return text.encode("utf-8")[: max(max_bytes, 0)].decode("utf-8", errors="ignore")
-
-
-def _valid_utf8(text: str) -> str:
-    """Lone surrogates (from surrogateescape'd bytes, say) cannot be sent: replace them."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", errors="replace").decode("utf-8")
-    return text
-
-
-def format_line(entry: LogEntry) -> str:
-    """The entry as one JSON object in the aws-lambda-powertools Logger format.
-
-    Lines whose UTF-8 size exceeds MAX_MESSAGE_BYTES get their message truncated and
-    TRUNCATION_MARKER appended, so the line stays valid JSON.
-    """
-    record: dict[str, Any] = {
-        "level": entry.level_name,
-        "location": entry.logger,
-        "message": _valid_utf8(entry.message),
-        "timestamp": _aware(entry.timestamp).astimezone(UTC).isoformat(timespec="milliseconds"),
-        "service": SERVICE,
-    }
-    for key in ("flow_run_id", "flow_run_name", "task_run_id", "task_run_name"):
-        value = getattr(entry, key)
-        if value is not None:
-            record[key] = _valid_utf8(str(value))
-    line = _dumps(record)
-    if _utf8_size(line) <= MAX_MESSAGE_BYTES:
-        return line
-    message: str = record["message"]
-
-    def clipped(length: int) -> str:
-        return _dumps({**record, "message": message[:length] + TRUNCATION_MARKER})
-
-    # The longest prefix of the message that fits once JSON-escaped (escapes such as \"
-    # or \n take more bytes than the text): a binary search over its length in characters.
-    low, high = 0, min(len(message), MAX_MESSAGE_BYTES)
-    if _utf8_size(clipped(0)) > MAX_MESSAGE_BYTES:
-        # The other fields alone are too long: send the clipped raw text (read back as text).
-        return _clip_utf8(line, MAX_MESSAGE_BYTES - _utf8_size(TRUNCATION_MARKER)) + (
-            TRUNCATION_MARKER
-        )
-    while low < high:
-        middle = (low + high + 1) // 2
-        if _utf8_size(clipped(middle)) <= MAX_MESSAGE_BYTES:
-            low = middle
-        else:
-            high = middle - 1
-    return clipped(low)
-
-
-def _dumps(record: dict[str, Any]) -> str:
-    """Compact JSON with non-ASCII text kept as UTF-8, as aws-lambda-powertools writes it."""
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-
-
-def _level_number(name: str) -> int:
-    number = logging.getLevelNamesMapping().get(name)  # names added later count too
-    if number is not None:
-        return number
-    if name.startswith("Level "):  # logging's name for an unnamed level
-        try:
-            return int(name.removeprefix("Level "))
-        except ValueError:
-            pass
-    return logging.NOTSET
-
-
-def parse_line(
-    message: str, event_timestamp_ms: int, *, flow_run_id: str | None, task_run_id: str | None
-) -> LogEntry:
-    """A line written by `format_line` back as a LogEntry; other text as an INFO entry."""
-    event_time = _EPOCH + timedelta(milliseconds=event_timestamp_ms)
-    try:
-        record = json.loads(message)
-    except ValueError:
-        record = None
-    if not isinstance(record, dict) or not isinstance(record.get("message"), str):
-        return LogEntry(
-            timestamp=event_time,
-            level=logging.INFO,
-            level_name="INFO",
-            logger="",
-            message=message,
-            flow_run_id=flow_run_id,
-            task_run_id=task_run_id if flow_run_id is None else None,
-        )
-    try:
-        timestamp = _aware(datetime.fromisoformat(str(record["timestamp"])))
-    except (KeyError, ValueError):
-        timestamp = event_time
-    level_name = str(record.get("level", "NOTSET"))
-
-    def text(key: str) -> str | None:
-        value = record.get(key)
-        return None if value is None else str(value)
-
-    return LogEntry(
-        timestamp=timestamp,
-        level=_level_number(level_name),
-        level_name=level_name,
-        logger=str(record.get("location", "")),
-        message=record["message"],
-        flow_run_id=text("flow_run_id"),
-        task_run_id=text("task_run_id"),
-        flow_run_name=text("flow_run_name"),
-        task_run_name=text("task_run_name"),
-    )
-
-
-# Batches
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +142,7 @@ class CloudWatchLogShipper:
         try:
             with self._lock:
                 for stream, timestamp, message in lines:
-                    size = _utf8_size(message) + EVENT_OVERHEAD_BYTES
+                    size = utf8_size(message) + EVENT_OVERHEAD_BYTES
                     self._buffer.append(_Event(next(self._seq), stream, timestamp, message, size))
                     self._buffered_bytes += size
                 self._trim()

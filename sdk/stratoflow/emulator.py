@@ -1,7 +1,8 @@
-"""The AWS emulator (moto's server) in its own process on a free loopback port.
+"""The embedded AWS emulator: moto's server in its own process on a free loopback port.
 
-A separate process keeps the emulator's CPU time out of the measured process, as a
-real AWS endpoint would be.
+Used by end-to-end tests, benchmarks and the local stack. A separate process keeps the
+emulator's CPU time out of the measured process, as a real AWS endpoint would be.
+Needs moto's server (`pip install 'moto[server]'`, part of stratoflow's dev extra).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def _wait_until_up(endpoint: str, timeout: float = 30.0) -> None:
 
 @contextlib.contextmanager
 def emulator() -> Iterator[str]:
-    """Start the emulator; yields its endpoint URL and sets the AWS_* variables for it."""
+    """Start the emulator; yields its endpoint URL. Sets dummy AWS credentials for the
+    duration (the emulator accepts any), and restores the previous ones."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(

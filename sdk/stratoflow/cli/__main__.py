@@ -1,0 +1,5 @@
+"""`python -m stratoflow.cli` is `strato`."""
+
+from stratoflow.cli import main
+
+main()
