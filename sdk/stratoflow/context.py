@@ -52,6 +52,8 @@ class Services:
     rng: Callable[[], float] = random.random
     persist_results_by_default: bool = False
     """True for shared backends, so that any client can read any finished run's result."""
+    retry_handoff: Callable[[FlowRun, float], bool] | None = None
+    """Deployed runs: re-enqueue a failed run for its retry instead of sleeping here."""
     inline_result_max_bytes: int = 0
     """Results up to this size live in the run's record instead of the result store."""
     concurrency: ConcurrencyStore = field(default_factory=_memory_concurrency_store)

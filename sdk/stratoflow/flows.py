@@ -74,6 +74,13 @@ class Flow(Generic[P, R]):
         """Coerce parameters to the type hints; raises ParameterValidationError."""
         return self._validator.validate(parameters)
 
+    def deploy(self, name: str, **options: Any) -> Any:
+        """Deploy this flow (bundling its project directory); see `stratoflow.yaml`
+        deployments for the options. Needs the AWS backend."""
+        from stratoflow.deployments.deploy import deploy_flow
+
+        return deploy_flow(self, name, **options)
+
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return_state = bool(kwargs.pop("return_state", False))
         return call_flow(self, args, kwargs, return_state=return_state)  # type: ignore[no-any-return]

@@ -24,8 +24,17 @@ class FlowRun:
     parent_flow_run_id: str | None = None
     parent_task_run_id: str | None = None
     deployment_name: str | None = None
+    work_pool_name: str | None = None
     work_queue_name: str | None = None
     idempotency_key: str | None = None
+    expected_start_time: datetime | None = None
+    """When a scheduled run should start."""
+    auto_scheduled: bool = False
+    """Created by the scheduler from a deployment's schedule."""
+    enqueued_at: datetime | None = None
+    """When its message was sent to the work queue."""
+    infrastructure_id: str | None = None
+    """What runs it outside a worker process, e.g. the ARN of its ECS task."""
     state: State | None = None
     state_history: list[State] = field(default_factory=list)
     run_count: int = 0

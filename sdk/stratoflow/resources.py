@@ -80,6 +80,25 @@ def concurrency_key(name: str) -> dict[str, str]:
     return {PARTITION_KEY: f"CONCURRENCY#{name}", SORT_KEY: META}
 
 
+def deployment_key(name: str) -> dict[str, str]:
+    return {PARTITION_KEY: f"DEPLOYMENT#{name}", SORT_KEY: META}
+
+
+def work_pool_key(name: str) -> dict[str, str]:
+    return {PARTITION_KEY: f"WORKPOOL#{name}", SORT_KEY: META}
+
+
+def worker_key(pool: str, name: str) -> dict[str, str]:
+    return {PARTITION_KEY: f"WORKER#{pool}", SORT_KEY: name}
+
+
+DEPLOYMENTS_PARTITION = "DEPLOYMENTS"
+"""`by_time` partition listing every deployment (sort key: its name)."""
+WORK_POOLS_PARTITION = "WORKPOOLS"
+WORKERS_PARTITION = "WORKERS"
+"""`by_time` partition listing live workers (sort key: `<pool>#<name>`)."""
+
+
 def flow_runs_day_partition(day_iso: str) -> str:
     return f"FLOWRUNS#{day_iso}"
 
@@ -124,7 +143,12 @@ def work_queue_name(prefix: str, pool: str, queue: str) -> str:
 
 
 def dead_letter_queue_name(prefix: str, pool: str, queue: str) -> str:
-    return f"{work_queue_name(prefix, pool, queue)}-dlq"
+    return dead_letter_queue_of(work_queue_name(prefix, pool, queue))
+
+
+def dead_letter_queue_of(queue_name: str) -> str:
+    """The DLQ of the SQS queue called `queue_name`."""
+    return f"{queue_name}-dlq"
 
 
 @dataclass(frozen=True)

@@ -75,8 +75,23 @@ class Settings(BaseSettings):
     log_buffer_max_lines: int = Field(
         default=10000, ge=100, description="Log lines kept while CloudWatch is unreachable."
     )
+    heartbeat_seconds: float = Field(
+        default=10.0, gt=0, description="How often a running flow run records a heartbeat."
+    )
     concurrency_lease_seconds: float = Field(
         default=30.0, gt=1, description="A concurrency slot's lease; its holder renews it."
+    )
+    worker_shutdown_grace_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="On SIGTERM, how long `strato worker` lets running flow runs finish before "
+        "it stops them and hands them back to their queue.",
+    )
+    lambda_worker_min_remaining_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="The Lambda worker hands a message back to its queue instead of starting "
+        "a run when less time than this is left in the invocation.",
     )
 
     @field_validator("logging_level", mode="before")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
 
 from stratoflow.models import FlowRun, LogEntry, TaskRun
 from stratoflow.orchestration.transitions import TransitionResult
-from stratoflow.states import State
+from stratoflow.states import State, StateType
 
 
 @runtime_checkable
@@ -35,6 +36,29 @@ class Backend(Protocol):
         transition_id: str | None = None,
         force: bool = False,
     ) -> TransitionResult: ...
+
+    def adopt_flow_run(self, run: FlowRun) -> None:
+        """This process now runs `run`: its later transitions write this object's fields
+        (run count, times, result) along with the state."""
+
+    def update_flow_run(self, flow_run_id: str, **fields: Any) -> None:
+        """Set attributes that are not part of the state (`heartbeat`, `enqueued_at`):
+        no transition rules, no version change."""
+
+    def list_flow_runs_by_state(
+        self, state_type: StateType, *, until: datetime | None = None, limit: int | None = None
+    ) -> list[FlowRun]:
+        """Runs in a state type, oldest first: by expected start for SCHEDULED (up to
+        `until`), by the time the state was entered otherwise."""
+
+    def list_flow_runs_of_deployment(
+        self, deployment_name: str, *, limit: int | None = None
+    ) -> list[FlowRun]:
+        """A deployment's runs, newest first."""
+
+    def delete_flow_run(self, flow_run_id: str, *, only_in: StateType | None = None) -> bool:
+        """Delete a run (and its task runs); with `only_in`, only while it is in that
+        state type. Returns whether it was deleted."""
 
     def create_task_run(self, run: TaskRun) -> TaskRun: ...
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from stratoflow.exceptions import ObjectNotFound
 from stratoflow.models import FlowRun, LogEntry, TaskRun
 from stratoflow.orchestration.transitions import TransitionResult, apply_transition
-from stratoflow.states import State
+from stratoflow.states import State, StateType
 
 
 class MemoryBackend:
@@ -56,6 +58,43 @@ class MemoryBackend:
                 transition_id=transition_id,
                 force=force,
             )
+
+    def adopt_flow_run(self, run: FlowRun) -> None:
+        with self._lock:
+            self._flow_runs[run.id] = run
+
+    def update_flow_run(self, flow_run_id: str, **fields: Any) -> None:
+        with self._lock:
+            run = self.read_flow_run(flow_run_id)
+            for name, value in fields.items():
+                setattr(run, name, value)
+
+    def list_flow_runs_by_state(
+        self, state_type: StateType, *, until: datetime | None = None, limit: int | None = None
+    ) -> list[FlowRun]:
+        with self._lock:
+            runs = [r for r in self._flow_runs.values() if r.state and r.state.type is state_type]
+        keyed = sorted(((_sort_time(r), r) for r in runs), key=lambda pair: pair[0])
+        chosen = [r for moment, r in keyed if until is None or moment <= until]
+        return chosen[:limit] if limit is not None else chosen
+
+    def list_flow_runs_of_deployment(
+        self, deployment_name: str, *, limit: int | None = None
+    ) -> list[FlowRun]:
+        runs = [r for r in self.list_flow_runs() if r.deployment_name == deployment_name]
+        return runs[:limit] if limit is not None else runs
+
+    def delete_flow_run(self, flow_run_id: str, *, only_in: StateType | None = None) -> bool:
+        with self._lock:
+            run = self._flow_runs.get(flow_run_id)
+            if run is None:
+                return False
+            if only_in is not None and (run.state is None or run.state.type is not only_in):
+                return False
+            del self._flow_runs[flow_run_id]
+            for task_run_id in self._task_runs_by_flow.pop(flow_run_id, []):
+                self._task_runs.pop(task_run_id, None)
+            return True
 
     def create_task_run(self, run: TaskRun) -> TaskRun:
         with self._lock:
@@ -107,3 +146,14 @@ class MemoryBackend:
 
     def flush(self) -> None:
         """Nothing to do: every write is already visible."""
+
+
+def _sort_time(run: FlowRun) -> datetime:
+    state = run.state
+    assert state is not None
+    moment: Any = state.timestamp
+    if state.type is StateType.SCHEDULED:
+        moment = state.details.get("scheduled_time") or run.expected_start_time or moment
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.astimezone(UTC)  # type: ignore[no-any-return]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from stratoflow.cli.common import fail, out, parse_params
+from stratoflow.cli.deployments import deploy, deployment_app
+from stratoflow.cli.flow_runs import flow_run_app
 from stratoflow.cli.render import flow_run_document, render_flow_run
 from stratoflow.engine.flow_engine import call_flow
 from stratoflow.entrypoints import EntrypointError, load_flow
@@ -21,35 +22,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
 
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]Error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
-def parse_params(pairs: list[str], params_json: str | None) -> dict[str, Any]:
-    """`--param k=v` (v as JSON when it parses, else text) over `--params '{...}'`."""
-    parameters: dict[str, Any] = {}
-    if params_json:
-        try:
-            loaded = json.loads(params_json)
-        except json.JSONDecodeError as exc:
-            raise fail(f"--params is not valid JSON: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise fail("--params must be a JSON object, e.g. --params '{\"rows\": 10}'")
-        parameters.update(loaded)
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise fail(f"--param {pair!r} must look like name=value, e.g. --param rows=10")
-        try:
-            parameters[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            parameters[key] = raw
-    return parameters
+app.command("deploy")(deploy)
+app.add_typer(deployment_app, name="deployment")
+app.add_typer(flow_run_app, name="flow-run")
 
 
 @app.command()

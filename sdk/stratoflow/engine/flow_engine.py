@@ -67,6 +67,17 @@ def call_flow(
     return state if return_state else state.result()
 
 
+def signal_cancellation(flow_run_id: str) -> bool:
+    """Tell a run executing in this process to stop at its next task boundary (its state
+    is already Cancelling). Returns whether such a run was found."""
+    with _active_lock:
+        ctx = _active_runs.get(flow_run_id)
+    if ctx is None:
+        return False
+    ctx.cancel_requested.set()
+    return True
+
+
 def request_cancellation(flow_run_id: str, services: Services) -> State:
     """Move a flow run to Cancelling; a run executing in this process stops at its next
     task boundary and ends Cancelled."""
@@ -126,6 +137,25 @@ class FlowRunEngine:
                 problem = exc
         if problem is not None:
             return self.finish(Failed(str(problem), data=problem))
+        return self._run_with_context(parameters)
+
+    def run_existing(self, flow_run: FlowRun) -> State:
+        """Run a flow run that already exists (a deployment's run claimed by a worker):
+        its parameters are validated now, and its attempts continue from its run count."""
+        self.flow_run = flow_run
+        self.services.backend.adopt_flow_run(flow_run)
+        self.logger.info(
+            "Beginning flow run %r for flow %r (deployment %r)",
+            flow_run.name,
+            self.flow.name,
+            flow_run.deployment_name,
+        )
+        parameters = dict(flow_run.parameters)
+        if self.options.validate_parameters:
+            try:
+                parameters = self.flow.validate_parameters(parameters)
+            except ParameterValidationError as exc:
+                return self.finish(Failed(str(exc), data=exc))
         return self._run_with_context(parameters)
 
     def _run_name(self, parameters: dict[str, Any]) -> tuple[str, Exception | None]:
@@ -215,7 +245,7 @@ class FlowRunEngine:
     def _attempts(self, ctx: FlowRunContext) -> State:
         record = self.run_record
         retries = self.options.retries
-        attempt = 0
+        attempt = record.run_count  # a redelivered run continues its attempts
         while True:
             attempt += 1
             record.run_count = attempt
@@ -244,9 +274,15 @@ class FlowRunEngine:
                 retries,
                 delay,
             )
-            self.set_state(
-                AwaitingRetry(state.message, scheduled_time=clock.now() + timedelta(seconds=delay))
+            awaiting = AwaitingRetry(
+                state.message, scheduled_time=clock.now() + timedelta(seconds=delay)
             )
+            awaiting = self.set_state(awaiting)
+            hand_off = self.services.retry_handoff
+            if hand_off is not None and hand_off(record, delay):
+                # A deployed run: its queue redelivers it after the delay, and a worker
+                # claims it again; this process does not wait.
+                return awaiting
             clock.sleep(delay)
 
     def _call(self, ctx: FlowRunContext) -> State:
@@ -327,7 +363,8 @@ class FlowRunEngine:
         record.end_time = state.timestamp
         # Task runs are durable before the flow run says it is over.
         self.services.backend.flush()
-        final = self.set_state(state)
+        # A state the attempts already recorded (a retry handed off) is not set twice.
+        final = state if record.state is state else self.set_state(state)
         options = self.options
         hooks_by_type = {
             StateType.COMPLETED: options.on_completion,
@@ -335,7 +372,7 @@ class FlowRunEngine:
             StateType.CANCELLED: options.on_cancellation,
             StateType.CRASHED: options.on_crashed,
         }
-        if final.type is StateType.COMPLETED:
+        if final.type in (StateType.COMPLETED, StateType.SCHEDULED):
             self.logger.info("Finished in state %r", final)
         else:
             exc = final.data if isinstance(final.data, BaseException) else None

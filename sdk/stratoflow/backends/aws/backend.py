@@ -29,7 +29,7 @@ from stratoflow.backends.aws.task_runs import TaskRunWriter
 from stratoflow.exceptions import ConflictError, ObjectNotFound
 from stratoflow.models import FlowRun, LogEntry, TaskRun
 from stratoflow.orchestration.transitions import TransitionResult, apply_transition
-from stratoflow.states import State
+from stratoflow.states import State, StateType
 
 if TYPE_CHECKING:
     from stratoflow.backends.aws.clients import AwsClients
@@ -52,6 +52,7 @@ class AwsBackend:
         logs: CloudWatchLogShipper,
         task_run_flush_seconds: float = 1.0,
     ) -> None:
+        self.clients = clients
         self.dynamodb = clients.dynamodb
         self.table = names.table
         self.resolve = StoreResolver(clients.s3)
@@ -185,6 +186,103 @@ class AwsBackend:
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
+
+    def adopt_flow_run(self, run: FlowRun) -> None:
+        self._flow_runs[run.id] = run
+
+    def update_flow_run(self, flow_run_id: str, **fields: Any) -> None:
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        sets = []
+        for index, (name, value) in enumerate(fields.items()):
+            names[f"#f{index}"] = name
+            values[f":f{index}"] = to_attribute(
+                value.isoformat() if isinstance(value, datetime) else value
+            )
+            sets.append(f"#f{index} = :f{index}")
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key=_key(resources.flow_run_key(flow_run_id)),
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                raise ObjectNotFound(f"No flow run with id {flow_run_id!r}") from None
+            raise
+        local = self._flow_runs.get(flow_run_id)
+        if local is not None:
+            for name, value in fields.items():
+                setattr(local, name, value)
+
+    def list_flow_runs_by_state(
+        self, state_type: StateType, *, until: datetime | None = None, limit: int | None = None
+    ) -> list[FlowRun]:
+        index = resources.BY_STATE
+        condition = "#p = :p"
+        values: dict[str, Any] = {":p": to_attribute(resources.state_partition(state_type.value))}
+        if until is not None:
+            condition += " AND #s <= :until"
+            values[":until"] = to_attribute(f"{until.astimezone(UTC).isoformat()}#~")
+        return self._query_runs(
+            IndexName=index.name,
+            KeyConditionExpression=condition,
+            ExpressionAttributeNames={"#p": index.partition_key, "#s": index.sort_key}
+            if until is not None
+            else {"#p": index.partition_key},
+            ExpressionAttributeValues=values,
+            limit=limit,
+        )
+
+    def list_flow_runs_of_deployment(
+        self, deployment_name: str, *, limit: int | None = None
+    ) -> list[FlowRun]:
+        index = resources.BY_DEPLOYMENT
+        return self._query_runs(
+            IndexName=index.name,
+            KeyConditionExpression="#p = :p",
+            ExpressionAttributeNames={"#p": index.partition_key},
+            ExpressionAttributeValues={
+                ":p": to_attribute(resources.deployment_partition(deployment_name))
+            },
+            ScanIndexForward=False,
+            limit=limit,
+        )
+
+    def _query_runs(self, *, limit: int | None, **query: Any) -> list[FlowRun]:
+        runs: list[FlowRun] = []
+        paginator = self.dynamodb.get_paginator("query")
+        for page in paginator.paginate(TableName=self.table, **query):
+            for item in page["Items"]:
+                runs.append(flow_run_from_item(item, self.resolve))
+                if limit is not None and len(runs) >= limit:
+                    return runs
+        return runs
+
+    def delete_flow_run(self, flow_run_id: str, *, only_in: StateType | None = None) -> bool:
+        condition: dict[str, Any] = {"ConditionExpression": "attribute_exists(pk)"}
+        if only_in is not None:
+            condition = {
+                "ConditionExpression": "state_type = :t",
+                "ExpressionAttributeValues": {":t": to_attribute(only_in.value)},
+            }
+        try:
+            self.dynamodb.delete_item(
+                TableName=self.table, Key=_key(resources.flow_run_key(flow_run_id)), **condition
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        self._flow_runs.pop(flow_run_id, None)
+        for task_run in self.list_task_runs(flow_run_id):
+            self.dynamodb.delete_item(
+                TableName=self.table, Key=_key(resources.task_run_key(flow_run_id, task_run.id))
+            )
+        return True
 
     # Task runs
 

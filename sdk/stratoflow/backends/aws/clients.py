@@ -95,3 +95,8 @@ class AwsClients:
     @property
     def sqs(self) -> SQSClient:
         return self._client("sqs")  # type: ignore[no-any-return]
+
+    @property
+    def ecs(self) -> Any:
+        """The ECS client (the ECS dispatcher's; no type stubs are installed for it)."""
+        return self._client("ecs")

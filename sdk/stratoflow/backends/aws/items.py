@@ -119,6 +119,17 @@ def _history(states: list[State]) -> list[dict[str, Any]]:
     ]
 
 
+def state_sort_time(run: FlowRun, state: State) -> str:
+    """The by_state index orders scheduled runs by when they should start (for the late
+    and enqueue sweeps), other states by when they were entered."""
+    moment: Any = state.timestamp
+    if state.type is StateType.SCHEDULED:
+        moment = state.details.get("scheduled_time") or run.expected_start_time or moment
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return str(moment.astimezone(UTC).isoformat())
+
+
 def flow_run_state_attributes(run: FlowRun) -> dict[str, Any]:
     """The attributes a state transition rewrites (the rest of the item is left alone)."""
     state = run.state
@@ -133,7 +144,7 @@ def flow_run_state_attributes(run: FlowRun) -> dict[str, Any]:
         "end_time": _iso(run.end_time),
         "result": result_to_map(run.result_record),
         resources.BY_STATE.partition_key: resources.state_partition(state.type.value),
-        resources.BY_STATE.sort_key: f"{state.timestamp.astimezone(UTC).isoformat()}#{run.id}",
+        resources.BY_STATE.sort_key: f"{state_sort_time(run, state)}#{run.id}",
     }
 
 
@@ -154,8 +165,13 @@ def flow_run_to_item(run: FlowRun) -> dict[str, Any]:
         "parent_flow_run_id": run.parent_flow_run_id,
         "parent_task_run_id": run.parent_task_run_id,
         "deployment_name": run.deployment_name,
+        "work_pool_name": run.work_pool_name,
         "work_queue_name": run.work_queue_name,
         "idempotency_key": run.idempotency_key,
+        "expected_start_time": _iso(run.expected_start_time),
+        "auto_scheduled": run.auto_scheduled or None,
+        "enqueued_at": _iso(run.enqueued_at),
+        "infrastructure_id": run.infrastructure_id,
         "created": created.isoformat(),
         "heartbeat": _iso(run.heartbeat),
         "version": run.version,
@@ -187,8 +203,13 @@ def flow_run_from_item(item: Mapping[str, Any], resolve: StoreResolver) -> FlowR
         parent_flow_run_id=raw.get("parent_flow_run_id"),
         parent_task_run_id=raw.get("parent_task_run_id"),
         deployment_name=raw.get("deployment_name"),
+        work_pool_name=raw.get("work_pool_name"),
         work_queue_name=raw.get("work_queue_name"),
         idempotency_key=raw.get("idempotency_key"),
+        expected_start_time=_moment(raw.get("expected_start_time")),
+        auto_scheduled=bool(raw.get("auto_scheduled", False)),
+        enqueued_at=_moment(raw.get("enqueued_at")),
+        infrastructure_id=raw.get("infrastructure_id"),
         state=_with_result(state_from_map(raw["state"]) if raw.get("state") else None, result),
         state_history=[state_from_map(s) for s in raw.get("state_history") or ()],
         run_count=int(raw.get("run_count", 0)),

@@ -1,0 +1,32 @@
+"""Scheduler Lambda: invoked by an EventBridge rule every minute.
+
+Parse the scheduled event, run one tick, report what it did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from stratoflow.platform import get_platform
+from stratoflow.scheduler import Scheduler
+
+logger = Logger(service="stratoflow-scheduler")
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    scheduled = EventBridgeModel.model_validate(event)
+    report = Scheduler(get_platform()).tick(
+        time_left=lambda: context.get_remaining_time_in_millis() / 1000
+    )
+    logger.info(
+        "Scheduler tick", extra={"event_time": scheduled.time.isoformat(), **asdict(report)}
+    )
+    if report.errors:
+        logger.warning("Some deployments could not be scheduled", extra={"errors": report.errors})
+    return asdict(report)

@@ -1,0 +1,1 @@
+"""Deployments: definitions, code bundles, storage and runs."""

@@ -1,0 +1,153 @@
+"""Creating runs of deployments and sending them to their work queue."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from stratoflow.deployments.models import Deployment
+from stratoflow.exceptions import ConflictError, ParameterValidationError
+from stratoflow.models import FlowRun
+from stratoflow.names import generate_run_name
+from stratoflow.platform import Platform, get_platform
+from stratoflow.states import Scheduled
+from stratoflow.workers.messages import FlowRunMessage
+
+_NAMESPACE = uuid.UUID("5f1d9a36-8c1e-4a57-9c7e-2d1b7a0f3e42")
+
+
+def flow_run_id_for(deployment_name: str, idempotency_key: str) -> str:
+    """The same deployment and key always give the same run id: creating it twice is a
+    conditional-put conflict, never a second run."""
+    return str(uuid.uuid5(_NAMESPACE, f"{deployment_name}\x00{idempotency_key}"))
+
+
+def check_parameters(deployment: Deployment, parameters: Mapping[str, Any]) -> None:
+    """Unknown or missing parameters, caught before a run exists (types are checked
+    when the run starts, against the flow's own type hints)."""
+    problems = []
+    if not deployment.accepts_any_parameter:
+        unknown = sorted(set(parameters) - set(deployment.parameter_names))
+        if unknown:
+            problems.append(
+                f"unknown parameter(s) {', '.join(unknown)}; the flow takes "
+                f"{', '.join(deployment.parameter_names) or 'no parameters'}"
+            )
+    missing = sorted(set(deployment.required_parameters) - set(parameters))
+    if missing:
+        problems.append(f"missing required parameter(s) {', '.join(missing)}")
+    if problems:
+        raise ParameterValidationError(f"Deployment {deployment.name!r}: {'; '.join(problems)}.")
+
+
+def schedule_flow_run(
+    platform: Platform,
+    deployment: Deployment,
+    *,
+    scheduled_time: datetime,
+    parameters: Mapping[str, Any] | None = None,
+    flow_run_name: str | None = None,
+    tags: Sequence[str] = (),
+    idempotency_key: str | None = None,
+    auto_scheduled: bool = False,
+) -> tuple[FlowRun, bool]:
+    """Create the run in state Scheduled (one conditional put). Returns it and whether
+    it was created now (False: the idempotency key had made it already)."""
+    merged = {**deployment.parameters, **(parameters or {})}
+    check_parameters(deployment, merged)
+    backend = platform.services.backend
+    run_id = (
+        flow_run_id_for(deployment.name, idempotency_key) if idempotency_key else str(uuid.uuid4())
+    )
+    state = Scheduled(scheduled_time=scheduled_time.isoformat())
+    run = FlowRun(
+        id=run_id,
+        name=flow_run_name or generate_run_name(),
+        flow_name=deployment.flow_name,
+        flow_version=deployment.version,
+        parameters=merged,
+        tags=tuple(dict.fromkeys((*deployment.tags, *tags))),
+        deployment_name=deployment.name,
+        work_pool_name=deployment.work_pool,
+        work_queue_name=deployment.work_queue,
+        idempotency_key=idempotency_key,
+        expected_start_time=scheduled_time,
+        auto_scheduled=auto_scheduled,
+        created=platform.services.clock.now(),
+        state=state,
+        version=1,
+    )
+    state.details["flow_run_id"] = run_id
+    try:
+        backend.create_flow_run(run)
+    except ConflictError:
+        return backend.read_flow_run(run_id), False
+    return run, True
+
+
+def enqueue(platform: Platform, run: FlowRun, *, now: datetime | None = None) -> None:
+    """Send the run's message, delayed until its start (at most 15 minutes ahead)."""
+    now = now or platform.services.clock.now()
+    delay = 0.0
+    if run.expected_start_time is not None:
+        delay = (run.expected_start_time - now).total_seconds()
+    platform.queues.send(
+        run.work_pool_name or "default",
+        run.work_queue_name or "default",
+        FlowRunMessage(
+            flow_run_id=run.id, deployment=run.deployment_name, attempt=run.run_count + 1
+        ),
+        delay_seconds=delay,
+    )
+    platform.services.backend.update_flow_run(run.id, enqueued_at=now)
+
+
+def run_deployment(
+    name: str,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    scheduled_time: datetime | None = None,
+    flow_run_name: str | None = None,
+    tags: Sequence[str] = (),
+    idempotency_key: str | None = None,
+    timeout: float | None = None,
+    poll_interval: float = 1.0,
+) -> FlowRun:
+    """Create a run of a deployment and wait for it (as Prefect's `run_deployment`).
+
+    `timeout=0` returns at once; `None` waits until the run is final; otherwise waits at
+    most that many seconds and returns the run in whatever state it is.
+    """
+    platform = get_platform()
+    deployment = platform.deployments.get(name)
+    clock = platform.services.clock
+    run, created = schedule_flow_run(
+        platform,
+        deployment,
+        scheduled_time=scheduled_time or clock.now(),
+        parameters=parameters,
+        flow_run_name=flow_run_name,
+        tags=tags,
+        idempotency_key=idempotency_key,
+    )
+    if created or run.enqueued_at is None:
+        enqueue(platform, run)
+    return wait_for_flow_run(run.id, timeout=timeout, poll_interval=poll_interval)
+
+
+def wait_for_flow_run(
+    flow_run_id: str, *, timeout: float | None = None, poll_interval: float = 1.0
+) -> FlowRun:
+    platform = get_platform()
+    clock = platform.services.clock
+    backend = platform.services.backend
+    started = clock.now()
+    run = backend.read_flow_run(flow_run_id)
+    while not (run.state is not None and run.state.is_final()):
+        if timeout is not None and (clock.now() - started).total_seconds() >= timeout:
+            break
+        clock.sleep(poll_interval)
+        run = backend.read_flow_run(flow_run_id)
+    return run

@@ -1,0 +1,32 @@
+"""Claiming a flow run: Scheduled → Pending with a condition on the version read.
+
+Of any number of workers claiming the same run (duplicate deliveries, two pollers),
+exactly one gets it; the others are told to drop their message.
+"""
+
+from __future__ import annotations
+
+from stratoflow.backends.base import Backend
+from stratoflow.exceptions import ConflictError, InvalidTransitionError, ObjectNotFound
+from stratoflow.models import FlowRun
+from stratoflow.states import Pending, StateType
+
+
+def claim_flow_run(
+    backend: Backend, flow_run_id: str, *, worker: str | None = None
+) -> FlowRun | None:
+    """The claimed run, or None when it is gone, not Scheduled, or claimed by another."""
+    try:
+        run = backend.read_flow_run(flow_run_id)
+    except ObjectNotFound:
+        return None
+    if run.state is None or run.state.type is not StateType.SCHEDULED:
+        return None
+    claimed = Pending(f"Claimed by {worker}." if worker else None)
+    if worker:
+        claimed.details["worker"] = worker
+    try:
+        backend.set_flow_run_state(flow_run_id, claimed, expected_version=run.version)
+    except (ConflictError, InvalidTransitionError):
+        return None
+    return backend.read_flow_run(flow_run_id)

@@ -1,0 +1,120 @@
+"""The scheduler tick (DESIGN §1): due slots become Scheduled runs, sent to their queue.
+
+A tick is idempotent: each slot's run id derives from (deployment, schedule key, slot
+time), so two ticks at once, a retried tick or a redeploy make each run exactly once.
+Every created run is sent with an SQS delay equal to the time left before its start, so
+runs start on time to the second, not to the minute.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from stratoflow.deployments.models import Deployment
+from stratoflow.deployments.runs import enqueue, schedule_flow_run
+from stratoflow.exceptions import ConflictError, InvalidTransitionError
+from stratoflow.platform import Platform
+from stratoflow.schedules import slots
+from stratoflow.states import Late, StateType
+from stratoflow.workers.queues import MAX_DELAY_SECONDS
+
+LOOKAHEAD = timedelta(seconds=MAX_DELAY_SECONDS)
+"""Runs are created at most this far ahead: as far as an SQS delay reaches."""
+CATCH_UP = timedelta(minutes=2)
+"""Slots this recent are still created (a tick that came late)."""
+LATE_AFTER = timedelta(seconds=15)
+"""A run still unclaimed this long after its start is marked Late."""
+SAFETY_MARGIN_SECONDS = 10.0
+"""Stop paging through deployments when less time than this is left (Lambda)."""
+
+
+@dataclass
+class TickReport:
+    deployments: int = 0
+    schedules: int = 0
+    created: int = 0
+    existing: int = 0
+    enqueued: int = 0
+    late: int = 0
+    pages: int = 0
+    complete: bool = True
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+class Scheduler:
+    def __init__(self, platform: Platform, *, page_size: int = 100) -> None:
+        self.platform = platform
+        self.page_size = page_size
+
+    def tick(
+        self, now: datetime | None = None, *, time_left: Callable[[], float] | None = None
+    ) -> TickReport:
+        started = time.perf_counter()
+        now = now or self.platform.services.clock.now()
+        report = TickReport()
+        for page in self.platform.deployments.pages(self.page_size):
+            report.pages += 1
+            for deployment in page:
+                report.deployments += 1
+                if not deployment.paused:
+                    self._schedule(deployment, now, report)
+            if time_left is not None and time_left() < SAFETY_MARGIN_SECONDS:
+                report.complete = False
+                break
+        self._enqueue_orphans(now, report)
+        self._mark_late(now, report)
+        report.seconds = round(time.perf_counter() - started, 3)
+        return report
+
+    def _schedule(self, deployment: Deployment, now: datetime, report: TickReport) -> None:
+        for schedule in deployment.schedules:
+            if not schedule.active:
+                continue
+            report.schedules += 1
+            for slot in slots(schedule.schedule, now - CATCH_UP, now + LOOKAHEAD):
+                try:
+                    run, created = schedule_flow_run(
+                        self.platform,
+                        deployment,
+                        scheduled_time=slot,
+                        parameters=schedule.parameters,
+                        idempotency_key=f"{schedule.key}|{slot.isoformat()}",
+                        auto_scheduled=True,
+                    )
+                except Exception as exc:  # noqa: BLE001 - one bad deployment must not stop the tick
+                    report.errors.append(f"{deployment.name}: {type(exc).__name__}: {exc}")
+                    break
+                if not created:
+                    report.existing += 1
+                    continue
+                report.created += 1
+                enqueue(self.platform, run, now=now)
+                report.enqueued += 1
+
+    def _enqueue_orphans(self, now: datetime, report: TickReport) -> None:
+        """A run created but never sent (the creator died in between) is sent now."""
+        backend = self.platform.services.backend
+        for run in backend.list_flow_runs_by_state(StateType.SCHEDULED, until=now + LOOKAHEAD):
+            if run.enqueued_at is None and run.deployment_name is not None:
+                enqueue(self.platform, run, now=now)
+                report.enqueued += 1
+
+    def _mark_late(self, now: datetime, report: TickReport) -> None:
+        backend = self.platform.services.backend
+        for run in backend.list_flow_runs_by_state(StateType.SCHEDULED, until=now - LATE_AFTER):
+            if run.state is None or run.state.name != "Scheduled":
+                continue
+            late = Late(
+                "Not picked up by a worker within 15 s of its start; is a worker polling "
+                f"work queue {run.work_pool_name}/{run.work_queue_name}?",
+                **{k: v for k, v in run.state.details.items() if k == "scheduled_time"},
+            )
+            try:
+                backend.set_flow_run_state(run.id, late, expected_version=run.version)
+            except (ConflictError, InvalidTransitionError):
+                continue  # claimed meanwhile: not late after all
+            report.late += 1

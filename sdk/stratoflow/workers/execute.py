@@ -1,0 +1,102 @@
+"""`strato flow-run execute <id>`: the one way every worker runs a claimed flow run."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+from stratoflow.context import use_services
+from stratoflow.deployments.bundles import BundleError, BundleRef
+from stratoflow.engine.flow_engine import FlowRunEngine
+from stratoflow.entrypoints import EntrypointError, load_flow
+from stratoflow.exceptions import ObjectNotFound, StratoflowError
+from stratoflow.flows import Flow
+from stratoflow.models import FlowRun
+from stratoflow.orchestration.claims import claim_flow_run
+from stratoflow.platform import Platform, get_platform
+from stratoflow.states import Crashed, Failed, State, StateType
+from stratoflow.workers.heartbeat import Heartbeat
+from stratoflow.workers.messages import FlowRunMessage
+from stratoflow.workers.queues import MAX_DELAY_SECONDS
+
+logger = logging.getLogger("stratoflow.workers")
+
+
+class NotRunnable(StratoflowError):
+    """The run is not this worker's to run (final, running elsewhere, or unknown)."""
+
+
+def execute_flow_run(
+    flow_run_id: str, platform: Platform | None = None, *, worker: str | None = None
+) -> State:
+    """Claim the run if it is still Scheduled, then run it to a final state (or hand it
+    back for a retry). Raises NotRunnable when there is nothing for this worker to do."""
+    platform = platform or get_platform()
+    backend = platform.services.backend
+    try:
+        run = backend.read_flow_run(flow_run_id)
+    except ObjectNotFound:
+        raise NotRunnable(f"No flow run with id {flow_run_id!r}.") from None
+    state = run.state
+    if state is None or state.is_final():
+        raise NotRunnable(f"Flow run {flow_run_id} is already {state!r}.")
+    if state.type is StateType.SCHEDULED:
+        claimed = claim_flow_run(backend, flow_run_id, worker=worker)
+        if claimed is None:
+            raise NotRunnable(f"Flow run {flow_run_id} was claimed by another worker.")
+        run = claimed
+    elif state.type is not StateType.PENDING:
+        raise NotRunnable(f"Flow run {flow_run_id} is {state!r}, not waiting to run.")
+    flow = _load(platform, run)
+    if isinstance(flow, State):
+        return flow
+    services = dataclasses.replace(
+        platform.services, retry_handoff=lambda r, delay: hand_off_retry(platform, r, delay)
+    )
+    heartbeat = Heartbeat(
+        backend, run.id, services.clock, interval=platform.settings.heartbeat_seconds
+    )
+    with heartbeat, use_services(services):
+        return FlowRunEngine(flow, services).run_existing(run)
+
+
+def _load(platform: Platform, run: FlowRun) -> Flow[..., object] | State:
+    """The run's flow from its deployment's code bundle, or the Failed state saying why not."""
+    backend = platform.services.backend
+    try:
+        if run.deployment_name is None:
+            raise ObjectNotFound(f"Flow run {run.id} has no deployment to load its code from.")
+        deployment = platform.deployments.get(run.deployment_name)
+        bundle = deployment.bundle
+        directory = platform.bundles.fetch(BundleRef(bundle.bucket, bundle.key, bundle.sha256))
+        return load_flow(str(Path(directory) / deployment.entrypoint))
+    except (BundleError, EntrypointError, ObjectNotFound) as exc:
+        message = f"The flow's code could not be loaded: {exc}"
+        logger.error("Flow run %s: %s", run.id, message)
+        failed = Failed(message)
+        backend.set_flow_run_state(run.id, failed)
+        return failed
+
+
+def hand_off_retry(platform: Platform, run: FlowRun, delay: float) -> bool:
+    """Re-enqueue a run that is AwaitingRetry; beyond SQS's 15 minutes the worker that
+    receives the message early sends it on with the remaining delay."""
+    platform.queues.send(
+        run.work_pool_name or "default",
+        run.work_queue_name or "default",
+        FlowRunMessage(
+            flow_run_id=run.id, deployment=run.deployment_name, attempt=run.run_count + 1
+        ),
+        delay_seconds=min(delay, MAX_DELAY_SECONDS),
+    )
+    return True
+
+
+def mark_crashed(platform: Platform, flow_run_id: str, reason: str) -> State | None:
+    """Mark a run Crashed when whatever ran it stopped before it was final."""
+    backend = platform.services.backend
+    run = backend.read_flow_run(flow_run_id)
+    if run.state is None or run.state.is_final():
+        return None
+    return backend.set_flow_run_state(flow_run_id, Crashed(reason)).state

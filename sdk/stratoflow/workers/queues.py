@@ -1,0 +1,86 @@
+"""Work queues are SQS queues (each with a dead-letter queue) named from the resource model."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from stratoflow import resources
+from stratoflow.exceptions import ObjectNotFound
+from stratoflow.workers.messages import FlowRunMessage
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+MAX_DELAY_SECONDS = 900
+"""SQS's longest message delay."""
+REASON_ATTRIBUTE = "stratoflow-dead-letter-reason"
+
+
+class UnknownWorkQueue(ObjectNotFound):
+    """The work queue's SQS queue does not exist."""
+
+
+class WorkQueues:
+    def __init__(self, client: SQSClient, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self._urls: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def _url(self, name: str) -> str:
+        url = self._urls.get(name)
+        if url is None:
+            try:
+                url = self.client.get_queue_url(QueueName=name)["QueueUrl"]
+            except ClientError as exc:
+                if "NonExistentQueue" in exc.response["Error"]["Code"]:
+                    raise UnknownWorkQueue(
+                        f"The SQS queue {name!r} does not exist. Create the work queue "
+                        "(cdk deploy, or stratoflow.resources.provision for the emulator)."
+                    ) from None
+                raise
+            with self._lock:
+                self._urls[name] = url
+        return url
+
+    def url(self, pool: str, queue: str) -> str:
+        return self._url(resources.work_queue_name(self.prefix, pool, queue))
+
+    def dead_letter_url(self, pool: str, queue: str) -> str:
+        return self._url(resources.dead_letter_queue_name(self.prefix, pool, queue))
+
+    def send(
+        self, pool: str, queue: str, message: FlowRunMessage, *, delay_seconds: float = 0
+    ) -> str:
+        """Send; the delay is clamped to SQS's 0 to 900 s. Returns the message id."""
+        delay = int(min(max(delay_seconds, 0), MAX_DELAY_SECONDS))
+        response = self.client.send_message(
+            QueueUrl=self.url(pool, queue), MessageBody=message.body(), DelaySeconds=delay
+        )
+        return response["MessageId"]
+
+    def dead_letter(self, pool: str, queue: str, body: str, reason: str) -> None:
+        """Move a message that can never be processed to the DLQ, with the reason."""
+        self._dead_letter(self.dead_letter_url(pool, queue), body, reason)
+
+    def dead_letter_from(self, queue_name: str, body: str, reason: str) -> None:
+        """`dead_letter` for a message of the SQS queue called `queue_name` (a Lambda event
+        source names its queue by ARN, not by pool and work queue)."""
+        self._dead_letter(self._url(resources.dead_letter_queue_of(queue_name)), body, reason)
+
+    def _dead_letter(self, dlq_url: str, body: str, reason: str) -> None:
+        self.client.send_message(
+            QueueUrl=dlq_url,
+            MessageBody=body or "<empty>",
+            MessageAttributes={
+                REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1000]}
+            },
+        )
+
+
+def queue_name_from_arn(arn: str) -> str:
+    """`arn:aws:sqs:<region>:<account>:<name>` → `<name>`."""
+    return arn.rsplit(":", 1)[-1]

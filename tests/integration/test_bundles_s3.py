@@ -1,0 +1,225 @@
+"""BundleStore against moto: content-addressed uploads, cached fetches, integrity checks,
+concurrent fetches and refused zip entries."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from stratoflow.deployments.bundles import (
+    Bundle,
+    BundleError,
+    BundleNotFound,
+    BundleRef,
+    BundleStore,
+    build_bundle,
+)
+from stratoflow.exceptions import ObjectNotFound
+
+BUCKET = "stratoflow-code"
+FILES = {
+    "flows.py": "from stratoflow import flow\n",
+    "pkg/__init__.py": "",
+    "pkg/etl.py": "def run():\n    return 42\n" * 100,
+    "pkg/sql/query.sql": "select 1;\n",
+}
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    return root
+
+
+def project_files(root: Path) -> dict[str, bytes]:
+    return {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+class CallCounter:
+    """Counts one S3 operation through botocore's event hooks."""
+
+    def __init__(self, client: Any, operation: str) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+        client.meta.events.register(f"before-call.s3.{operation}", self)
+
+    def __call__(self, **kwargs: Any) -> None:
+        with self._lock:
+            self.count += 1
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    with mock_aws():
+        session = boto3.Session(
+            region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+        )
+        client = session.client("s3")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+@pytest.fixture
+def store(s3: Any, tmp_path: Path) -> BundleStore:
+    return BundleStore(s3, BUCKET, cache_dir=tmp_path / "cache")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return write(tmp_path / "project", FILES)
+
+
+def test_upload_then_fetch_round_trip(store: BundleStore, project: Path, s3: Any) -> None:
+    bundle = build_bundle(project)
+
+    ref, uploaded = store.upload(bundle)
+
+    assert uploaded
+    assert ref == BundleRef(BUCKET, f"bundles/{bundle.sha256}.zip", bundle.sha256)
+    head = s3.head_object(Bucket=BUCKET, Key=ref.key)
+    assert head["Metadata"] == {"sha256": bundle.sha256}
+    assert head["ContentLength"] == bundle.size
+
+    path = store.fetch(ref)
+
+    assert path == store.cache_dir / bundle.sha256
+    assert project_files(path) == project_files(project)
+    assert [p.name for p in store.cache_dir.iterdir()] == [bundle.sha256]  # no leftovers
+
+
+def test_redeploying_unchanged_code_uploads_nothing(
+    store: BundleStore, project: Path, tmp_path: Path, s3: Any
+) -> None:
+    puts = CallCounter(s3, "PutObject")
+    first_ref, first = store.upload(build_bundle(project))
+    again = write(tmp_path / "checkout", FILES)  # the same code elsewhere, newer mtimes
+
+    second_ref, second = store.upload(build_bundle(again))
+
+    assert (first, second) == (True, False)
+    assert second_ref == first_ref
+    assert puts.count == 1
+
+    (again / "pkg" / "etl.py").write_text("def run():\n    return 43\n")
+    changed_ref, changed = store.upload(build_bundle(again))
+    assert changed
+    assert changed_ref.key != first_ref.key
+    assert puts.count == 2
+
+
+def test_fetch_twice_downloads_once(store: BundleStore, project: Path, s3: Any) -> None:
+    ref, _ = store.upload(build_bundle(project))
+    gets = CallCounter(s3, "GetObject")
+
+    first = store.fetch(ref)
+    second = store.fetch(ref.sha256)  # a sha is enough for the store's own bucket
+    third = BundleStore(s3, BUCKET, cache_dir=store.cache_dir).fetch(ref)  # another worker
+
+    assert first == second == third
+    assert gets.count == 1
+
+
+def test_corrupted_object_is_refused(store: BundleStore, project: Path, s3: Any) -> None:
+    bundle = build_bundle(project)
+    ref, _ = store.upload(bundle)
+    s3.put_object(Bucket=BUCKET, Key=ref.key, Body=b"other bytes under the same key")
+
+    with pytest.raises(BundleError, match="corrupted") as caught:
+        store.fetch(ref)
+
+    assert ref.uri in str(caught.value)
+    assert not store.cache_dir.exists() or list(store.cache_dir.iterdir()) == []
+
+    # Redeploying heals it: the overwritten object lost the sha256 metadata.
+    _, uploaded = store.upload(bundle)
+    assert uploaded
+    assert project_files(store.fetch(ref)) == project_files(project)
+
+
+def test_missing_bundle(store: BundleStore) -> None:
+    sha = "0" * 64
+
+    with pytest.raises(BundleNotFound) as caught:
+        store.fetch(sha)
+
+    message = str(caught.value)
+    assert f"s3://{BUCKET}/bundles/{sha}.zip" in message
+    assert "strato deploy" in message
+    assert isinstance(caught.value, ObjectNotFound)
+    assert isinstance(caught.value, BundleError)
+
+
+def test_missing_bucket_on_upload(s3: Any, project: Path, tmp_path: Path) -> None:
+    store = BundleStore(s3, "no-such-code-bucket", cache_dir=tmp_path / "cache")
+    with pytest.raises(BundleError, match="no-such-code-bucket"):
+        store.upload(build_bundle(project))
+
+
+def test_upload_refuses_a_bundle_whose_sha_does_not_match(store: BundleStore) -> None:
+    with pytest.raises(BundleError, match="does not match"):
+        store.upload(Bundle(sha256="0" * 64, data=b"zip", files=("a",)))
+
+
+def test_concurrent_fetches_end_with_one_complete_directory(
+    store: BundleStore, project: Path, s3: Any
+) -> None:
+    ref, _ = store.upload(build_bundle(project))
+    threads = 4
+    # Hold every fetch at its download until all four got there: all four then extract
+    # and race to rename their copy into place.
+    everyone_downloading = threading.Barrier(threads, timeout=10)
+
+    def hold(**kwargs: Any) -> None:  # returning a value would replace the call's response
+        everyone_downloading.wait()
+
+    s3.meta.events.register("before-call.s3.GetObject", hold)
+    results: list[Path] = []
+    errors: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            results.append(store.fetch(ref))
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=fetch) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=20)
+
+    assert errors == []
+    assert results == [store.cache_dir / ref.sha256] * threads
+    assert project_files(results[0]) == project_files(project)
+    assert [p.name for p in store.cache_dir.iterdir()] == [ref.sha256]  # no partial copies
+
+
+def test_zip_slip_entry_is_refused(store: BundleStore, s3: Any, tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("flows.py", "")
+        archive.writestr("../../escaped.py", "import os")
+    data = buffer.getvalue()
+    sha = hashlib.sha256(data).hexdigest()  # a correct sha: only the entry is wrong
+    s3.put_object(Bucket=BUCKET, Key=f"bundles/{sha}.zip", Body=data, Metadata={"sha256": sha})
+
+    with pytest.raises(BundleError, match="outside"):
+        store.fetch(sha)
+
+    assert not list(tmp_path.rglob("escaped.py"))
+    assert list(store.cache_dir.iterdir()) == []
