@@ -33,3 +33,14 @@ def execute(flow_run_id: str) -> None:
     out.print(f"Flow run {flow_run_id} finished in {state.name}", highlight=False)
     if state.type not in (StateType.COMPLETED, StateType.SCHEDULED):
         raise typer.Exit(EXIT_NOT_COMPLETED)
+
+
+@flow_run_app.command("retry")
+def retry(flow_run_id: str) -> None:
+    """Run a finished run of a deployment again, as its next attempt."""
+    from stratoflow.cli.common import one_line_errors
+    from stratoflow.deployments.runs import retry_flow_run
+
+    with one_line_errors():
+        run = retry_flow_run(flow_run_id)
+    out.print(f"Flow run {run.name} ({run.id}) is {run.state!r} and queued again.")

@@ -8,11 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from stratoflow.deployments.models import Deployment
-from stratoflow.exceptions import ConflictError, ParameterValidationError
+from stratoflow.exceptions import ConflictError, InvalidTransitionError, ParameterValidationError
 from stratoflow.models import FlowRun
 from stratoflow.names import generate_run_name
 from stratoflow.platform import Platform, get_platform
-from stratoflow.states import Scheduled
+from stratoflow.states import AwaitingRetry, Scheduled
 from stratoflow.workers.messages import FlowRunMessage
 
 _NAMESPACE = uuid.UUID("5f1d9a36-8c1e-4a57-9c7e-2d1b7a0f3e42")
@@ -151,3 +151,29 @@ def wait_for_flow_run(
         clock.sleep(poll_interval)
         run = backend.read_flow_run(flow_run_id)
     return run
+
+
+def retry_flow_run(flow_run_id: str, *, platform: Platform | None = None) -> FlowRun:
+    """Run a finished run of a deployment again, as its next attempt (forced back to
+    Scheduled, then sent to its work queue)."""
+    platform = platform or get_platform()
+    backend = platform.services.backend
+    run = backend.read_flow_run(flow_run_id)
+    if run.deployment_name is None:
+        raise InvalidTransitionError(
+            f"Flow run {flow_run_id} did not come from a deployment; call the flow again instead."
+        )
+    if run.state is None or not run.state.is_final():
+        raise InvalidTransitionError(
+            f"Flow run {run.name!r} is {run.state!r}; only a finished run can be retried."
+        )
+    now = platform.services.clock.now()
+    backend.set_flow_run_state(
+        flow_run_id,
+        AwaitingRetry("Retried by an operator.", scheduled_time=now.isoformat()),
+        force=True,
+    )
+    run = backend.read_flow_run(flow_run_id)
+    run.expected_start_time = now
+    enqueue(platform, run, now=now)
+    return backend.read_flow_run(flow_run_id)
