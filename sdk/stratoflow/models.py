@@ -33,6 +33,8 @@ class FlowRun:
     """Created by the scheduler from a deployment's schedule."""
     enqueued_at: datetime | None = None
     """When its message was sent to the work queue."""
+    retries: int = 0
+    """The flow's `retries` option, recorded when the run starts (for the crash sweep)."""
     infrastructure_id: str | None = None
     """What runs it outside a worker process, e.g. the ARN of its ECS task."""
     state: State | None = None

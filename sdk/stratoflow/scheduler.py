@@ -19,6 +19,7 @@ from stratoflow.exceptions import ConflictError, InvalidTransitionError
 from stratoflow.platform import Platform
 from stratoflow.schedules import slots
 from stratoflow.states import Late, StateType
+from stratoflow.sweeps import SweepReport, sweep
 from stratoflow.workers.queues import MAX_DELAY_SECONDS
 
 LOOKAHEAD = timedelta(seconds=MAX_DELAY_SECONDS)
@@ -43,6 +44,7 @@ class TickReport:
     complete: bool = True
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    swept: SweepReport = field(default_factory=SweepReport)
 
 
 class Scheduler:
@@ -67,6 +69,7 @@ class Scheduler:
                 break
         self._enqueue_orphans(now, report)
         self._mark_late(now, report)
+        report.swept = sweep(self.platform, now)
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 

@@ -78,6 +78,19 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(
         default=10.0, gt=0, description="How often a running flow run records a heartbeat."
     )
+    zombie_after_seconds: float = Field(
+        default=90.0,
+        gt=0,
+        description="A Running flow run whose heartbeat is older than this is marked Crashed.",
+    )
+    pending_timeout_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="A claimed run not started within this is rescheduled (its worker died).",
+    )
+    cancelling_grace_seconds: float = Field(
+        default=60.0, gt=0, description="A run stuck in Cancelling this long becomes Cancelled."
+    )
     concurrency_lease_seconds: float = Field(
         default=30.0, gt=1, description="A concurrency slot's lease; its holder renews it."
     )
@@ -92,6 +105,13 @@ class Settings(BaseSettings):
         ge=0,
         description="The Lambda worker hands a message back to its queue instead of starting "
         "a run when less time than this is left in the invocation.",
+    )
+    event_retention_days: int = Field(
+        default=7,
+        ge=1,
+        le=3650,
+        description="Events (`strato events ls`) are kept this many days after they occurred "
+        "(DynamoDB TTL).",
     )
 
     @field_validator("logging_level", mode="before")

@@ -81,7 +81,9 @@ def signal_cancellation(flow_run_id: str) -> bool:
 def request_cancellation(flow_run_id: str, services: Services) -> State:
     """Move a flow run to Cancelling; a run executing in this process stops at its next
     task boundary and ends Cancelled."""
-    result = services.backend.set_flow_run_state(flow_run_id, Cancelling("Cancellation requested."))
+    cancelling = Cancelling("Cancellation requested.")
+    cancelling.timestamp = services.clock.now()  # the grace period runs on the same clock
+    result = services.backend.set_flow_run_state(flow_run_id, cancelling)
     with _active_lock:
         ctx = _active_runs.get(flow_run_id)
     if ctx is not None:
@@ -245,6 +247,7 @@ class FlowRunEngine:
     def _attempts(self, ctx: FlowRunContext) -> State:
         record = self.run_record
         retries = self.options.retries
+        record.retries = retries  # written with the next transition, for the crash sweep
         attempt = record.run_count  # a redelivered run continues its attempts
         while True:
             attempt += 1

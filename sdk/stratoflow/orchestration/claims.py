@@ -6,6 +6,8 @@ exactly one gets it; the others are told to drop their message.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from stratoflow.backends.base import Backend
 from stratoflow.exceptions import ConflictError, InvalidTransitionError, ObjectNotFound
 from stratoflow.models import FlowRun
@@ -13,7 +15,11 @@ from stratoflow.states import Pending, StateType
 
 
 def claim_flow_run(
-    backend: Backend, flow_run_id: str, *, worker: str | None = None
+    backend: Backend,
+    flow_run_id: str,
+    *,
+    worker: str | None = None,
+    now: datetime | None = None,
 ) -> FlowRun | None:
     """The claimed run, or None when it is gone, not Scheduled, or claimed by another."""
     try:
@@ -23,6 +29,8 @@ def claim_flow_run(
     if run.state is None or run.state.type is not StateType.SCHEDULED:
         return None
     claimed = Pending(f"Claimed by {worker}." if worker else None)
+    if now is not None:
+        claimed.timestamp = now  # the sweep compares it with the same clock
     if worker:
         claimed.details["worker"] = worker
     try:

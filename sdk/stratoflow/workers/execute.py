@@ -42,7 +42,9 @@ def execute_flow_run(
     if state is None or state.is_final():
         raise NotRunnable(f"Flow run {flow_run_id} is already {state!r}.")
     if state.type is StateType.SCHEDULED:
-        claimed = claim_flow_run(backend, flow_run_id, worker=worker)
+        claimed = claim_flow_run(
+            backend, flow_run_id, worker=worker, now=platform.services.clock.now()
+        )
         if claimed is None:
             raise NotRunnable(f"Flow run {flow_run_id} was claimed by another worker.")
         run = claimed

@@ -1,0 +1,78 @@
+"""Events: what happened, to which resource, with which related resources (as Prefect 3).
+
+A resource is a dict of labels with at least `stratoflow.resource.id`, such as
+`{"stratoflow.resource.id": "stratoflow.flow-run.<id>", "stratoflow.resource.name": "..."}`.
+Related resources also carry `stratoflow.resource.role` (flow, deployment, work-queue,
+tag, ...).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+RESOURCE_ID = "stratoflow.resource.id"
+RESOURCE_NAME = "stratoflow.resource.name"
+RESOURCE_ROLE = "stratoflow.resource.role"
+
+
+class Resource(BaseModel):
+    """Labels of a resource; `id` is `stratoflow.resource.id`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    labels: dict[str, str]
+
+    @field_validator("labels")
+    @classmethod
+    def _has_id(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value.get(RESOURCE_ID):
+            raise ValueError(f"a resource needs the label {RESOURCE_ID!r}")
+        return value
+
+    @property
+    def id(self) -> str:
+        return self.labels[RESOURCE_ID]
+
+    @property
+    def role(self) -> str | None:
+        return self.labels.get(RESOURCE_ROLE)
+
+    def get(self, label: str, default: str | None = None) -> str | None:
+        return self.labels.get(label, default)
+
+    def __iter__(self) -> Iterator[str]:  # type: ignore[override]
+        return iter(self.labels)
+
+    @classmethod
+    def of(cls, labels: Mapping[str, str] | str, **extra: str) -> Resource:
+        """From labels, or from just an id: `Resource.of("my.resource.1", role="tag")`."""
+        base = {RESOURCE_ID: labels} if isinstance(labels, str) else dict(labels)
+        for key, value in extra.items():
+            base[f"stratoflow.resource.{key}"] = value
+        return cls(labels=base)
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    occurred: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    event: str = Field(min_length=1, max_length=1024)
+    resource: Resource
+    related: tuple[Resource, ...] = ()
+    payload: dict[str, Any] = Field(default_factory=dict)
+    follows: str | None = None
+    """The id of an event this one follows (e.g. the previous state change)."""
+
+    @field_validator("occurred")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+    def related_by_role(self, role: str) -> list[Resource]:
+        return [r for r in self.related if r.role == role]

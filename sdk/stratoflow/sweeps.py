@@ -1,0 +1,96 @@
+"""Crash and zombie detection, on every scheduler tick (on by default, unlike Prefect's
+opt-in zombie automation).
+
+- Running, but no heartbeat for `zombie_after_seconds`: the process running it died.
+  It is marked Crashed, and retried (Crashed → AwaitingRetry, re-enqueued) when the
+  flow has retries left.
+- Pending (claimed) for `pending_timeout_seconds`: the worker died between claim and
+  start. It is rescheduled and re-enqueued.
+- Cancelling for `cancelling_grace_seconds`: nobody is left to finish the cancellation.
+  It becomes Cancelled.
+
+Only runs executed by workers are swept (they have a deployment and heartbeat); a flow
+called directly in a process keeps no heartbeat and is left alone. Every change is
+conditional on the version the sweep read, so a run that moved meanwhile is not touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from stratoflow.deployments.runs import enqueue
+from stratoflow.exceptions import ConflictError, InvalidTransitionError
+from stratoflow.models import FlowRun
+from stratoflow.platform import Platform
+from stratoflow.states import AwaitingRetry, Cancelled, Crashed, Scheduled, State, StateType
+
+
+@dataclass
+class SweepReport:
+    crashed: int = 0
+    retried: int = 0
+    rescheduled: int = 0
+    cancelled: int = 0
+
+
+def sweep(platform: Platform, now: datetime) -> SweepReport:
+    settings = platform.settings
+    backend = platform.services.backend
+    report = SweepReport()
+    zombie_before = now - timedelta(seconds=settings.zombie_after_seconds)
+    for run in backend.list_flow_runs_by_state(StateType.RUNNING):
+        if run.deployment_name is None:
+            continue
+        # A worker beats as soon as it starts a run; before that, the state's time counts.
+        last_alive = run.heartbeat or _entered(run)
+        if last_alive is not None and last_alive < zombie_before:
+            _crash(platform, run, now, report)
+    pending_before = now - timedelta(seconds=settings.pending_timeout_seconds)
+    for run in backend.list_flow_runs_by_state(StateType.PENDING, until=pending_before):
+        if run.deployment_name is None:
+            continue
+        rescheduled = Scheduled(
+            "Rescheduled: its worker claimed it but never started it.",
+            name="Rescheduled",
+            scheduled_time=now.isoformat(),
+        )
+        if _move(platform, run, rescheduled):
+            enqueue(platform, backend.read_flow_run(run.id), now=now)
+            report.rescheduled += 1
+    grace_before = now - timedelta(seconds=settings.cancelling_grace_seconds)
+    for run in backend.list_flow_runs_by_state(StateType.CANCELLING, until=grace_before):
+        if _move(platform, run, Cancelled("Cancelled after the cancellation grace period.")):
+            report.cancelled += 1
+    return report
+
+
+def _entered(run: FlowRun) -> datetime | None:
+    return run.state.timestamp if run.state is not None else None
+
+
+def _move(platform: Platform, run: FlowRun, state: State, *, force: bool = False) -> bool:
+    try:
+        platform.services.backend.set_flow_run_state(
+            run.id, state, expected_version=run.version, force=force
+        )
+    except (ConflictError, InvalidTransitionError):
+        return False
+    return True
+
+
+def _crash(platform: Platform, run: FlowRun, now: datetime, report: SweepReport) -> None:
+    seconds = platform.settings.zombie_after_seconds
+    crashed = Crashed(f"No heartbeat for more than {seconds:g} s: the process running it stopped.")
+    if not _move(platform, run, crashed):
+        return
+    report.crashed += 1
+    if run.run_count > run.retries:
+        return
+    # Crashed is final; going on to a retry needs force, and the history keeps both.
+    backend = platform.services.backend
+    current = backend.read_flow_run(run.id)
+    retry = AwaitingRetry("Retrying after a crash.", scheduled_time=now.isoformat())
+    if _move(platform, current, retry, force=True):
+        enqueue(platform, backend.read_flow_run(run.id), now=now)
+        report.retried += 1

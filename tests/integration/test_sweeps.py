@@ -1,0 +1,165 @@
+"""Crash and zombie detection on the scheduler tick: dead runs are found, healthy ones
+are left alone."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from _deploy_fixtures import EXAMPLES, Installation, installation, make_deployment  # noqa: F401
+
+from stratoflow.deployments.runs import schedule_flow_run
+from stratoflow.models import FlowRun
+from stratoflow.orchestration.claims import claim_flow_run
+from stratoflow.states import Running, StateType
+from stratoflow.sweeps import sweep
+
+
+def claimed_run(found: Installation, *, retries: int = 0) -> FlowRun:
+    deployment = make_deployment("sweepable")
+    found.platform.deployments.put(deployment)
+    run, _ = schedule_flow_run(found.platform, deployment, scheduled_time=found.clock.now())
+    claimed = claim_flow_run(found.services.backend, run.id, now=found.clock.now())
+    assert claimed is not None
+    return claimed
+
+
+def start(found: Installation, run: FlowRun, *, retries: int = 0) -> FlowRun:
+    backend = found.services.backend
+    run.retries = retries
+    run.run_count = 1
+    backend.adopt_flow_run(run)
+    backend.set_flow_run_state(run.id, Running())
+    backend.update_flow_run(run.id, heartbeat=found.clock.now())
+    return backend.read_flow_run(run.id)
+
+
+def test_a_running_run_without_heartbeat_is_crashed(installation: Installation):
+    run = start(installation, claimed_run(installation))
+    installation.clock.advance(60)
+    assert sweep(installation.platform, installation.clock.now()).crashed == 0
+    installation.clock.advance(60)  # 120 s since the last heartbeat > 90 s
+    report = sweep(installation.platform, installation.clock.now())
+    assert (report.crashed, report.retried) == (1, 0)
+    stored = installation.services.backend.read_flow_run(run.id)
+    assert stored.state is not None
+    assert stored.state.type is StateType.CRASHED
+    assert "No heartbeat for more than 90 s" in (stored.state.message or "")
+
+
+def test_a_crashed_run_with_retries_left_is_retried(installation: Installation):
+    run = start(installation, claimed_run(installation), retries=2)
+    sent_before = len(installation.sent)
+    installation.clock.advance(200)
+    report = sweep(installation.platform, installation.clock.now())
+    assert (report.crashed, report.retried) == (1, 1)
+    stored = installation.services.backend.read_flow_run(run.id)
+    assert stored.state is not None
+    assert stored.state.name == "AwaitingRetry"
+    assert [s.name for s in stored.state_history][-2:] == ["Running", "Crashed"]
+    assert len(installation.sent) == sent_before + 1  # back on its work queue
+    assert claim_flow_run(installation.services.backend, run.id) is not None
+
+
+def test_a_claimed_run_never_started_is_rescheduled(installation: Installation):
+    run = claimed_run(installation)
+    installation.clock.advance(301)
+    report = sweep(installation.platform, installation.clock.now())
+    assert report.rescheduled == 1
+    stored = installation.services.backend.read_flow_run(run.id)
+    assert stored.state is not None
+    assert (stored.state.type, stored.state.name) == (StateType.SCHEDULED, "Rescheduled")
+    assert installation.services.backend.read_flow_run(run.id).enqueued_at is not None
+
+
+def test_a_run_stuck_in_cancelling_becomes_cancelled(installation: Installation):
+    run = start(installation, claimed_run(installation))
+    from stratoflow import runs
+
+    runs.cancel_flow_run(run.id)
+    installation.clock.advance(30)
+    assert sweep(installation.platform, installation.clock.now()).cancelled == 0
+    installation.clock.advance(31)
+    assert sweep(installation.platform, installation.clock.now()).cancelled == 1
+    stored = installation.services.backend.read_flow_run(run.id)
+    assert stored.state is not None
+    assert stored.state.type is StateType.CANCELLED
+
+
+def test_runs_outside_deployments_are_left_alone(installation: Installation):
+    from stratoflow import flow
+
+    @flow
+    def local() -> int:
+        return 1
+
+    local()
+    installation.clock.advance(10_000)
+    report = sweep(installation.platform, installation.clock.now())
+    assert (report.crashed, report.rescheduled, report.cancelled) == (0, 0, 0)
+
+
+def test_a_run_that_moved_meanwhile_is_not_touched(installation: Installation):
+    run = start(installation, claimed_run(installation))
+    installation.clock.advance(200)
+    stale = installation.services.backend.read_flow_run(run.id)
+    installation.services.backend.update_flow_run(run.id, heartbeat=installation.clock.now())
+    installation.services.backend.set_flow_run_state(run.id, Running(name="Running"))
+    # The sweep read `stale` before the run moved: its conditional write loses.
+    from stratoflow import sweeps
+
+    sweeps._crash(installation.platform, stale, installation.clock.now(), sweeps.SweepReport())
+    stored = installation.services.backend.read_flow_run(run.id)
+    assert stored.state is not None
+    assert stored.state.type is StateType.RUNNING
+
+
+@pytest.mark.usefixtures("installation")
+def test_a_long_task_that_keeps_heartbeating_stays_running(
+    installation: Installation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A real deployed run executing for ~3 s with a 0.2 s heartbeat, swept every 0.2 s
+    with a 1 s zombie limit (real time): it is never marked Crashed."""
+    from stratoflow.clock import SystemClock
+    from stratoflow.deployments.deploy import deploy_project
+    from stratoflow.deployments.runs import run_deployment
+    from stratoflow.settings import get_settings
+    from stratoflow.workers.execute import execute_flow_run
+
+    monkeypatch.setenv("STRATOFLOW_HEARTBEAT_SECONDS", "0.2")
+    monkeypatch.setenv("STRATOFLOW_ZOMBIE_AFTER_SECONDS", "1")
+    get_settings.cache_clear()
+    installation.services.clock = SystemClock()
+    installation.platform.settings = get_settings()
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "slow.py").write_text(
+        "import time\nfrom stratoflow import flow, task\n\n"
+        "@task\ndef step() -> None:\n    time.sleep(0.5)\n\n"
+        "@flow\ndef slow() -> str:\n    for _ in range(6):\n        step()\n    return 'done'\n"
+    )
+    (project / "stratoflow.yaml").write_text(
+        "deployments:\n  - name: slow\n    entrypoint: slow.py:slow\n"
+    )
+    deploy_project(project, platform=installation.platform)
+    run = run_deployment("slow", timeout=0)
+    outcome: dict[str, object] = {}
+    worker = threading.Thread(
+        target=lambda: outcome.setdefault("state", execute_flow_run(run.id)), daemon=True
+    )
+    worker.start()
+    crashed = 0
+    deadline = time.monotonic() + 30
+    while worker.is_alive() and time.monotonic() < deadline:
+        crashed += sweep(installation.platform, SystemClock().now()).crashed
+        time.sleep(0.2)
+    worker.join(timeout=5)
+    assert crashed == 0
+    final = installation.services.backend.read_flow_run(run.id)
+    assert final.state is not None
+    assert final.state.name == "Completed", final.state
+    assert final.heartbeat is not None
+    assert timedelta(0) <= SystemClock().now() - final.heartbeat < timedelta(seconds=30)
