@@ -4,8 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+# jsii warns about every end-of-life Node major it runs on; silence it for the local one.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := $(shell node -p 'process.versions.node.split(".")[0]' 2>/dev/null)
+CDK := node_modules/.bin/cdk
+CDK_CLI ?= aws-cdk@2
+CDK_ARGS ?=
 
-.PHONY: install test lint typecheck unit demo bench clean
+.PHONY: install test lint typecheck unit demo bench clean synth
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +40,17 @@ demo: install
 bench: install
 	$(BIN)/python -m bench.sdk_overhead
 	$(BIN)/python -m bench.aws_backend
+	$(BIN)/python -m bench.scheduler
+
+# The CDK CLI, from npm, into ./node_modules (not part of `make test`).
+$(CDK):
+	npm install --no-save --no-audit --no-fund --loglevel=error $(CDK_CLI)
+
+# Synthesize the CDK app offline (no AWS credentials, no AWS call): the Lambda code is
+# bundled locally with pip (no Docker). Options: make synth CDK_ARGS='-c stage=prod'.
+synth: install $(CDK)
+	PATH="$(CURDIR)/$(BIN):$$PATH" AWS_EC2_METADATA_DISABLED=true CDK_DISABLE_CLI_TELEMETRY=true \
+		$(CDK) synth --quiet --no-notices $(CDK_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache cdk.out node_modules

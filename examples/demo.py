@@ -1,8 +1,15 @@
-"""`make demo`: run the example flows locally and check that each did what it should.
+"""`make demo`: the whole system on this machine, with no AWS account.
 
-Runs on the local backend (no AWS): a scheduled-style ETL with retries and caching,
-a mapped fan-out, and a flow that fails and runs its on_failure hook. Prints states,
-results, task runs and log lines; exits 0 only when every expectation held.
+Starts the embedded stack (the AWS emulator, the scheduler, the stream-driven automations
+and an on-prem poller), deploys examples/, runs the example deployments, and shows
+their states, results and CloudWatch log lines:
+
+- nightly-etl: a flaky extract retried, a cached transform (run twice: the second hits
+  the cache), with schedules that the scheduler turns into runs;
+- fan-out: a mapped task, then a reduce;
+- nightly-report: fails; an automation reacts by running fan-out as a recovery job.
+
+Exits 0 only when every run ended as expected, within the time limit.
 """
 
 from __future__ import annotations
@@ -10,31 +17,15 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))
-os.environ.setdefault("STRATOFLOW_HOME", tempfile.mkdtemp(prefix="stratoflow-demo-"))
-os.environ.setdefault("STRATOFLOW_LOG_TO_CONSOLE", "false")
 
 from rich.console import Console
 
-from etl import etl
-from failing import nightly_report
-from fanout import fan_out
-from stratoflow import runs
-from stratoflow.cli.render import render_flow_run
-from stratoflow.states import State
-
+EXAMPLES = Path(__file__).resolve().parent
 console = Console()
 problems: list[str] = []
-
-
-def show(title: str, state: State) -> tuple[str, list[str]]:
-    console.rule(title)
-    run = runs.read_flow_run(state.details["flow_run_id"])
-    task_runs = runs.read_task_runs(run.id)
-    render_flow_run(console, run, task_runs, runs.read_logs(run.id))
-    return run.id, [t.state.name if t.state else "-" for t in task_runs]
+TIMEOUT_SECONDS = 180
 
 
 def expect(condition: bool, message: str) -> None:
@@ -42,30 +33,95 @@ def expect(condition: bool, message: str) -> None:
         problems.append(message)
 
 
-state = etl(rows=5, return_state=True)
-_, names = show("ETL: a flaky extract retried, a cached transform", state)
-expect(state.is_completed() and state.result() == 120, "etl should complete with 120")
-expect(names == ["Completed", "Completed", "Completed"], f"etl task states were {names}")
+def main() -> int:
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("STRATOFLOW_LOG_TO_CONSOLE", "false")
+    from stratoflow import runs
+    from stratoflow.automations import create_automation
+    from stratoflow.automations.loading import load_automations
+    from stratoflow.cli.render import render_flow_run
+    from stratoflow.deployments.deploy import deploy_project
+    from stratoflow.deployments.runs import run_deployment, wait_for_flow_run
+    from stratoflow.dev.stack import LocalStack
 
-state = etl(rows=5, return_state=True)
-_, names = show("ETL again: the transform is served from the cache", state)
-expect(state.is_completed() and state.result() == 120, "the second etl should complete too")
-expect(names[1] == "Cached", f"second etl run should hit the cache, got {names}")
+    home = Path(tempfile.mkdtemp(prefix="stratoflow-demo-"))
+    started = time.monotonic()
+    with console.status("Starting the embedded stack (emulator, scheduler, poller)..."):
+        stack = LocalStack(home=home, tick_seconds=1.0).__enter__()
+    try:
+        console.print(f"[green]Embedded stack up[/] at {stack.endpoint}")
+        results = deploy_project(EXAMPLES)
+        console.print(f"Deployed: {', '.join(r.deployment.name for r in results)}")
+        for automation in load_automations(EXAMPLES / "automations.yaml"):
+            create_automation(automation)
+            console.print(f"Automation: {automation.name}")
 
-state = fan_out(items=8, weight=2, return_state=True)
-_, names = show("Fan-out: one task run per item, then a reduce", state)
-expect(state.is_completed() and state.result() == 280, "fan_out should complete with 280")
-expect(len(names) == 9, f"fan_out should have 8 mapped runs and 1 reduce, got {len(names)}")
+        def run_and_wait(name: str, **parameters: object) -> object:
+            with console.status(f"Running {name}..."):
+                run = run_deployment(name, parameters, timeout=0)
+                return wait_for_flow_run(run.id, timeout=TIMEOUT_SECONDS, poll_interval=0.5)
 
-state = nightly_report(return_state=True)
-run_id, names = show("A failing flow: the reason is kept and its hook runs", state)
-messages = [entry.message for entry in runs.read_logs(run_id)]
-expect(state.is_failed(), "nightly_report should fail")
-expect(any("on_failure hook" in m for m in messages), "the on_failure hook should have logged")
+        shown = []
+        etl = run_and_wait("nightly-etl", rows=5)
+        etl_again = run_and_wait("nightly-etl", rows=5)
+        fan = run_and_wait("fan-out", items=8, weight=2)
+        report = run_and_wait("nightly-report")
+        shown += [
+            ("ETL: a flaky extract retried, a cached transform", etl),
+            ("ETL again: the transform comes from the cache", etl_again),
+            ("Fan-out: one task run per item, then a reduce", fan),
+            ("A failing report (its automation reacts)", report),
+        ]
 
-console.rule("Summary")
-if problems:
-    for problem in problems:
-        console.print(f"[red]✗[/] {problem}")
-    sys.exit(1)
-console.print("[green]✓ every example behaved as expected[/]")
+        with console.status("Waiting for the automation's recovery run..."):
+            recovery = None
+            deadline = time.monotonic() + 60
+            while recovery is None and time.monotonic() < deadline:
+                recovery = next(
+                    (
+                        r
+                        for r in runs.query_flow_runs(deployment="fan-out", limit=10)
+                        if r.parameters.get("items") == 3
+                    ),
+                    None,
+                )
+                time.sleep(0.5)
+            if recovery is not None:
+                recovery = wait_for_flow_run(recovery.id, timeout=60, poll_interval=0.5)
+        if recovery is not None:
+            shown.append(("The automation's recovery run of fan-out", recovery))
+
+        for title, run in shown:
+            console.rule(title)
+            render_flow_run(console, run, runs.read_task_runs(run.id), runs.read_logs(run.id))
+
+        def state_of(run: object) -> str | None:
+            state = getattr(run, "state", None)
+            return state.name if state else None
+
+        expect(state_of(etl) == "Completed", f"nightly-etl ended {state_of(etl)}")
+        expect(runs.read_result(etl) == 120, "nightly-etl should return 120")
+        cached = [t.state.name for t in runs.read_task_runs(etl_again.id) if t.state]
+        expect("Cached" in cached, f"the second ETL run should hit the cache: {cached}")
+        expect(state_of(fan) == "Completed", f"fan-out ended {state_of(fan)}")
+        expect(runs.read_result(fan) == 280, "fan-out should return 280")
+        expect(state_of(report) == "Failed", f"nightly-report ended {state_of(report)}")
+        expect(recovery is not None, "the automation did not start a recovery run")
+        expect(state_of(recovery) == "Completed", f"the recovery run ended {state_of(recovery)}")
+        logs = [e.message for e in runs.read_logs(etl.id)]
+        expect(any("Extracted 5 records" in m for m in logs), "ETL log lines missing")
+    finally:
+        with console.status("Stopping the embedded stack..."):
+            stack.__exit__(None, None, None)
+    elapsed = time.monotonic() - started
+    console.rule("Summary")
+    if problems:
+        for problem in problems:
+            console.print(f"[red]✗[/] {problem}")
+        return 1
+    console.print(f"[green]✓ every example behaved as expected[/] ({elapsed:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -24,8 +24,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     report = Scheduler(get_platform()).tick(
         time_left=lambda: context.get_remaining_time_in_millis() / 1000
     )
+    # Under one key: some report fields (`created`) are LogRecord attributes, which
+    # `extra` may not overwrite.
     logger.info(
-        "Scheduler tick", extra={"event_time": scheduled.time.isoformat(), **asdict(report)}
+        "Scheduler tick", extra={"event_time": scheduled.time.isoformat(), "tick": asdict(report)}
     )
     if report.errors:
         logger.warning("Some deployments could not be scheduled", extra={"errors": report.errors})

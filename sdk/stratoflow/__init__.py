@@ -8,6 +8,7 @@ through its module (`stratoflow.states`, `stratoflow.cache_policies`,
 
 from stratoflow._tags import tags
 from stratoflow.annotations import allow_failure, unmapped
+from stratoflow.events.emit import emit_event
 from stratoflow.flows import Flow, flow
 from stratoflow.futures import StratoFuture, as_completed, wait
 from stratoflow.logging import get_run_logger
@@ -31,6 +32,7 @@ __all__ = [
     "allow_failure",
     "as_completed",
     "cancel_flow_run",
+    "emit_event",
     "exponential_backoff",
     "flow",
     "get_run_logger",

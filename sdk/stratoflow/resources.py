@@ -9,9 +9,10 @@ naming and log group names. Item keys are built here too, so no other module spe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import TYPE_CHECKING
 
-from stratoflow.settings import Settings
+from stratoflow.settings import Settings, env_var
 
 if TYPE_CHECKING:
     import boto3
@@ -92,15 +93,73 @@ def worker_key(pool: str, name: str) -> dict[str, str]:
     return {PARTITION_KEY: f"WORKER#{pool}", SORT_KEY: name}
 
 
+def automation_partition(automation_id: str) -> str:
+    return f"AUTOMATION#{automation_id}"
+
+
+def automation_key(automation_id: str) -> dict[str, str]:
+    """An automation's definition and status (its buckets and firings share the partition)."""
+    return {PARTITION_KEY: automation_partition(automation_id), SORT_KEY: META}
+
+
+def automation_name_key(name: str) -> dict[str, str]:
+    """Claims an automation name (written with the automation, in one transaction)."""
+    return {PARTITION_KEY: f"AUTOMATIONNAME#{name}", SORT_KEY: META}
+
+
+AUTOMATION_BUCKET_PREFIX = "BUCKET#"
+AUTOMATION_FIRING_PREFIX = "FIRED#"
+
+
+def automation_due_partition(automation_id: str) -> str:
+    """`by_state` partition of an automation's buckets that need the scheduler tick (an
+    open Proactive window, or a firing to settle); sort key `<due, UTC>#<bucket key>`.
+    Idle buckets leave the index, so a tick reads only what is due."""
+    return f"AUTOMATIONDUE#{automation_id}"
+
+
+def automation_bucket_key(automation_id: str, bucket: str) -> dict[str, str]:
+    """The counting state of one trigger for one `for_each` value (TTL)."""
+    return {
+        PARTITION_KEY: automation_partition(automation_id),
+        SORT_KEY: f"{AUTOMATION_BUCKET_PREFIX}{bucket}",
+    }
+
+
+def automation_firing_key(automation_id: str, firing_id: str) -> dict[str, str]:
+    """One firing, `<bucket>#<window start>[#resolved]`: its conditional put makes a
+    window fire once (TTL)."""
+    return {
+        PARTITION_KEY: automation_partition(automation_id),
+        SORT_KEY: f"{AUTOMATION_FIRING_PREFIX}{firing_id}",
+    }
+
+
 DEPLOYMENTS_PARTITION = "DEPLOYMENTS"
 """`by_time` partition listing every deployment (sort key: its name)."""
 WORK_POOLS_PARTITION = "WORKPOOLS"
+AUTOMATIONS_PARTITION = "AUTOMATIONS"
+"""`by_time` partition listing every automation (sort key: its name)."""
 WORKERS_PARTITION = "WORKERS"
 """`by_time` partition listing live workers (sort key: `<pool>#<name>`)."""
 
 
 def flow_runs_day_partition(day_iso: str) -> str:
     return f"FLOWRUNS#{day_iso}"
+
+
+EVENT_PARTITION_PREFIX = "EVENT#"
+
+
+def event_key(event_id: str) -> dict[str, str]:
+    """An event (`stratoflow.events`): emitted by user code or derived from the stream."""
+    return {PARTITION_KEY: f"{EVENT_PARTITION_PREFIX}{event_id}", SORT_KEY: META}
+
+
+def events_day_partition(day: date | str) -> str:
+    """`by_time` partition of the events that occurred on one UTC day (sort key:
+    `<occurred, ISO UTC>#<event id>`)."""
+    return f"EVENTS#{day.isoformat() if isinstance(day, date) else day}"
 
 
 def state_partition(state_type: str) -> str:
@@ -177,6 +236,20 @@ class ResourceNames:
     @property
     def table_spec(self) -> TableSpec:
         return TableSpec(name=self.table)
+
+
+# Stack outputs
+STACK_OUTPUTS: dict[str, str] = {
+    "TableName": env_var("table_name"),
+    "ResultsBucket": env_var("results_bucket"),
+    "CodeBucket": env_var("code_bucket"),
+    "RunsLogGroup": env_var("runs_log_group"),
+    "QueuePrefix": env_var("queue_prefix"),
+    "Region": env_var("region"),
+}
+"""The outputs of the CDK stack (`infra/`) that configure the CLI and workers, each with
+the environment variable it sets: `strato config from-stack STACK` reads them. The stack
+has informational outputs too (`NotificationsTopicArn`, `OnPremWorkerPolicyArn`, ...)."""
 
 
 def provision(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from stratoflow.context import get_services
 from stratoflow.exceptions import ObjectNotFound
 from stratoflow.models import FlowRun, LogEntry, TaskRun
-from stratoflow.states import State
+from stratoflow.states import State, StateType
 
 
 def read_flow_run(flow_run_id: str) -> FlowRun:
@@ -41,3 +42,47 @@ def read_result(run: FlowRun | TaskRun) -> Any:
     if not run.state.has_data and run.state.result_record is None and run.result_record:
         return run.result_record.load()
     return run.state.result()
+
+
+def query_flow_runs(
+    *,
+    state: str | None = None,
+    deployment: str | None = None,
+    since: datetime | None = None,
+    limit: int = 50,
+) -> list[FlowRun]:
+    """Flow runs newest first, filtered by state (type or name, any case), deployment and
+    creation time; uses the index that fits the filter."""
+    backend = get_services().backend
+    wanted_type = _state_type(state)
+    if deployment is not None:
+        candidates = backend.list_flow_runs_of_deployment(deployment)
+    elif wanted_type is not None:
+        candidates = list(reversed(backend.list_flow_runs_by_state(wanted_type)))
+    else:
+        candidates = backend.list_flow_runs()
+    chosen = []
+    for run in candidates:
+        if state is not None and not _state_matches(run, state):
+            continue
+        if since is not None and run.created is not None and run.created < since:
+            continue
+        chosen.append(run)
+        if len(chosen) >= limit:
+            break
+    return chosen
+
+
+def _state_type(state: str | None) -> StateType | None:
+    if state is None:
+        return None
+    try:
+        return StateType(state.upper())
+    except ValueError:
+        return None
+
+
+def _state_matches(run: FlowRun, state: str) -> bool:
+    if run.state is None:
+        return False
+    return state.upper() in (run.state.type.value, run.state.name.upper())

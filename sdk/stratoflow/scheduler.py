@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from stratoflow.automations.engine import evaluate_on_tick
 from stratoflow.deployments.models import Deployment
 from stratoflow.deployments.runs import enqueue, schedule_flow_run
 from stratoflow.exceptions import ConflictError, InvalidTransitionError
@@ -70,6 +71,7 @@ class Scheduler:
         self._enqueue_orphans(now, report)
         self._mark_late(now, report)
         report.swept = sweep(self.platform, now)
+        evaluate_on_tick(self.platform, now, report.errors)  # Proactive automations
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 
@@ -95,7 +97,10 @@ class Scheduler:
                     report.existing += 1
                     continue
                 report.created += 1
-                enqueue(self.platform, run, now=now)
+                try:
+                    enqueue(self.platform, run)  # delay from the time of sending
+                except Exception:  # noqa: BLE001 - the orphan sweep below retries and reports it
+                    break
                 report.enqueued += 1
 
     def _enqueue_orphans(self, now: datetime, report: TickReport) -> None:
@@ -103,7 +108,14 @@ class Scheduler:
         backend = self.platform.services.backend
         for run in backend.list_flow_runs_by_state(StateType.SCHEDULED, until=now + LOOKAHEAD):
             if run.enqueued_at is None and run.deployment_name is not None:
-                enqueue(self.platform, run, now=now)
+                try:
+                    enqueue(self.platform, run)  # delay from the time of sending
+                except Exception as exc:  # noqa: BLE001 - one bad queue must not stop the tick
+                    report.errors.append(
+                        f"{run.deployment_name}: flow run {run.id} not sent: "
+                        f"{type(exc).__name__}: {exc}"
+                    )
+                    continue
                 report.enqueued += 1
 
     def _mark_late(self, now: datetime, report: TickReport) -> None:

@@ -106,6 +106,11 @@ class Settings(BaseSettings):
         description="The Lambda worker hands a message back to its queue instead of starting "
         "a run when less time than this is left in the invocation.",
     )
+    webhook_allowed_hosts: str = Field(
+        default="",
+        description="Comma-separated host names the call-webhook action of automations may "
+        "call (`*.example.com` allows subdomains); empty: none.",
+    )
     event_retention_days: int = Field(
         default=7,
         ge=1,
@@ -118,6 +123,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @property
+    def webhook_hosts(self) -> tuple[str, ...]:
+        """`webhook_allowed_hosts` as a list of lowercase host names."""
+        return tuple(h.strip().lower() for h in self.webhook_allowed_hosts.split(",") if h.strip())
 
     @property
     def storage_path(self) -> Path:
@@ -153,3 +163,14 @@ def _variable(location: tuple[int | str, ...]) -> str:
 @functools.cache
 def get_settings() -> Settings:
     return load_settings()
+
+
+def env_var(field: str) -> str:
+    """The environment variable that sets the `Settings` field `field`:
+    `env_var("table_name") == "STRATOFLOW_TABLE_NAME"`. Raises ValueError for a name that
+    is not a field, so a typo fails where the variable is named (the CDK app, the CLI),
+    not silently at run time."""
+    if field not in Settings.model_fields:
+        known = ", ".join(sorted(Settings.model_fields))
+        raise ValueError(f"{field!r} is not a stratoflow setting (settings: {known})")
+    return f"{Settings.model_config.get('env_prefix', '')}{field.upper()}"

@@ -18,6 +18,7 @@ def test_all_is_pinned() -> None:
         "allow_failure",
         "as_completed",
         "cancel_flow_run",
+        "emit_event",
         "exponential_backoff",
         "flow",
         "get_run_logger",

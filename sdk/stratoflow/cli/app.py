@@ -6,10 +6,18 @@ from typing import Annotated
 
 import typer
 
+from stratoflow.cli.automations import automation_app
 from stratoflow.cli.common import fail, out, parse_params
+from stratoflow.cli.concurrency_limits import concurrency_limit_app
+from stratoflow.cli.config import config_app
 from stratoflow.cli.deployments import deploy, deployment_app
+from stratoflow.cli.dev import dev
+from stratoflow.cli.events import events_app
 from stratoflow.cli.flow_runs import flow_run_app
 from stratoflow.cli.render import flow_run_document, render_flow_run
+from stratoflow.cli.task_runs import task_run_app
+from stratoflow.cli.work_pools import work_pool_app, work_queue_app
+from stratoflow.cli.worker import worker_app
 from stratoflow.engine.flow_engine import call_flow
 from stratoflow.entrypoints import EntrypointError, load_flow
 from stratoflow.exceptions import StratoflowError
@@ -24,8 +32,17 @@ app = typer.Typer(
 )
 
 app.command("deploy")(deploy)
+app.command("dev")(dev)
 app.add_typer(deployment_app, name="deployment")
 app.add_typer(flow_run_app, name="flow-run")
+app.add_typer(automation_app, name="automation")
+app.add_typer(task_run_app, name="task-run")
+app.add_typer(config_app, name="config")
+app.add_typer(work_pool_app, name="work-pool")
+app.add_typer(work_queue_app, name="work-queue")
+app.add_typer(concurrency_limit_app, name="concurrency-limit")
+app.add_typer(events_app, name="events")
+app.add_typer(worker_app, name="worker")
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import typer
@@ -55,3 +56,25 @@ def one_line_errors() -> Iterator[None]:
 
 def print_json(data: Any) -> None:
     out.print_json(data=json.loads(json.dumps(data, default=str)))
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_since(text: str | None, *, now: datetime | None = None) -> datetime | None:
+    """`--since 30m`, `2h`, `7d` or an ISO time (UTC when it has no offset)."""
+    if text is None:
+        return None
+    now = now or datetime.now(UTC)
+    raw = text.strip()
+    unit = raw[-1:].lower()
+    if unit in _UNITS and raw[:-1].isdigit():
+        return now - timedelta(seconds=int(raw[:-1]) * _UNITS[unit])
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise fail(
+            f"--since {text!r} is neither a duration (30m, 2h, 7d) nor an ISO time "
+            "(2026-11-21T10:00)"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import typer
+from typing import Annotated, Any
 
-from stratoflow.cli.common import err, out
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from stratoflow.cli.common import err, fail, one_line_errors, out, parse_since, print_json
+from stratoflow.cli.render import duration, render_flow_run, styled_state
+from stratoflow.models import FlowRun, LogEntry
 
 flow_run_app = typer.Typer(help="Run and inspect flow runs.", no_args_is_help=True)
 
@@ -18,12 +24,23 @@ def execute(flow_run_id: str) -> None:
     """Run a claimed flow run of a deployment in this process (what every worker runs).
 
     Exit codes: 0 completed (or handed back for a retry), 1 ended in another state,
-    3 nothing to do (unknown, already final, or claimed by another worker).
+    3 nothing to do (unknown, already final, or claimed by another worker). With `-` as
+    the id, the process gets ready first and then reads the id from stdin (what the
+    poller's warm processes do).
     """
-    from stratoflow.cli.common import one_line_errors
+    import sys
+
+    from stratoflow.platform import get_platform
     from stratoflow.states import StateType
     from stratoflow.workers.execute import NotRunnable, execute_flow_run
+    from stratoflow.workers.warm import FROM_STDIN
 
+    if flow_run_id == FROM_STDIN:
+        with one_line_errors():
+            get_platform()  # clients and stores built before the run arrives
+        flow_run_id = sys.stdin.readline().strip()
+        if not flow_run_id:
+            raise typer.Exit(EXIT_NOT_RUNNABLE)  # the worker stopped before using us
     try:
         with one_line_errors():
             state = execute_flow_run(flow_run_id)
@@ -38,9 +55,205 @@ def execute(flow_run_id: str) -> None:
 @flow_run_app.command("retry")
 def retry(flow_run_id: str) -> None:
     """Run a finished run of a deployment again, as its next attempt."""
-    from stratoflow.cli.common import one_line_errors
     from stratoflow.deployments.runs import retry_flow_run
 
     with one_line_errors():
         run = retry_flow_run(flow_run_id)
     out.print(f"Flow run {run.name} ({run.id}) is {run.state!r} and queued again.")
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def run_row(run: FlowRun) -> dict[str, Any]:
+    state = run.state
+    return {
+        "id": run.id,
+        "name": run.name,
+        "flow": run.flow_name,
+        "deployment": run.deployment_name,
+        "state": state.name if state else None,
+        "state_type": state.type.value if state else None,
+        "message": state.message if state else None,
+        "created": run.created.isoformat() if run.created else None,
+        "start_time": run.start_time.isoformat() if run.start_time else None,
+        "end_time": run.end_time.isoformat() if run.end_time else None,
+        "run_count": run.run_count,
+        "tags": list(run.tags),
+    }
+
+
+@flow_run_app.command("ls")
+def list_runs(
+    state: Annotated[
+        str | None, typer.Option(help="A state type or name, e.g. failed, Late.")
+    ] = None,
+    deployment: Annotated[str | None, typer.Option(help="Only this deployment's runs.")] = None,
+    since: Annotated[str | None, typer.Option(help="30m, 2h, 7d or an ISO time.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """List flow runs, newest first."""
+    from stratoflow.runs import query_flow_runs
+
+    with one_line_errors():
+        found = query_flow_runs(
+            state=state, deployment=deployment, since=parse_since(since), limit=limit
+        )
+    if as_json:
+        print_json([run_row(r) for r in found])
+        return
+    table = Table(title="Flow runs")
+    for column in ("name", "flow", "deployment", "state", "created", "duration", "id"):
+        table.add_column(column)
+    for run in found:
+        table.add_row(
+            run.name,
+            run.flow_name,
+            run.deployment_name or "-",
+            styled_state(run.state),
+            f"{run.created:%Y-%m-%d %H:%M:%S}" if run.created else "-",
+            duration(run.start_time, run.end_time),
+            run.id,
+        )
+    out.print(table)
+
+
+@flow_run_app.command("inspect")
+def inspect_run(flow_run_id: str, as_json: JsonOption = False) -> None:
+    """Show a flow run: state, history, parameters, result and task runs."""
+    from stratoflow import runs
+
+    with one_line_errors():
+        run = runs.read_flow_run(flow_run_id)
+        task_runs = runs.read_task_runs(flow_run_id)
+    document = {
+        **run_row(run),
+        "parameters": run.parameters,
+        "history": [
+            {
+                "name": s.name,
+                "type": s.type.value,
+                "timestamp": s.timestamp.isoformat(),
+                "message": s.message,
+            }
+            for s in [*run.state_history, *([run.state] if run.state else [])]
+        ],
+        "result": _result_preview(run),
+        "task_runs": [
+            {
+                "id": t.id,
+                "name": t.name,
+                "state": t.state.name if t.state else None,
+                "run_count": t.run_count,
+            }
+            for t in task_runs
+        ],
+    }
+    if as_json:
+        print_json(document)
+        return
+    render_flow_run(out, run, task_runs)
+    history = " → ".join(str(h["name"]) for h in document["history"])
+    out.print(f"History: {history}", highlight=False, soft_wrap=True)
+    out.print(f"Parameters: {run.parameters}", highlight=False, soft_wrap=True)
+
+
+def _result_preview(run: FlowRun) -> Any:
+    from stratoflow import runs
+    from stratoflow.exceptions import StratoflowError
+
+    if run.state is None or not run.state.is_completed():
+        return None
+    try:
+        return runs.read_result(run)
+    except StratoflowError as exc:
+        return f"<not available: {exc}>"
+
+
+@flow_run_app.command("cancel")
+def cancel(flow_run_id: str) -> None:
+    """Cancel a flow run: it becomes Cancelling, and its worker stops it."""
+    from stratoflow import runs
+
+    with one_line_errors():
+        state = runs.cancel_flow_run(flow_run_id)
+    out.print(f"Flow run {flow_run_id} is {state.name}.")
+
+
+@flow_run_app.command("logs")
+def logs(
+    flow_run_id: str,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+    level: Annotated[str, typer.Option(help="Lowest level shown.")] = "DEBUG",
+    task: Annotated[str | None, typer.Option(help="Only this task run (name or id).")] = None,
+    as_json: JsonOption = False,
+    poll_seconds: Annotated[float, typer.Option(hidden=True)] = 2.0,
+) -> None:
+    """Print a flow run's log lines (from CloudWatch Logs with the AWS backend)."""
+    import logging
+    import time
+
+    from stratoflow import runs
+
+    threshold = logging.getLevelName(level.upper())
+    if not isinstance(threshold, int):
+        raise fail(f"--level {level!r} is not a level: DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    seen: set[tuple[str, str, str | None]] = set()
+    with one_line_errors():
+        run = runs.read_flow_run(flow_run_id)
+        task_run_id = _task_run_id(flow_run_id, task) if task else None
+        while True:
+            for entry in runs.read_logs(flow_run_id, task_run_id=task_run_id):
+                key = (entry.timestamp.isoformat(), entry.message, entry.task_run_id)
+                if key in seen or entry.level < threshold:
+                    continue
+                seen.add(key)
+                _print_entry(entry, as_json)
+            run = runs.read_flow_run(flow_run_id)
+            if not follow or (run.state is not None and run.state.is_final()):
+                break
+            time.sleep(poll_seconds)
+
+
+_LEVEL_STYLES = {
+    "DEBUG": "dim",
+    "INFO": "",
+    "WARNING": "yellow",
+    "ERROR": "red",
+    "CRITICAL": "bold red",
+}
+
+
+def _print_entry(entry: LogEntry, as_json: bool) -> None:
+    if as_json:
+        out.print_json(
+            data={
+                "timestamp": entry.timestamp.isoformat(),
+                "level": entry.level_name,
+                "message": entry.message,
+                "flow_run_id": entry.flow_run_id,
+                "task_run_id": entry.task_run_id,
+                "task_run_name": entry.task_run_name,
+            },
+            indent=None,
+        )
+        return
+    where = entry.task_run_name or entry.flow_run_name or ""
+    style = _LEVEL_STYLES.get(entry.level_name, "")
+    line = f"{entry.timestamp:%H:%M:%S.%f}"[:-3] + f" {entry.level_name:<7} {where}: "
+    text = Text(line)
+    text.append(entry.message, style=style)
+    out.print(text, soft_wrap=True)
+
+
+def _task_run_id(flow_run_id: str, task: str) -> str:
+    from stratoflow import runs
+    from stratoflow.exceptions import ObjectNotFound
+
+    for task_run in runs.read_task_runs(flow_run_id):
+        if task in (task_run.id, task_run.name):
+            return task_run.id
+    raise ObjectNotFound(f"Flow run {flow_run_id} has no task run {task!r}.")

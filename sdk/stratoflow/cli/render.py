@@ -30,7 +30,7 @@ def styled_state(state: State | None) -> str:
     return f"[{STATE_STYLES.get(state.type, 'white')}]{state.name}[/]"
 
 
-def _duration(start: Any, end: Any) -> str:
+def duration(start: Any, end: Any) -> str:
     if start is None or end is None:
         return "-"
     return f"{(end - start).total_seconds():.3f}s"
@@ -57,7 +57,7 @@ def render_flow_run(
                 task_run.name,
                 styled_state(task_run.state),
                 str(task_run.run_count),
-                _duration(task_run.start_time, task_run.end_time),
+                duration(task_run.start_time, task_run.end_time),
                 str(len(task_run.upstream_task_run_ids)),
             )
         console.print(table)

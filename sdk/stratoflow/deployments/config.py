@@ -38,11 +38,25 @@ def load_project(path: Path) -> ProjectConfig:
         raise ConfigError(f"{file} is invalid:\n  - {problems}") from None
 
 
+_SCHEDULE_KINDS = ("cron", "interval", "rrule")
+
+
 def _path(location: tuple[int | str, ...], raw: object) -> str:
-    """`deployments[0] (nightly).schedules[1].cron` from pydantic's location tuple."""
+    """`deployments[0] (nightly).schedules[1].cron` from pydantic's location tuple.
+
+    A schedule's location holds parts that are not keys of the file: `schedule` when the
+    item is written flat (`- cron: ...`), and the schedule kind pydantic tags the union
+    with (`schedule.cron.cron`); both are left out."""
     parts: list[str] = []
     node = raw
+    after_schedule = False
     for part in location:
+        if after_schedule and part in _SCHEDULE_KINDS:
+            after_schedule = False
+            continue
+        after_schedule = part == "schedule"
+        if after_schedule and isinstance(node, dict) and part not in node:
+            continue
         if isinstance(part, int):
             label = f"[{part}]"
             if isinstance(node, list) and part < len(node):

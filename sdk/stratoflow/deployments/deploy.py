@@ -62,6 +62,12 @@ def save_work_pool(platform: Platform, pool: WorkPoolSpec) -> None:
     platform.work_pools.put(pool)
     for queue in pool.queues:
         platform.queues.url(pool.name, queue.name)  # a clear error if the queue is missing
+    # The poller honours these limits (stratoflow.workers.slots).
+    _sync_concurrency_limit(work_pool_limit_name(pool.name), pool.concurrency_limit)
+    for queue in pool.queues:
+        _sync_concurrency_limit(
+            work_queue_limit_name(pool.name, queue.name), queue.concurrency_limit
+        )
 
 
 def deploy_specs(
@@ -91,7 +97,9 @@ def deploy_specs(
             updated=now,
         )
         platform.deployments.put(deployment)
-        _sync_concurrency_limit(deployment)
+        _sync_concurrency_limit(
+            deployment_limit_name(deployment.name), deployment.concurrency_limit
+        )
         removed = remove_future_runs(platform, deployment.name)
         results.append(DeployResult(deployment, uploaded, previous is None, removed))
     return results
@@ -103,16 +111,23 @@ def _check_flow(project_dir: Path, spec: DeploymentSpec) -> Flow[..., Any]:
     flow = load_flow(f"{project_dir / path}:{attribute}")
     facts = _signature_facts(flow)
     probe = Deployment.model_construct(name=spec.name, **facts)
-    for label, parameters in [("parameters", spec.parameters)] + [
-        (f"schedule {s.key!r} parameters", {**spec.parameters, **s.parameters})
+    # A run of the deployment may give the required parameters its defaults leave out
+    # (`strato deployment run --param`); a schedule's runs get only the deployment's and
+    # the schedule's parameters, so those must be complete.
+    partial = Deployment.model_construct(name=spec.name, **{**facts, "required_parameters": ()})
+    for label, parameters, checked in [("parameters", spec.parameters, partial)] + [
+        (f"schedule {s.key!r} parameters", {**spec.parameters, **s.parameters}, probe)
         for s in spec.schedules
     ]:
         try:
-            check_parameters(probe, parameters)
+            check_parameters(checked, parameters)
             if not (set(facts["required_parameters"]) - set(parameters)):
                 flow.validate_parameters({**_defaults(flow), **parameters})
         except ParameterValidationError as exc:
-            raise ParameterValidationError(f"Deployment {spec.name!r} ({label}): {exc}") from None
+            detail = str(exc).removeprefix(f"Deployment {spec.name!r}: ")
+            raise ParameterValidationError(
+                f"Deployment {spec.name!r} ({label}): {detail}"
+            ) from None
     return flow
 
 
@@ -139,7 +154,7 @@ def _defaults(flow: Flow[..., Any]) -> dict[str, Any]:
     }
 
 
-def _sync_concurrency_limit(deployment: Deployment) -> None:
+def _sync_concurrency_limit(name: str, limit: int | None) -> None:
     from stratoflow.concurrency import (
         create_concurrency_limit,
         delete_concurrency_limit,
@@ -148,22 +163,29 @@ def _sync_concurrency_limit(deployment: Deployment) -> None:
     )
     from stratoflow.concurrency.errors import ConcurrencyLimitNotFound
 
-    name = deployment_limit_name(deployment.name)
     try:
         existing = read_concurrency_limit(name)
     except ConcurrencyLimitNotFound:
         existing = None
-    if deployment.concurrency_limit is None:
+    if limit is None:
         if existing is not None:
             delete_concurrency_limit(name)
     elif existing is None:
-        create_concurrency_limit(name, deployment.concurrency_limit)
-    elif existing.limit != deployment.concurrency_limit:
-        update_concurrency_limit(name, limit=deployment.concurrency_limit)
+        create_concurrency_limit(name, limit)
+    elif existing.limit != limit:
+        update_concurrency_limit(name, limit=limit)
 
 
 def deployment_limit_name(deployment_name: str) -> str:
     return f"deployment:{deployment_name}"
+
+
+def work_pool_limit_name(pool: str) -> str:
+    return f"work-pool:{pool}"
+
+
+def work_queue_limit_name(pool: str, queue: str) -> str:
+    return f"work-queue:{pool}/{queue}"
 
 
 def remove_future_runs(

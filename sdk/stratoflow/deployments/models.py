@@ -7,10 +7,19 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from stratoflow.exceptions import ObjectNotFound
 from stratoflow.resources import DEFAULT_WORK_POOL, DEFAULT_WORK_QUEUE
 from stratoflow.schedules import DeploymentSchedule
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
+
+
+class UnknownPoolQueue(ObjectNotFound):
+    """A work pool has no queue of that name."""
+
+
+class UnknownSchedule(ObjectNotFound):
+    """A deployment has no schedule with that key."""
 
 
 class _Model(BaseModel):
@@ -50,7 +59,7 @@ class WorkPoolSpec(_Model):
             if queue.name == name:
                 return queue
         known = ", ".join(q.name for q in self.queues)
-        raise KeyError(f"Work pool {self.name!r} has no queue {name!r} (queues: {known})")
+        raise UnknownPoolQueue(f"Work pool {self.name!r} has no queue {name!r} (queues: {known}).")
 
     def by_priority(self) -> list[WorkQueueSpec]:
         return sorted(self.queues, key=lambda q: (q.priority, q.name))
@@ -104,7 +113,9 @@ class Deployment(DeploymentSpec):
             if schedule.key == key:
                 return schedule
         known = ", ".join(s.key for s in self.schedules) or "none"
-        raise KeyError(f"Deployment {self.name!r} has no schedule {key!r} (schedules: {known})")
+        raise UnknownSchedule(
+            f"Deployment {self.name!r} has no schedule {key!r} (schedules: {known})."
+        )
 
 
 class ProjectConfig(_Model):

@@ -136,7 +136,8 @@ class WorkPoolStore(_DefinitionStore):
             return WorkPoolSpec.model_validate_json(definition)
         if name == resources.DEFAULT_WORK_POOL:
             return WorkPoolSpec()  # the default pool exists without being declared
-        raise UnknownWorkPool(f"No work pool named {name!r}.{_did_you_mean(name, self._names())}")
+        known = sorted({*self._names(), resources.DEFAULT_WORK_POOL})  # default: always there
+        raise UnknownWorkPool(f"No work pool named {name!r}.{_did_you_mean(name, known)}")
 
     def list(self) -> list[WorkPoolSpec]:
         pools = [WorkPoolSpec.model_validate_json(d) for page in self._pages(100) for d in page]

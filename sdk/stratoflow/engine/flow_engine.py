@@ -202,6 +202,7 @@ class FlowRunEngine:
         )
         self.flow_run.name, problem = self._run_name(parameters)
         self.services.backend.create_flow_run(self.flow_run)
+        self.services.backend.adopt_flow_run(self.flow_run)
         return problem
 
     def _run_with_context(self, parameters: dict[str, Any]) -> State:
@@ -366,8 +367,16 @@ class FlowRunEngine:
         record.end_time = state.timestamp
         # Task runs are durable before the flow run says it is over.
         self.services.backend.flush()
-        # A state the attempts already recorded (a retry handed off) is not set twice.
-        final = state if record.state is state else self.set_state(state)
+        # A state the attempts already recorded (a retry handed off) is not set twice: a
+        # worker may already be claiming the retry, and a second write would race it.
+        handed_off = state.type is StateType.SCHEDULED and (
+            record.state is not None and record.state.type is StateType.SCHEDULED
+        )
+        if record.state is state or handed_off:
+            assert record.state is not None
+            final = record.state
+        else:
+            final = self.set_state(state)
         options = self.options
         hooks_by_type = {
             StateType.COMPLETED: options.on_completion,

@@ -13,6 +13,8 @@ from stratoflow.exceptions import ConflictError, InvalidTransitionError, ObjectN
 from stratoflow.models import FlowRun
 from stratoflow.states import Pending, StateType
 
+CLAIM_ATTEMPTS = 5
+
 
 def claim_flow_run(
     backend: Backend,
@@ -21,20 +23,28 @@ def claim_flow_run(
     worker: str | None = None,
     now: datetime | None = None,
 ) -> FlowRun | None:
-    """The claimed run, or None when it is gone, not Scheduled, or claimed by another."""
-    try:
-        run = backend.read_flow_run(flow_run_id)
-    except ObjectNotFound:
-        return None
-    if run.state is None or run.state.type is not StateType.SCHEDULED:
-        return None
-    claimed = Pending(f"Claimed by {worker}." if worker else None)
-    if now is not None:
-        claimed.timestamp = now  # the sweep compares it with the same clock
-    if worker:
-        claimed.details["worker"] = worker
-    try:
-        backend.set_flow_run_state(flow_run_id, claimed, expected_version=run.version)
-    except (ConflictError, InvalidTransitionError):
-        return None
-    return backend.read_flow_run(flow_run_id)
+    """The claimed run, or None when it is gone, not Scheduled, or claimed by another.
+
+    A run that changed between the read and the write but is still Scheduled (marked
+    Late, or its previous attempt's process wrote it once more) is claimed again.
+    """
+    for _ in range(CLAIM_ATTEMPTS):
+        try:
+            run = backend.read_flow_run(flow_run_id)
+        except ObjectNotFound:
+            return None
+        if run.state is None or run.state.type is not StateType.SCHEDULED:
+            return None
+        claimed = Pending(f"Claimed by {worker}." if worker else None)
+        if now is not None:
+            claimed.timestamp = now  # the sweep compares it with the same clock
+        if worker:
+            claimed.details["worker"] = worker
+        try:
+            backend.set_flow_run_state(flow_run_id, claimed, expected_version=run.version)
+        except ConflictError:
+            continue  # read again: claimed by another worker, or still ours to claim
+        except InvalidTransitionError:
+            return None
+        return backend.read_flow_run(flow_run_id)
+    return None

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 MAX_DELAY_SECONDS = 900
 """SQS's longest message delay."""
+PREFETCH_LEAD_SECONDS = 2.0
+"""A run's message arrives this much before the run is due; its worker waits for the
+exact start, so a run starts on time to well under a second."""
 REASON_ATTRIBUTE = "stratoflow-dead-letter-reason"
 
 
@@ -55,8 +58,12 @@ class WorkQueues:
     def send(
         self, pool: str, queue: str, message: FlowRunMessage, *, delay_seconds: float = 0
     ) -> str:
-        """Send; the delay is clamped to SQS's 0 to 900 s. Returns the message id."""
-        delay = int(min(max(delay_seconds, 0), MAX_DELAY_SECONDS))
+        """Send a run's message; `delay_seconds` is how long until the run is due.
+
+        The message becomes visible PREFETCH_LEAD_SECONDS early (SQS delays are whole
+        seconds and long polls notice a delayed message late), and the worker that gets
+        it holds it until the exact start. Returns the message id."""
+        delay = int(min(max(delay_seconds - PREFETCH_LEAD_SECONDS, 0), MAX_DELAY_SECONDS))
         response = self.client.send_message(
             QueueUrl=self.url(pool, queue), MessageBody=message.body(), DelaySeconds=delay
         )

@@ -76,7 +76,8 @@ class AwsBackend:
             if _is_conditional_failure(exc):
                 raise ConflictError(f"Flow run {run.id} already exists") from None
             raise
-        self._flow_runs[run.id] = run
+        # Not kept: only a run adopted by an engine of this process is written from a local
+        # copy (a deployment's run is created here but run by another process).
         return run
 
     def read_flow_run(self, flow_run_id: str) -> FlowRun:
@@ -151,8 +152,8 @@ class AwsBackend:
                 continue
             if run.state is not None and run.state.is_final():
                 self._flow_runs.pop(flow_run_id, None)  # nothing more to write
-            else:
-                self._flow_runs[flow_run_id] = run
+            # A run read above is not kept: the next write (a worker claiming its retry, a
+            # sweep) must start from a fresh read, not from this copy's run count and times.
             return result
         raise ConflictError(
             f"Flow run {flow_run_id} kept changing under {CONFLICT_ATTEMPTS} attempts to set "

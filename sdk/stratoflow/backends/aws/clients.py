@@ -100,3 +100,9 @@ class AwsClients:
     def ecs(self) -> Any:
         """The ECS client (the ECS dispatcher's; no type stubs are installed for it)."""
         return self._client("ecs")
+
+    @property
+    def dynamodbstreams(self) -> Any:
+        """The table's stream (read by the local runtime the way Lambda's event source
+        mapping reads it in AWS)."""
+        return self._client("dynamodbstreams")

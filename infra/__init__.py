@@ -1,0 +1,1 @@
+"""The stratoflow CDK app (see infra/README.md)."""

@@ -1,0 +1,1 @@
+"""One construct per pattern of the stratoflow stack."""

@@ -1,0 +1,254 @@
+"""The options of the CDK app, read from CDK context (`cdk synth -c key=value`, or the
+`context` of cdk.json) and validated here, so a wrong value stops synthesis with one line
+per problem naming the `-c` option.
+
+Values given with `-c` arrive as strings: structured options (`work_pools`, lists) are
+JSON, lists may also be comma-separated, booleans are `true`/`false`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from stratoflow import resources
+from stratoflow.deployments.models import WorkPoolSpec
+from stratoflow.exceptions import StratoflowError
+
+DEFAULT_ECS_IMAGE = "public.ecr.aws/docker/library/python:3.12-slim"
+"""A public Python image. Flow runs need stratoflow and the flows' dependencies in the
+image: build your own and pass it with `-c ecs_image=...`."""
+
+LOG_RETENTION_VALUES = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+    2922, 3288, 3653,
+)  # fmt: skip
+"""Retention periods CloudWatch Logs accepts, in days."""
+
+FARGATE_CPU = (256, 512, 1024, 2048, 4096, 8192, 16384)
+SQS_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+STAGE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(root|user/\S+|role/\S+)$")
+
+
+class ContextError(StratoflowError, ValueError):
+    """A CDK context option holds a value the app cannot use."""
+
+
+class StackOptions(BaseModel):
+    """Every option of the app. Field name = context key (`-c <name>=<value>`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stage: str = Field(
+        default="dev",
+        description="Installation name: stack `Stratoflow-<stage>` and resource names.",
+    )
+    table_name: str | None = Field(default=None, min_length=3, max_length=255)
+    queue_prefix: str | None = Field(default=None, min_length=1, max_length=40)
+    runs_log_group: str | None = Field(default=None, min_length=1, max_length=512)
+    results_bucket_name: str | None = Field(default=None, min_length=3, max_length=63)
+    code_bucket_name: str | None = Field(default=None, min_length=3, max_length=63)
+    work_pools: tuple[WorkPoolSpec, ...] = Field(
+        default=(WorkPoolSpec(),),
+        description="Work pools and their queues: one SQS queue (+ DLQ) per work queue.",
+    )
+    results_expiration_days: int = Field(default=30, ge=1, le=3650)
+    code_noncurrent_version_days: int = Field(default=90, ge=1, le=3650)
+    retain_data: bool = Field(
+        default=True, description="Keep the table and buckets when the stack is deleted."
+    )
+    log_retention_days: int = Field(default=resources.LOG_RETENTION_DAYS)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    lambda_worker_memory_mb: int = Field(default=1024, ge=128, le=10240)
+    lambda_worker_timeout_seconds: int = Field(default=900, ge=60, le=900)
+    ecs_image: str = Field(default=DEFAULT_ECS_IMAGE, min_length=1)
+    ecs_cpu: int = 512
+    ecs_memory_mib: int = Field(default=1024, ge=512, le=122880)
+    ecs_subnet_ids: tuple[str, ...] = Field(
+        default=(), description="Subnets of the flow-run tasks (default: a VPC of the stack)."
+    )
+    ecs_security_group_ids: tuple[str, ...] = ()
+    ecs_assign_public_ip: bool | None = Field(
+        default=None,
+        description="Default: true in the stack's VPC (public subnets, no NAT), false in "
+        "your subnets.",
+    )
+    on_prem_principal_arn: str | None = Field(
+        default=None,
+        description="IAM principal allowed to assume the on-prem worker role.",
+    )
+    alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    webhook_allowed_hosts: str = ""
+
+    # Parsing of `-c` strings
+    @field_validator("work_pools", mode="before")
+    @classmethod
+    def _pools(cls, value: Any) -> Any:
+        value = _json(value)
+        if isinstance(value, Mapping):  # {pool name: pool}, as in stratoflow.yaml
+            return tuple(
+                {"name": name, **(spec or {})}
+                if isinstance(spec, Mapping) or spec is None
+                else spec
+                for name, spec in value.items()
+            )
+        return value
+
+    @field_validator("ecs_subnet_ids", "ecs_security_group_ids", mode="before")
+    @classmethod
+    def _list(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return _json(value)
+
+    @field_validator(
+        "table_name",
+        "queue_prefix",
+        "runs_log_group",
+        "results_bucket_name",
+        "code_bucket_name",
+        "on_prem_principal_arn",
+        "alarm_email",
+        "ecs_assign_public_ip",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("stage")
+    @classmethod
+    def _stage(cls, value: str) -> str:
+        if not STAGE.match(value):
+            raise ValueError(
+                "a stage is 1 to 20 lowercase letters, digits or '-', starting with a letter"
+            )
+        return value
+
+    @field_validator("on_prem_principal_arn")
+    @classmethod
+    def _principal(cls, value: str | None) -> str | None:
+        if value is not None and not PRINCIPAL_ARN.match(value):
+            raise ValueError(
+                "expected an IAM principal ARN: arn:aws:iam::<account>:root, :user/<name> "
+                "or :role/<name>"
+            )
+        return value
+
+    # Rules
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_VALUES:
+            raise ValueError(f"CloudWatch Logs accepts one of {list(LOG_RETENTION_VALUES)} days")
+        return value
+
+    @field_validator("ecs_cpu")
+    @classmethod
+    def _cpu(cls, value: int) -> int:
+        if value not in FARGATE_CPU:
+            raise ValueError(f"Fargate accepts one of {list(FARGATE_CPU)} CPU units")
+        return value
+
+    @field_validator("work_pools")
+    @classmethod
+    def _pool_names(
+        cls, value: tuple[WorkPoolSpec, ...], info: ValidationInfo
+    ) -> tuple[WorkPoolSpec, ...]:
+        if not value:
+            raise ValueError("at least one work pool is needed")
+        names = [pool.name for pool in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"a work pool is listed twice: {names}")
+        prefix = info.data.get("queue_prefix") or _base(info.data.get("stage", "dev"))
+        for pool in value:
+            for queue in pool.queues:
+                name = resources.dead_letter_queue_name(prefix, pool.name, queue.name)
+                if not SQS_NAME.match(name):
+                    raise ValueError(
+                        f"work queue {pool.name}/{queue.name} would be the SQS queue {name!r}: "
+                        "SQS queue names have at most 80 characters (with the '-dlq' suffix), "
+                        "letters, digits, '-' and '_'"
+                    )
+        return value
+
+    @field_validator("ecs_security_group_ids")
+    @classmethod
+    def _groups_need_subnets(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if value and not info.data.get("ecs_subnet_ids"):
+            raise ValueError("security groups are used with your own subnets: set ecs_subnet_ids")
+        return value
+
+    # Derived values
+    @property
+    def stack_name(self) -> str:
+        return f"Stratoflow-{self.stage}"
+
+    @property
+    def work_queues(self) -> tuple[tuple[str, str], ...]:
+        return tuple((pool.name, queue.name) for pool in self.work_pools for queue in pool.queues)
+
+    def pools_of_type(self, kind: str) -> tuple[WorkPoolSpec, ...]:
+        return tuple(pool for pool in self.work_pools if pool.type == kind)
+
+    @property
+    def names(self) -> resources.ResourceNames:
+        """The installation's resource names. Buckets without an explicit name are named
+        by CloudFormation (globally unique); these placeholders are what the local
+        provisioning of the same model would use."""
+        base = _base(self.stage)
+        return resources.ResourceNames(
+            table=self.table_name or base,
+            results_bucket=self.results_bucket_name or f"{base}-results",
+            code_bucket=self.code_bucket_name or f"{base}-code",
+            runs_log_group=self.runs_log_group or f"/stratoflow/{self.stage}/runs",
+            queue_prefix=self.queue_prefix or base,
+            work_queues=self.work_queues,
+        )
+
+
+def _base(stage: str) -> str:
+    return f"stratoflow-{stage}"
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON ({exc.msg} at character {exc.pos})") from None
+    return value
+
+
+def options_from_context(get: Callable[[str], Any]) -> StackOptions:
+    """Read every option with `get(key)` (`app.node.try_get_context`); None = default."""
+    given = {name: get(name) for name in StackOptions.model_fields}
+    return parse_options({k: v for k, v in given.items() if v is not None})
+
+
+def parse_options(values: Mapping[str, Any]) -> StackOptions:
+    try:
+        return StackOptions.model_validate(dict(values))
+    except ValidationError as exc:
+        problems = [_problem(err) for err in exc.errors()]
+        raise ContextError(
+            "Invalid CDK context for the stratoflow app:\n" + "\n".join(problems)
+        ) from None
+
+
+def _problem(err: Any) -> str:
+    location = [str(part) for part in err["loc"]]
+    option = location[0] if location else "context"
+    where = f" (at {'.'.join(location[1:])})" if len(location) > 1 else ""
+    message = str(err["msg"]).removeprefix("Value error, ")
+    return f"  -c {option}{where}: {message} (got {err['input']!r})"

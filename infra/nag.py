@@ -1,0 +1,96 @@
+"""cdk-nag AwsSolutions findings this stack accepts, each with its reason.
+
+cdk-nag (v3) runs as a CDK policy-validation plugin (`infra/app.py`): any finding not
+acknowledged here fails `cdk synth`. Every acknowledgment names one finding (rule id,
+plus the resource for IAM wildcards) on one construct. docs/infrastructure.md lists
+them; a test checks that every rule acknowledged here is documented there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
+from constructs import IConstruct
+
+from stratoflow import resources
+
+if TYPE_CHECKING:
+    from infra.stacks.stratoflow_stack import StratoflowStack
+
+PLUGIN = "AwsSolutions"
+
+LAMBDA_RUNTIME = (
+    "Python 3.12 is the runtime stratoflow targets: the code bundle is pip-installed as "
+    "cp312 manylinux wheels, so a newer runtime is a deliberate change of the bundle."
+)
+OBJECT_PREFIX = (
+    "Object-level access below one fixed prefix of one bucket: code bundles are "
+    f"content-addressed ({resources.CODE_PREFIX}<sha256>.zip), results are keyed by run "
+    f"id ({resources.RESULTS_PREFIX}<flow run id>/...); the keys are not known when the "
+    "stack is deployed."
+)
+LIST_STREAMS = (
+    "dynamodb:ListStreams supports no resource-level permission; the stream event source "
+    "adds it. Reading records is limited to this table's stream."
+)
+ECS_ENVIRONMENT = (
+    "The container's environment holds resource names (table, buckets, log group, queue "
+    "prefix), no secret; they change only with the stack, which updates the task "
+    "definition."
+)
+FAILURE_QUEUE = (
+    "This queue is the on-failure destination of the automations stream event source (a "
+    "dead-letter queue in function); a DLQ of its own would only move the same records."
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    construct: IConstruct
+    rule: str
+    reason: str
+
+
+def _arn_of(stack: Stack, resource: IConstruct) -> str:
+    """`<LogicalId.Arn>`, as cdk-nag prints a `Fn::GetAtt ... Arn` in a finding."""
+    assert isinstance(resource, CfnResource)
+    return f"<{stack.resolve(resource.logical_id)}.Arn>"
+
+
+def findings(stack: StratoflowStack) -> list[Finding]:
+    code = _arn_of(stack, stack.buckets.code.node.default_child)  # type: ignore[arg-type]
+    results = _arn_of(stack, stack.buckets.results.node.default_child)  # type: ignore[arg-type]
+    object_rules = {
+        f"AwsSolutions-IAM5[Resource::{code}/{resources.CODE_PREFIX}*]": OBJECT_PREFIX,
+        f"AwsSolutions-IAM5[Resource::{results}/{resources.RESULTS_PREFIX}*]": OBJECT_PREFIX,
+    }
+    runners: list[IConstruct] = [
+        stack.functions.lambda_worker.role,  # type: ignore[list-item]
+        stack.ecs.task_role,
+        stack.on_prem.policy,
+    ]
+    found = [
+        Finding(runner, rule, reason) for runner in runners for rule, reason in object_rules.items()
+    ]
+    found += [
+        Finding(function, "AwsSolutions-L1", LAMBDA_RUNTIME) for function in stack.functions.all
+    ]
+    found += [
+        Finding(
+            stack.functions.automations.role,  # type: ignore[arg-type]
+            "AwsSolutions-IAM5[Resource::*]",
+            LIST_STREAMS,
+        ),
+        Finding(stack.ecs.task_definition, "AwsSolutions-ECS2", ECS_ENVIRONMENT),
+        Finding(stack.functions.automations_failures, "AwsSolutions-SQS3", FAILURE_QUEUE),
+    ]
+    return found
+
+
+def suppress(stack: StratoflowStack) -> None:
+    for finding in findings(stack):
+        Validations.of(finding.construct).acknowledge(
+            Acknowledgment(id=f"{PLUGIN}::{finding.rule}", reason=finding.reason)
+        )

@@ -1,0 +1,156 @@
+"""IAM statements, least privilege: each role gets the statements of what its code calls.
+
+The action lists follow the SDK's calls (boto3 client methods in `stratoflow`):
+DynamoDB GetItem/Query/PutItem/UpdateItem/DeleteItem/BatchWriteItem, S3 Get/Put/Head
+(404 needs ListBucket), SQS Send/Receive/Delete/ChangeMessageVisibility/GetQueueUrl,
+CloudWatch Logs CreateLogStream/PutLogEvents. No role may Scan the table, change its
+schema, or read another bucket prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+
+from infra.constructs.state_table import StateTable
+from stratoflow import resources
+
+TABLE_READ_ACTIONS = (
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:ConditionCheckItem",
+)
+TABLE_WRITE_ACTIONS = (
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+)
+QUEUE_CONSUME_ACTIONS = (
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+)
+QUEUE_SEND_ACTIONS = ("sqs:SendMessage", "sqs:GetQueueUrl")
+LOG_WRITE_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
+
+
+def _partition(key: dict[str, str]) -> str:
+    return key[resources.PARTITION_KEY]
+
+
+RUN_PARTITIONS: tuple[str, ...] = (
+    _partition(resources.flow_run_key("*")),
+    _partition(resources.task_run_key(None, "*")),
+    _partition(resources.cache_key("*")),
+    _partition(resources.concurrency_key("*")),
+    _partition(resources.worker_key("*", "-")),
+    _partition(resources.event_key("*")),
+)
+"""Item partitions a process executing flow runs writes (its runs, their task runs, the
+task cache, concurrency slots, its worker heartbeat, emitted events), built with the
+resource model's key builders. Deployments, work pools and automations are read-only
+to it: a compromised worker cannot point a deployment at other code."""
+
+
+def table_read(table: StateTable) -> iam.PolicyStatement:
+    """Read the table and query its indexes (each index by name: no wildcard)."""
+    arn = table.table.table_arn
+    return iam.PolicyStatement(
+        sid="ReadStateTable",
+        actions=list(TABLE_READ_ACTIONS),
+        resources=[arn, *(f"{arn}/index/{index.name}" for index in table.spec.indexes)],
+    )
+
+
+def table_write(
+    table: StateTable, *, partitions: Sequence[str] | None = None
+) -> iam.PolicyStatement:
+    """Write items; limited to the given partition key patterns when `partitions` is set
+    (`dynamodb:LeadingKeys`)."""
+    conditions = (
+        {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(partitions)}}
+        if partitions is not None
+        else None
+    )
+    return iam.PolicyStatement(
+        sid="WriteStateTable" if partitions is None else "WriteRunItems",
+        actions=list(TABLE_WRITE_ACTIONS),
+        resources=[table.table.table_arn],
+        conditions=conditions,
+    )
+
+
+def queue_send(
+    queues: Iterable[sqs.IQueue], *, sid: str = "SendToWorkQueues"
+) -> iam.PolicyStatement:
+    return iam.PolicyStatement(
+        sid=sid, actions=list(QUEUE_SEND_ACTIONS), resources=[q.queue_arn for q in queues]
+    )
+
+
+def queue_consume(queues: Iterable[sqs.IQueue]) -> iam.PolicyStatement:
+    return iam.PolicyStatement(
+        sid="ConsumeWorkQueues",
+        actions=list(QUEUE_CONSUME_ACTIONS),
+        resources=[q.queue_arn for q in queues],
+    )
+
+
+def code_read(bucket: s3.IBucket) -> iam.PolicyStatement:
+    return iam.PolicyStatement(
+        sid="ReadCodeBundles",
+        actions=["s3:GetObject"],
+        resources=[bucket.arn_for_objects(f"{resources.CODE_PREFIX}*")],
+    )
+
+
+def results_read_write(bucket: s3.IBucket) -> list[iam.PolicyStatement]:
+    return [
+        iam.PolicyStatement(
+            sid="ReadWriteResults",
+            actions=["s3:GetObject", "s3:PutObject"],
+            resources=[bucket.arn_for_objects(f"{resources.RESULTS_PREFIX}*")],
+        ),
+        # Without ListBucket, HeadObject of a missing result answers 403 instead of 404.
+        iam.PolicyStatement(
+            sid="ListResults",
+            actions=["s3:ListBucket"],
+            resources=[bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{resources.RESULTS_PREFIX}*"]}},
+        ),
+    ]
+
+
+def logs_write(log_group: logs.ILogGroup, *, sid: str = "WriteRunLogs") -> iam.PolicyStatement:
+    return iam.PolicyStatement(
+        sid=sid, actions=list(LOG_WRITE_ACTIONS), resources=[f"{log_group.log_group_arn}"]
+    )
+
+
+def run_execution(
+    *,
+    table: StateTable,
+    code_bucket: s3.IBucket,
+    results_bucket: s3.IBucket,
+    runs_log_group: logs.ILogGroup,
+    send_to: Iterable[sqs.IQueue],
+) -> list[iam.PolicyStatement]:
+    """What executing a flow run needs (Lambda worker, ECS task, on-prem worker): read
+    the table and write run items, read code, read/write results, write run logs, send to
+    work queues (a run not due yet is sent on; a flow may `run_deployment`)."""
+    return [
+        table_read(table),
+        table_write(table, partitions=RUN_PARTITIONS),
+        code_read(code_bucket),
+        *results_read_write(results_bucket),
+        logs_write(runs_log_group),
+        queue_send(send_to),
+    ]

@@ -1,0 +1,232 @@
+"""The stratoflow stack: everything one installation (`stage`) needs, built from the
+shared resource model (`stratoflow.resources`) and the app's options (`infra.context`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Aws, CfnOutput, Stack, Tags
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra import nag, outputs, permissions
+from infra.constructs.buckets import Buckets
+from infra.constructs.ecs_runner import EcsRunner
+from infra.constructs.functions import (
+    DISPATCHER_TIMEOUT_SECONDS,
+    LAMBDA_HOME,
+    Functions,
+    Shared,
+    queue_visibility_seconds,
+)
+from infra.constructs.lambda_code import lambda_code
+from infra.constructs.observability import Monitoring, Notifications, QueueMetrics, RunLogs
+from infra.constructs.on_prem_access import OnPremAccess
+from infra.constructs.state_table import StateTable
+from infra.constructs.work_queues import WorkQueues
+from infra.context import StackOptions
+from stratoflow.settings import env_var
+from stratoflow.workers.poller import PollerOptions
+
+
+def visibility_seconds(options: StackOptions) -> dict[str, int]:
+    """Visibility timeout of a work queue, by the type of its pool: from the timeout of
+    the worker that consumes it."""
+    return {
+        # The poller sets it on each receive and extends it while the run runs.
+        "process": PollerOptions(pool="-").visibility_timeout,
+        "lambda": queue_visibility_seconds(options.lambda_worker_timeout_seconds),
+        "ecs": queue_visibility_seconds(DISPATCHER_TIMEOUT_SECONDS),
+    }
+
+
+class StratoflowStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        options: StackOptions,
+        code: lambda_.Code | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description=f"stratoflow ({options.stage}): serverless workflow orchestration",
+            **kwargs,
+        )
+        self.options = options
+        Tags.of(self).add("stratoflow:stage", options.stage)
+        names = options.names
+        namespace = f"Stratoflow/{options.stage}"
+        prefix = f"stratoflow-{options.stage}"
+
+        self.state = StateTable(self, "State", spec=names.table_spec, retain=options.retain_data)
+        self.buckets = Buckets(
+            self,
+            "Buckets",
+            code_bucket_name=options.code_bucket_name,
+            results_bucket_name=options.results_bucket_name,
+            results_expiration_days=options.results_expiration_days,
+            code_noncurrent_version_days=options.code_noncurrent_version_days,
+            retain=options.retain_data,
+        )
+        self.run_logs = RunLogs(
+            self,
+            "RunLogs",
+            name=names.runs_log_group,
+            retention_days=options.log_retention_days,
+            namespace=namespace,
+            retain=options.retain_data,
+        )
+        self.work_queues = WorkQueues(
+            self,
+            "WorkQueues",
+            prefix=names.queue_prefix,
+            pools=options.work_pools,
+            visibility_seconds=visibility_seconds(options),
+        )
+        self.notifications = Notifications(
+            self, "Notifications", stage=options.stage, email=options.alarm_email
+        )
+
+        environment = {
+            env_var("backend"): "aws",
+            env_var("region"): Aws.REGION,
+            env_var("table_name"): self.state.table.table_name,
+            env_var("results_bucket"): self.buckets.results.bucket_name,
+            env_var("code_bucket"): self.buckets.code.bucket_name,
+            env_var("runs_log_group"): self.run_logs.log_group.log_group_name,
+            env_var("queue_prefix"): names.queue_prefix,
+        }
+        self.ecs = EcsRunner(
+            self,
+            "EcsRunner",
+            family=f"{prefix}-flow-run",
+            image=options.ecs_image,
+            cpu=options.ecs_cpu,
+            memory_mib=options.ecs_memory_mib,
+            environment=environment,
+            runs_log_group=self.run_logs.log_group,
+            subnet_ids=options.ecs_subnet_ids,
+            security_group_ids=options.ecs_security_group_ids,
+            assign_public_ip=options.ecs_assign_public_ip,
+            flow_log_retention_days=options.log_retention_days,
+        )
+        for statement in permissions.run_execution(
+            table=self.state,
+            code_bucket=self.buckets.code,
+            results_bucket=self.buckets.results,
+            runs_log_group=self.run_logs.log_group,
+            send_to=self.work_queues.all_queues,
+        ):
+            self.ecs.task_role.add_to_principal_policy(statement)
+
+        self.functions = Functions(
+            self,
+            "Functions",
+            shared=Shared(
+                prefix=prefix,
+                code=code or lambda_code(),
+                environment={**environment, env_var("home"): LAMBDA_HOME},
+                log_retention_days=options.log_retention_days,
+                log_level=options.log_level,
+                metrics_namespace=namespace,
+            ),
+            table=self.state,
+            code_bucket=self.buckets.code,
+            results_bucket=self.buckets.results,
+            runs_log_group=self.run_logs.log_group,
+            work_queues=self.work_queues.queues,
+            topic=self.notifications.topic,
+            ecs=self.ecs,
+            lambda_worker_memory_mb=options.lambda_worker_memory_mb,
+            lambda_worker_timeout_seconds=options.lambda_worker_timeout_seconds,
+            webhook_allowed_hosts=options.webhook_allowed_hosts,
+        )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            dashboard_name=prefix,
+            namespace=namespace,
+            run_logs=self.run_logs,
+            scheduler_log_group=self.functions.log_groups["Scheduler"],
+            functions=self.functions.all,
+            work_queues=[
+                QueueMetrics(f"{q.pool.name}/{q.name}", q.queue) for q in self.work_queues.queues
+            ],
+            dead_letter_queues=[
+                *(
+                    QueueMetrics(f"{q.pool.name}/{q.name} DLQ", q.dead_letter_queue)
+                    for q in self.work_queues.queues
+                ),
+                QueueMetrics("automations failures", self.functions.automations_failures),
+            ],
+            topic=self.notifications.topic,
+        )
+        self.on_prem = OnPremAccess(
+            self,
+            "OnPremWorker",
+            policy_name=f"{prefix}-on-prem-worker",
+            table=self.state,
+            code_bucket=self.buckets.code,
+            results_bucket=self.buckets.results,
+            runs_log_group=self.run_logs.log_group,
+            work_queues=self.work_queues.queues,
+            principal_arn=options.on_prem_principal_arn,
+        )
+        self._outputs(names.queue_prefix)
+        nag.suppress(self)
+
+    def _outputs(self, queue_prefix: str) -> None:
+        values = {
+            "TableName": self.state.table.table_name,
+            "ResultsBucket": self.buckets.results.bucket_name,
+            "CodeBucket": self.buckets.code.bucket_name,
+            "RunsLogGroup": self.run_logs.log_group.log_group_name,
+            "QueuePrefix": queue_prefix,
+            "Region": self.region,
+        }
+        missing = set(outputs.SETTINGS_OUTPUTS) - set(values)
+        if missing:
+            raise KeyError(f"The stack has no value for the outputs {sorted(missing)}")
+        for name, variable in outputs.SETTINGS_OUTPUTS.items():
+            CfnOutput(self, name, value=values[name], description=f"Sets {variable}")
+        CfnOutput(
+            self,
+            outputs.NOTIFICATIONS_TOPIC_ARN,
+            value=self.notifications.topic.topic_arn,
+            description="SNS topic of automation notifications and alarms",
+        )
+        CfnOutput(
+            self,
+            outputs.ON_PREM_WORKER_POLICY_ARN,
+            value=self.on_prem.policy.managed_policy_arn,
+            description="Managed policy for on-prem workers",
+        )
+        if self.on_prem.role is not None:
+            CfnOutput(
+                self,
+                outputs.ON_PREM_WORKER_ROLE_ARN,
+                value=self.on_prem.role.role_arn,
+                description="Role on-prem workers assume",
+            )
+        CfnOutput(
+            self,
+            outputs.DASHBOARD_NAME,
+            value=self.monitoring.dashboard.dashboard_name,
+            description="CloudWatch dashboard",
+        )
+        CfnOutput(
+            self,
+            outputs.ECS_CLUSTER_ARN,
+            value=self.ecs.cluster_arn,
+            description="ECS cluster of the flow-run tasks",
+        )
+        CfnOutput(
+            self,
+            outputs.AUTOMATIONS_FAILURE_QUEUE_URL,
+            value=self.functions.automations_failures.queue_url,
+            description="Stream records the automations Lambda gave up on",
+        )

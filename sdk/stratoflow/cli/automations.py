@@ -1,0 +1,167 @@
+"""`strato automation ...`: create automations from files, list, inspect, pause, resume
+and delete them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from stratoflow.cli.common import one_line_errors, out, print_json
+
+if TYPE_CHECKING:
+    from stratoflow.automations.models import Trigger
+    from stratoflow.automations.store import AutomationRecord
+
+automation_app = typer.Typer(
+    help="Automations: when events match a trigger, run actions.", no_args_is_help=True
+)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+NameOrId = Annotated[str, typer.Argument(help="The automation's name or id.")]
+
+
+@automation_app.command("create")
+def create(
+    file: Annotated[
+        Path, typer.Option("--file", "-f", help="A YAML or JSON file: one automation or a list.")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Create the automations of a file (names must be new)."""
+    from stratoflow.automations.api import automation_store
+    from stratoflow.automations.loading import load_automations
+    from stratoflow.automations.store import DuplicateAutomationName, duplicate_message
+
+    with one_line_errors():
+        automations = load_automations(file)
+        store = automation_store()
+        existing = {record.name for record in store.list()}
+        taken = [a.name for a in automations if a.name in existing]
+        if taken:
+            raise DuplicateAutomationName(duplicate_message(taken[0]))
+        created = [store.create(automation) for automation in automations]
+    if as_json:
+        print_json([{"id": r.id, "name": r.name} for r in created])
+        return
+    for record in created:
+        out.print(f"Created automation [bold]{record.name}[/] ({record.id})", highlight=False)
+
+
+@automation_app.command("ls")
+def list_automations(as_json: JsonOption = False) -> None:
+    """List automations."""
+    from stratoflow.automations.api import automation_store
+
+    with one_line_errors():
+        records = automation_store().list()
+    if as_json:
+        print_json([_document(r) for r in records])
+        return
+    table = Table(title="Automations")
+    for column in ("name", "id", "trigger", "actions", "enabled", "last fired", "last error"):
+        table.add_column(column)
+    for record in records:
+        automation = record.automation
+        actions = [
+            a.type
+            for a in (
+                *automation.actions,
+                *automation.actions_on_trigger,
+                *automation.actions_on_resolve,
+            )
+        ]
+        table.add_row(
+            record.name,
+            record.id,
+            describe_trigger(automation.trigger),
+            ", ".join(actions),
+            "yes" if record.enabled else "[yellow]paused[/]",
+            f"{record.last_fired:%Y-%m-%d %H:%M:%S}" if record.last_fired else "-",
+            (record.last_error or "-")[:60],
+        )
+    out.print(table)
+
+
+@automation_app.command("inspect")
+def inspect(name_or_id: NameOrId, as_json: JsonOption = False) -> None:
+    """Show one automation: its definition, when it last fired, its last error."""
+    from stratoflow.automations.api import automation_store
+
+    with one_line_errors():
+        record = automation_store().find(name_or_id)
+    document = _document(record)
+    if as_json:
+        print_json(document)
+    else:
+        out.print_json(data=document)
+
+
+@automation_app.command("pause")
+def pause(name_or_id: NameOrId) -> None:
+    """Pause an automation: it stops counting events and firing."""
+    from stratoflow.automations.api import automation_store
+
+    with one_line_errors():
+        record = automation_store().set_enabled(name_or_id, False)
+    out.print(f"Paused automation {record.name} ({record.id}).", highlight=False)
+
+
+@automation_app.command("resume")
+def resume(name_or_id: NameOrId) -> None:
+    """Resume a paused automation."""
+    from stratoflow.automations.api import automation_store
+
+    with one_line_errors():
+        record = automation_store().set_enabled(name_or_id, True)
+    out.print(f"Resumed automation {record.name} ({record.id}).", highlight=False)
+
+
+@automation_app.command("delete")
+def delete(name_or_id: NameOrId) -> None:
+    """Delete an automation, with its buckets and firings."""
+    from stratoflow.automations.api import automation_store
+
+    with one_line_errors():
+        record = automation_store().delete(name_or_id)
+    out.print(f"Deleted automation {record.name} ({record.id}).", highlight=False)
+
+
+def _document(record: AutomationRecord) -> dict[str, Any]:
+    def when(moment: Any) -> str | None:
+        return moment.isoformat() if moment else None
+
+    definition = record.automation.model_dump(mode="json", exclude={"id", "enabled"})
+    return {
+        "id": record.id,
+        "name": record.name,
+        "enabled": record.enabled,
+        "created": when(record.created),
+        "updated": when(record.updated),
+        "last_fired": when(record.last_fired),
+        "last_error": record.last_error,
+        "last_error_at": when(record.last_error_at),
+        "definition": definition,
+    }
+
+
+def describe_trigger(trigger: Trigger) -> str:
+    """One line, e.g. `Reactive 3 x stratoflow.flow-run.Failed within 600s per <label>`."""
+    from stratoflow.automations.models import CompoundTrigger, EventTrigger
+
+    if isinstance(trigger, EventTrigger):
+        text = f"{trigger.posture} {trigger.threshold} x {', '.join(trigger.expect) or 'any event'}"
+        if trigger.after:
+            text += f" after {', '.join(trigger.after)}"
+        if trigger.within:
+            text += f" within {trigger.within:g}s"
+        if trigger.for_each:
+            text += f" per {', '.join(trigger.for_each)}"
+        return text
+    children = "; ".join(describe_trigger(t) for t in trigger.triggers)
+    window = f" within {trigger.within:g}s" if trigger.within else ""
+    if isinstance(trigger, CompoundTrigger):
+        return f"{trigger.require} of ({children}){window}"
+    return f"in order ({children}){window}"

@@ -1,0 +1,80 @@
+"""`strato dev`: the whole system on this machine, no AWS account needed."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from stratoflow.cli.common import one_line_errors, out
+from stratoflow.cli.render import styled_state
+
+
+def dev(
+    deploy: Annotated[
+        Path | None, typer.Option(help="Deploy this project (a directory with stratoflow.yaml).")
+    ] = None,
+    home: Annotated[Path, typer.Option(help="Where results, caches and bundles go.")] = Path(
+        ".stratoflow-dev"
+    ),
+    tick_seconds: Annotated[float, typer.Option(min=0.5, help="Scheduler tick period.")] = 5.0,
+    poller: Annotated[bool, typer.Option(help="Start one on-prem poller.")] = True,
+    live: Annotated[bool, typer.Option(help="Show a live view of runs.")] = True,
+) -> None:
+    """Start the emulator, provision it, run the scheduler, stream and Lambda worker
+    locally, start a poller, and show runs until Ctrl-C."""
+    from stratoflow.dev.stack import LocalStack
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    home = home.resolve()
+    with (
+        one_line_errors(),
+        LocalStack(home=home, tick_seconds=tick_seconds, poller=poller) as stack,
+    ):
+        out.print("[bold green]stratoflow dev stack is up.[/] In another terminal:")
+        for key, value in stack.environment().items():
+            out.print(f"  export {key}={value}", highlight=False, soft_wrap=True)
+        if deploy is not None:
+            from stratoflow.deployments.deploy import deploy_project
+
+            results = deploy_project(deploy)
+            out.print(f"Deployed {', '.join(r.deployment.name for r in results)} from {deploy}")
+        out.print("Ready. Press Ctrl-C to stop.")
+        out.file.flush()  # a parent process reads these lines before we block
+        try:
+            if live:
+                _live_view()
+            else:
+                while True:
+                    time.sleep(1)
+        except KeyboardInterrupt:
+            out.print("Stopping...")
+    out.print("Stopped cleanly.")
+
+
+def _live_view() -> None:
+    from stratoflow.runs import query_flow_runs
+
+    with Live(Table(), refresh_per_second=2, console=out) as view:
+        while True:
+            table = Table(title="Recent flow runs (Ctrl-C to stop)")
+            for column in ("name", "deployment", "state", "created"):
+                table.add_column(column)
+            for run in query_flow_runs(limit=15):
+                table.add_row(
+                    run.name,
+                    run.deployment_name or "-",
+                    styled_state(run.state),
+                    f"{run.created:%H:%M:%S}" if run.created else "-",
+                )
+            view.update(table)
+            time.sleep(1)

@@ -1,0 +1,84 @@
+"""`strato task-run ls|inspect`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from stratoflow.cli.common import one_line_errors, out, print_json
+from stratoflow.cli.render import duration, styled_state
+from stratoflow.models import TaskRun
+
+task_run_app = typer.Typer(help="Inspect task runs.", no_args_is_help=True)
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def task_row(run: TaskRun) -> dict[str, Any]:
+    state = run.state
+    return {
+        "id": run.id,
+        "name": run.name,
+        "task": run.task_name,
+        "flow_run_id": run.flow_run_id,
+        "state": state.name if state else None,
+        "state_type": state.type.value if state else None,
+        "message": state.message if state else None,
+        "run_count": run.run_count,
+        "upstream": sorted(run.upstream_task_run_ids),
+        "cache_key": run.cache_key,
+        "tags": list(run.tags),
+        "start_time": run.start_time.isoformat() if run.start_time else None,
+        "end_time": run.end_time.isoformat() if run.end_time else None,
+    }
+
+
+@task_run_app.command("ls")
+def list_task_runs(flow_run_id: str, as_json: JsonOption = False) -> None:
+    """The task runs of a flow run, in the order they were created."""
+    from stratoflow import runs
+
+    with one_line_errors():
+        runs.read_flow_run(flow_run_id)  # a clear error for an unknown id
+        found = runs.read_task_runs(flow_run_id)
+    if as_json:
+        print_json([task_row(t) for t in found])
+        return
+    table = Table(title=f"Task runs of {flow_run_id}")
+    for column in ("name", "state", "attempts", "duration", "upstream", "id"):
+        table.add_column(column)
+    for run in found:
+        table.add_row(
+            run.name,
+            styled_state(run.state),
+            str(run.run_count),
+            duration(run.start_time, run.end_time),
+            str(len(run.upstream_task_run_ids)),
+            run.id,
+        )
+    out.print(table)
+
+
+@task_run_app.command("inspect")
+def inspect_task_run(
+    task_run_id: str,
+    flow_run: Annotated[str, typer.Option("--flow-run", help="Its flow run's id.")],
+    as_json: JsonOption = False,
+) -> None:
+    """One task run: state, history, inputs and result."""
+    from stratoflow import runs
+    from stratoflow.context import get_services
+
+    with one_line_errors():
+        run = get_services().backend.read_task_run(task_run_id, flow_run_id=flow_run)
+    document = {
+        **task_row(run),
+        "history": [s.name for s in [*run.state_history, *([run.state] if run.state else [])]],
+        "task_inputs": run.task_inputs,
+        "result": runs.read_result(run) if run.state and run.state.is_completed() else None,
+    }
+    if as_json:
+        print_json(document)
+    else:
+        out.print_json(data=document, default=str)

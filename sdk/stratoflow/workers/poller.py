@@ -1,0 +1,570 @@
+"""The on-prem poller (`strato worker start`): long-polls a work pool's SQS queues over
+outbound HTTPS and runs each flow run in its own process.
+
+One loop receives messages, highest-priority queue first, never more than it has free
+slots; a supervisor (a thread, or the same loop in tests) watches the processes: it
+extends the visibility of their messages, kills a process whose run was set to
+Cancelling, marks a run Crashed when its process died before the run ended, and records
+the worker's heartbeat. On SIGTERM the loop stops receiving, lets running processes
+finish for a grace period, then hands the rest back to their queue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from stratoflow.clock import Clock
+from stratoflow.concurrency._acquire import LeaseHolding
+from stratoflow.deployments.deploy import deployment_limit_name
+from stratoflow.deployments.models import Deployment, WorkPoolSpec, WorkQueueSpec
+from stratoflow.deployments.store import UnknownDeployment
+from stratoflow.exceptions import StratoflowError
+from stratoflow.models import FlowRun
+from stratoflow.orchestration.claims import claim_flow_run
+from stratoflow.platform import Platform
+from stratoflow.states import Cancelled
+from stratoflow.workers import registry
+from stratoflow.workers.execute import mark_crashed
+from stratoflow.workers.messages import FlowRunMessage, MalformedMessage, parse_message
+from stratoflow.workers.processes import (
+    RunProcesses,
+    Spawn,
+    delete_message,
+    execute_command,
+    set_state,
+    set_visibility,
+)
+from stratoflow.workers.slots import Slots, work_pool_limit_name, work_queue_limit_name
+from stratoflow.workers.triage import Drop, SendOn, seconds_until_due, send_on, triage
+from stratoflow.workers.warm import WarmSpawner
+
+logger = logging.getLogger("stratoflow.workers")
+
+MAX_MESSAGES = 10
+"""SQS returns at most 10 messages per ReceiveMessage."""
+
+
+class WorkerConfigError(StratoflowError):
+    """The worker cannot serve what it was asked to (unknown queue, wrong pool type)."""
+
+
+@dataclass
+class PollerOptions:
+    pool: str
+    queues: tuple[str, ...] = ()
+    """Work queues to poll (default: every queue of the pool)."""
+    limit: int = 4
+    """Flow runs this worker runs at once."""
+    name: str | None = None
+    wait_seconds: int = 20
+    """Long-poll wait of ReceiveMessage (0 to 20)."""
+    visibility_timeout: int = 90
+    """A received message stays invisible this long, extended while its run runs."""
+    extend_every: float = 30.0
+    state_check_every: float = 2.0
+    heartbeat_every: float = 10.0
+    pool_refresh_every: float = 30.0
+    shutdown_grace: float = 30.0
+    kill_grace: float = 10.0
+    """After SIGTERM, a process gets this long before SIGKILL."""
+    defer_seconds: int = 10
+    """A run waiting for a concurrency slot is offered again after this long."""
+    idle_sleep: float = 1.0
+    supervise_every: float = 0.5
+    background: bool = True
+    """Supervise from a thread (False: from the receive loop, for tests)."""
+
+
+class Poller:
+    def __init__(
+        self,
+        platform: Platform,
+        options: PollerOptions,
+        *,
+        clock: Clock | None = None,
+        sleep: Callable[[float], None] | None = None,
+        spawn: Spawn | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        if options.limit < 1:
+            raise WorkerConfigError(f"--limit must be at least 1, got {options.limit}")
+        self.platform = platform
+        self.options = options
+        self.clock = clock or platform.services.clock
+        self.sleep = sleep or self.clock.sleep
+        self.spawn = spawn or WarmSpawner()
+        self.env = dict(os.environ if env is None else env)
+        self.name = options.name or registry.default_worker_name()
+        self.backend = platform.services.backend
+        self.sqs = platform.queues.client
+        self.slots = Slots(
+            platform.services.concurrency,
+            self.clock,
+            lease_seconds=platform.settings.concurrency_lease_seconds,
+            cache_for=options.pool_refresh_every,
+        )
+        self.processes = RunProcesses(
+            platform,
+            clock=self.clock,
+            sleep=self.sleep,
+            worker=self.name,
+            visibility_timeout=options.visibility_timeout,
+            extend_every=options.extend_every,
+            state_check_every=options.state_check_every,
+            kill_grace=options.kill_grace,
+        )
+        self.pool: WorkPoolSpec | None = None
+        self.received = 0
+        self.last_poll_received: int | None = None
+        self._lock = threading.RLock()
+        self._held = 0
+        """Runs received early and waiting (on a timer) for their start."""
+        self._stop = threading.Event()
+        self._hurry = threading.Event()
+        self._finishing = False
+        self._closed = threading.Event()
+        self._started_at = self.clock.now()
+        self._next_refresh = self._started_at
+        self._next_heartbeat = self._started_at
+        self._deployments: dict[str, tuple[Deployment | None, datetime]] = {}
+
+    # Lifecycle
+
+    def start(self) -> None:
+        """Check the pool and queues (WorkerConfigError, UnknownWorkPool, UnknownWorkQueue)
+        and record the first heartbeat."""
+        self._refresh_pool(strict=True)
+        self._heartbeat(self.clock.now())
+        prime = getattr(self.spawn, "prime", None)
+        if prime is not None:
+            prime(self.env)  # warm processes ready before the first run arrives
+        logger.info(
+            "Worker %r polling work pool %r, queues %s (up to %d runs at once)",
+            self.name,
+            self.options.pool,
+            ", ".join(self.queue_names),
+            self.options.limit,
+        )
+
+    def run(
+        self, max_iterations: int | None = None, until: Callable[[], bool] | None = None
+    ) -> None:
+        """Poll until stopped (`request_stop`), `until()` is true or after `max_iterations`
+        receive passes. Stopped: running flow runs get the shutdown grace, then go back to
+        their queue. Otherwise (`until`, `max_iterations`): they are waited for."""
+        self.start()
+        supervisor = None
+        if self.options.background:
+            supervisor = threading.Thread(
+                target=self._supervise_loop, name="stratoflow-worker-supervisor", daemon=True
+            )
+            supervisor.start()
+        iterations = 0
+        try:
+            while not self._stop.is_set():
+                if until is not None and until():
+                    break
+                if max_iterations is not None and iterations >= max_iterations:
+                    break
+                iterations += 1
+                try:
+                    self.step()
+                except (BotoCoreError, ClientError) as exc:
+                    logger.warning("Polling failed (%s); trying again shortly", exc)
+                    self.sleep(self.options.idle_sleep * 5)
+        finally:
+            if self._hurry.is_set():
+                grace: float | None = 0.0
+            elif self._stop.is_set():
+                grace = self.options.shutdown_grace
+            else:
+                grace = None
+            self.shutdown(grace)
+            self._closed.set()
+            if supervisor is not None:
+                supervisor.join(timeout=self.options.supervise_every + 30)
+
+    def request_stop(self) -> None:
+        """Stop receiving (SIGTERM, SIGINT); a second request stops running runs at once."""
+        if self._stop.is_set():
+            self._hurry.set()
+        self._stop.set()
+
+    @contextlib.contextmanager
+    def signal_handlers(self) -> Iterator[None]:
+        """SIGTERM and SIGINT ask the worker to stop (the previous handlers come back)."""
+        previous = {
+            signum: signal.signal(signum, lambda *_: self.request_stop())
+            for signum in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    @property
+    def running(self) -> int:
+        """Runs this worker has: running processes and runs held until their start."""
+        return len(self.processes) + self._held
+
+    @property
+    def queue_names(self) -> list[str]:
+        return [q.name for q in self._selected_queues(include_paused=True)]
+
+    def idle(self) -> bool:
+        """Nothing was received by the last receive pass and nothing runs (`--once`)."""
+        return self.last_poll_received == 0 and self.running == 0
+
+    # The receive loop
+
+    def step(self) -> int:
+        """One pass: supervise (unless a thread does), then receive and start runs."""
+        if not self.options.background:
+            self.supervise()
+        now = self.clock.now()
+        if now >= self._next_refresh:
+            self._refresh_pool(strict=False)
+        if self._stop.is_set():
+            return 0
+        if self.capacity() <= 0:
+            self.sleep(self.options.idle_sleep)
+            return 0
+        received = self.poll_once()
+        if received == 0 and self.options.wait_seconds == 0:
+            self.sleep(self.options.idle_sleep)
+        return received
+
+    def capacity(self) -> int:
+        """Runs this worker may start now: its own limit, and its work pool's."""
+        free = self.options.limit - self.running
+        pool_free = self.slots.free(work_pool_limit_name(self.options.pool))
+        return free if pool_free is None else min(free, pool_free)
+
+    def poll_once(self) -> int:
+        """Receive from the queues in priority order; after a queue that had messages, the
+        next pass starts again from the highest priority. A quick pass without waiting
+        comes first, then a long poll spread over the queues."""
+        queues = self._selected_queues()
+        if not queues:
+            self.last_poll_received = 0
+            self.sleep(self.options.idle_sleep)
+            return 0
+        waits = [0]
+        if self.options.wait_seconds > 0:
+            waits.append(max(1, self.options.wait_seconds // len(queues)))
+        for wait in waits:
+            for queue in queues:
+                count = self._receive_count(queue)
+                if count <= 0:
+                    continue
+                messages = self._receive(queue, count, wait)
+                if messages:
+                    self.last_poll_received = len(messages)
+                    for message in messages:
+                        self._handle_safely(queue, message)
+                    return len(messages)
+                if self._stop.is_set():
+                    break
+        self.last_poll_received = 0
+        return 0
+
+    def _receive_count(self, queue: WorkQueueSpec) -> int:
+        count = min(self.capacity(), MAX_MESSAGES)
+        queue_free = self.slots.free(work_queue_limit_name(self.options.pool, queue.name))
+        return count if queue_free is None else min(count, queue_free)
+
+    def _receive(self, queue: WorkQueueSpec, count: int, wait: int) -> list[dict[str, Any]]:
+        response = self.sqs.receive_message(
+            QueueUrl=self._url(queue.name),
+            MaxNumberOfMessages=count,
+            WaitTimeSeconds=wait,
+            VisibilityTimeout=self.options.visibility_timeout,
+        )
+        return [dict(m) for m in response.get("Messages", [])]
+
+    def _handle_safely(self, queue: WorkQueueSpec, received: dict[str, Any]) -> None:
+        try:
+            self._handle(queue, received)
+        except Exception:
+            # Left invisible until its visibility times out, then redelivered; after
+            # MAX_RECEIVE_COUNT deliveries SQS moves it to the dead-letter queue.
+            logger.exception(
+                "Could not handle message %s of work queue %s/%s; it will be redelivered",
+                received.get("MessageId"),
+                self.options.pool,
+                queue.name,
+            )
+
+    def _handle(self, queue: WorkQueueSpec, received: dict[str, Any]) -> None:
+        url = self._url(queue.name)
+        receipt = str(received["ReceiptHandle"])
+        body = str(received.get("Body") or "")
+        self.received += 1
+        if self._stop.is_set():
+            self._set_visibility(url, receipt, 0)  # not ours any more: give it back now
+            return
+        try:
+            message = parse_message(body)
+        except MalformedMessage as exc:
+            logger.error(
+                "Moving message %s of work queue %s/%s to its dead-letter queue: %s",
+                received.get("MessageId"),
+                self.options.pool,
+                queue.name,
+                exc,
+            )
+            self.platform.queues.dead_letter(self.options.pool, queue.name, body, str(exc))
+            self._delete(url, receipt)
+            return
+        decision = triage(self.platform, message, self.clock.now())
+        if isinstance(decision, Drop):
+            logger.info(
+                "Dropping the message of flow run %s: %s", message.flow_run_id, decision.reason
+            )
+            self._delete(url, receipt)
+            return
+        if isinstance(decision, SendOn):
+            logger.info(
+                "Flow run %s starts in %.0f s: sending its message on",
+                message.flow_run_id,
+                decision.delay_seconds,
+            )
+            send_on(self.platform, decision.run, message, decision.delay_seconds)
+            self._delete(url, receipt)
+            return
+        wait = seconds_until_due(decision.run, self.clock.now())
+        if wait <= 0.05:
+            self._start(queue, url, receipt, message, decision.run)
+            return
+        # Arrived early (on purpose: PREFETCH_LEAD_SECONDS): start it at its exact time.
+        with self._lock:
+            self._held += 1
+        timer = threading.Timer(
+            wait, self._start_held, args=(queue, url, receipt, message, decision.run)
+        )
+        timer.daemon = True
+        timer.start()
+
+    def _start_held(
+        self, queue: WorkQueueSpec, url: str, receipt: str, message: FlowRunMessage, run: FlowRun
+    ) -> None:
+        try:
+            if self._stop.is_set():
+                self._set_visibility(url, receipt, 0)  # stopping: another worker takes it
+            else:
+                self._start(queue, url, receipt, message, run)
+        except Exception:
+            logger.exception("Could not start flow run %s; it will be redelivered", run.id)
+        finally:
+            with self._lock:
+                self._held -= 1
+
+    def _start(
+        self, queue: WorkQueueSpec, url: str, receipt: str, message: FlowRunMessage, run: FlowRun
+    ) -> None:
+        run_id = run.id
+        taken = self.slots.take(
+            [
+                work_pool_limit_name(self.options.pool),
+                work_queue_limit_name(self.options.pool, queue.name),
+            ],
+            deployment_limit_name(run.deployment_name) if run.deployment_name else None,
+        )
+        if taken == "deployment":
+            deployment = self._deployment(run.deployment_name)
+            if deployment is not None and deployment.collision_strategy == "cancel-new":
+                self._cancel_new(run_id, deployment, url, receipt)
+                return
+        if not isinstance(taken, LeaseHolding):
+            logger.info(
+                "Flow run %s waits for a concurrency slot (%s limit full); offering it again "
+                "in %d s",
+                run_id,
+                taken,
+                self.options.defer_seconds,
+            )
+            send_on(self.platform, run, message, self.options.defer_seconds)
+            self._delete(url, receipt)
+            return
+        claimed = claim_flow_run(self.backend, run_id, worker=self.name, now=self.clock.now())
+        if claimed is None:
+            taken.release()
+            logger.info("Dropping the message of flow run %s: another worker claimed it", run_id)
+            self._delete(url, receipt)
+            return
+        try:
+            process = self.spawn(execute_command(run_id), self.env)
+        except OSError as exc:
+            taken.release()
+            mark_crashed(self.platform, run_id, f"The worker could not start a process: {exc}")
+            self._delete(url, receipt)
+            return
+        self.processes.add(run_id, url, receipt, process, taken)
+        logger.info("Started flow run %s (process %s)", run_id, process.pid)
+
+    def _cancel_new(self, run_id: str, deployment: Deployment, url: str, receipt: str) -> None:
+        reason = (
+            f"Deployment {deployment.name!r} is at its concurrency limit (concurrency limit "
+            f"{deployment_limit_name(deployment.name)!r}) and its collision strategy is "
+            "cancel-new."
+        )
+        set_state(self.backend, run_id, Cancelled(reason))
+        logger.info("Cancelled flow run %s: %s", run_id, reason)
+        self._delete(url, receipt)
+
+    # Supervising the processes
+
+    def _supervise_loop(self) -> None:
+        while not self._closed.wait(self.options.supervise_every):
+            try:
+                self.supervise()
+            except Exception:
+                logger.warning("Supervising flow run processes failed", exc_info=True)
+
+    def supervise(self) -> None:
+        """Watch the running processes; record the worker's heartbeat when due."""
+        self.processes.supervise()
+        with self._lock:
+            now = self.clock.now()
+            if now >= self._next_heartbeat:
+                self._heartbeat(now)
+
+    # Shutdown
+
+    def shutdown(self, grace: float | None) -> None:
+        """Wait for running processes (at most `grace` seconds; None: as long as they
+        run), then hand the rest back to their queue; remove the worker's heartbeat."""
+        deadline = None if grace is None else self.clock.now() + timedelta(seconds=grace)
+        if self.running:
+            logger.info(
+                "Waiting for %d running flow run(s)%s",
+                self.running,
+                "" if grace is None else f" for up to {grace:g} s",
+            )
+        while self.running and (deadline is None or self.clock.now() < deadline):
+            if self._hurry.is_set():  # a second Ctrl-C: hand them back now
+                break
+            if deadline is None and self._stop.is_set():  # SIGTERM while draining (--once)
+                deadline = self.clock.now() + timedelta(seconds=self.options.shutdown_grace)
+            if not self.options.background or self._closed.is_set():
+                self.supervise()
+            if self.running:
+                self.sleep(min(self.options.supervise_every, 1.0))
+        self.processes.hand_back_all()
+        close_spare = getattr(self.spawn, "close", None)
+        if close_spare is not None:
+            close_spare()  # the warm process waiting for a run that will not come
+        with self._lock:
+            self._finishing = True  # no heartbeat may recreate the item removed below
+        try:
+            registry.remove_worker(self.platform, pool=self.options.pool, name=self.name)
+        except (BotoCoreError, ClientError):
+            logger.warning("Could not remove the worker's heartbeat item", exc_info=True)
+
+    # Helpers
+
+    def _refresh_pool(self, *, strict: bool) -> None:
+        self._next_refresh = self.clock.now() + timedelta(seconds=self.options.pool_refresh_every)
+        try:
+            pool = self.platform.work_pools.get(self.options.pool)
+            if pool.type != "process":
+                raise WorkerConfigError(
+                    f"Work pool {pool.name!r} is of type {pool.type!r}: its runs are taken by "
+                    f"the {pool.type} worker. `strato worker start` serves pools of type "
+                    "'process'."
+                )
+            known = {q.name for q in pool.queues}
+            unknown = [q for q in self.options.queues if q not in known]
+            if unknown:
+                raise WorkerConfigError(
+                    f"Work pool {pool.name!r} has no queue {', '.join(map(repr, unknown))} "
+                    f"(queues: {', '.join(sorted(known))})"
+                )
+            selected = [
+                q for q in pool.queues if not self.options.queues or q.name in self.options.queues
+            ]
+            for queue in selected:
+                self.platform.queues.url(pool.name, queue.name)  # UnknownWorkQueue
+        except (StratoflowError, BotoCoreError, ClientError):
+            if strict or self.pool is None:
+                raise
+            logger.warning("Could not re-read work pool %r", self.options.pool, exc_info=True)
+            return
+        if self.pool is not None:
+            for before, after in _pause_changes(self.pool, pool):
+                logger.info("Work queue %s/%s %s", pool.name, before, after)
+        self.pool = pool
+
+    def _selected_queues(self, *, include_paused: bool = False) -> list[WorkQueueSpec]:
+        if self.pool is None:
+            return []
+        return [
+            q
+            for q in self.pool.by_priority()
+            if (not self.options.queues or q.name in self.options.queues)
+            and (include_paused or not q.paused)
+        ]
+
+    def _url(self, queue: str) -> str:
+        return self.platform.queues.url(self.options.pool, queue)
+
+    def _deployment(self, name: str | None) -> Deployment | None:
+        if name is None:
+            return None
+        now = self.clock.now()
+        cached = self._deployments.get(name)
+        if (
+            cached is not None
+            and (now - cached[1]).total_seconds() < self.options.pool_refresh_every
+        ):
+            return cached[0]
+        try:
+            deployment: Deployment | None = self.platform.deployments.get(name)
+        except UnknownDeployment:
+            deployment = None
+        self._deployments[name] = (deployment, now)
+        return deployment
+
+    def _heartbeat(self, now: datetime) -> None:
+        if self._finishing:
+            return
+        self._next_heartbeat = now + timedelta(seconds=self.options.heartbeat_every)
+        try:
+            registry.record_heartbeat(
+                self.platform,
+                pool=self.options.pool,
+                name=self.name,
+                queues=self.queue_names,
+                running=self.running,
+                limit=self.options.limit,
+                now=now,
+                started=self._started_at,
+            )
+        except (BotoCoreError, ClientError):
+            logger.warning("Could not record the worker's heartbeat", exc_info=True)
+
+    def _delete(self, url: str, receipt: str) -> None:
+        delete_message(self.sqs, url, receipt)
+
+    def _set_visibility(self, url: str, receipt: str, seconds: int) -> None:
+        set_visibility(self.sqs, url, receipt, seconds)
+
+
+def _pause_changes(before: WorkPoolSpec, after: WorkPoolSpec) -> list[tuple[str, str]]:
+    was = {q.name: q.paused for q in before.queues}
+    return [
+        (q.name, "paused" if q.paused else "resumed")
+        for q in after.queues
+        if q.name in was and was[q.name] != q.paused
+    ]

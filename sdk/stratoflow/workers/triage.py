@@ -1,0 +1,122 @@
+"""What a worker does with a flow run message before claiming it, the same for all three
+workers: drop it (stale or duplicate), send it on (not due yet), or go ahead.
+
+SQS delivers at least once and delays a message by at most 15 minutes, so a message may
+arrive twice, after its run ended, or before its run is due (a retry delay or a start
+time more than 15 minutes ahead). Deciding here, from the run's stored state, is what
+makes execution exactly-once on top of that.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from stratoflow.exceptions import ConflictError, InvalidTransitionError, ObjectNotFound
+from stratoflow.models import FlowRun
+from stratoflow.platform import Platform
+from stratoflow.states import Cancelled, StateType
+from stratoflow.workers.messages import FlowRunMessage
+from stratoflow.workers.queues import PREFETCH_LEAD_SECONDS
+
+logger = logging.getLogger("stratoflow.workers")
+
+EARLY_TOLERANCE_SECONDS = PREFETCH_LEAD_SECONDS + 1.0
+"""A message this early (or less) is held until its run is due rather than sent on."""
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Nothing to run: delete the message."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class SendOn:
+    """The run is not due yet: send the message again with this delay, delete this one."""
+
+    run: FlowRun
+    delay_seconds: float
+
+
+@dataclass(frozen=True)
+class Ready:
+    """The run is Scheduled and due: claim it."""
+
+    run: FlowRun
+
+
+Decision = Drop | SendOn | Ready
+
+
+def due_time(run: FlowRun) -> datetime | None:
+    """When a Scheduled run should start: its state's `scheduled_time` (a retry's), else
+    the run's expected start."""
+    if run.state is not None:
+        value = run.state.details.get("scheduled_time")
+        if isinstance(value, datetime):
+            return value
+        if isinstance(value, str) and value:
+            try:
+                return datetime.fromisoformat(value)
+            except ValueError:
+                pass
+    return run.expected_start_time
+
+
+def triage(platform: Platform, message: FlowRunMessage, now: datetime) -> Decision:
+    backend = platform.services.backend
+    run_id = message.flow_run_id
+    try:
+        run = backend.read_flow_run(run_id)
+    except ObjectNotFound:
+        return Drop(f"flow run {run_id} does not exist (deleted, or never created)")
+    state = run.state
+    if state is None:
+        return Drop(f"flow run {run_id} has no state")
+    if state.is_final():
+        return Drop(f"flow run {run_id} is already {state.name}")
+    if state.type is StateType.CANCELLING and _never_started_this_attempt(run):
+        # Cancelled while it waited in its queue: no process runs it, so end it here.
+        try:
+            backend.set_flow_run_state(
+                run_id,
+                Cancelled("Cancelled before a worker started it."),
+                expected_version=run.version,
+            )
+        except (ConflictError, InvalidTransitionError):
+            return Drop(f"flow run {run_id} changed while it was being cancelled")
+        return Drop(f"flow run {run_id} was cancelled before it started")
+    if state.type is not StateType.SCHEDULED:
+        return Drop(f"flow run {run_id} is {state.name}: another worker has it")
+    due = due_time(run)
+    if due is not None:
+        ahead = (due - now).total_seconds()
+        if ahead > EARLY_TOLERANCE_SECONDS:
+            return SendOn(run, ahead)
+    return Ready(run)
+
+
+def _never_started_this_attempt(run: FlowRun) -> bool:
+    """Cancelling straight from Scheduled (or Paused): no worker is running it."""
+    if not run.state_history:
+        return True
+    return run.state_history[-1].type in (StateType.SCHEDULED, StateType.PAUSED)
+
+
+def send_on(platform: Platform, run: FlowRun, message: FlowRunMessage, delay: float) -> None:
+    """Send the message again to its run's work queue, `delay` seconds (at most 15 min)."""
+    platform.queues.send(
+        run.work_pool_name or "default",
+        run.work_queue_name or "default",
+        message,
+        delay_seconds=delay,
+    )
+
+
+def seconds_until_due(run: FlowRun, now: datetime) -> float:
+    """How long a Ready run should still be held (0 when it is due)."""
+    due = due_time(run)
+    return 0.0 if due is None else max(0.0, (due - now).total_seconds())

@@ -1,0 +1,48 @@
+"""Stack outputs: named after the settings they set (`strato config from-stack`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra import outputs
+from stratoflow.resources import STACK_OUTPUTS
+from stratoflow.settings import Settings
+from tests.infra._cdk import Synthesized, logical_id
+
+
+def test_settings_outputs_map_to_settings():
+    for variable in STACK_OUTPUTS.values():
+        field = variable.removeprefix("STRATOFLOW_").lower()
+        assert field in Settings.model_fields
+
+
+def test_every_stack_has_the_settings_outputs(default_template: Any, full_template: Any):
+    for template in (default_template, full_template):
+        found = template.to_json()["Outputs"]
+        assert set(STACK_OUTPUTS) <= set(found)
+        for name, variable in STACK_OUTPUTS.items():
+            assert found[name]["Description"] == f"Sets {variable}"
+
+
+def test_output_values(full_template: Any, synthesized: Synthesized):
+    stack = synthesized.full
+    found = {k: v["Value"] for k, v in full_template.to_json()["Outputs"].items()}
+    assert found["TableName"] == {"Ref": logical_id(stack, stack.state.table)}
+    assert found["ResultsBucket"] == {"Ref": logical_id(stack, stack.buckets.results)}
+    assert found["CodeBucket"] == {"Ref": logical_id(stack, stack.buckets.code)}
+    assert found["RunsLogGroup"] == {"Ref": logical_id(stack, stack.run_logs.log_group)}
+    assert found["QueuePrefix"] == "stratoflow-full"
+    assert found["Region"] == {"Ref": "AWS::Region"}
+    assert found[outputs.NOTIFICATIONS_TOPIC_ARN] == {
+        "Ref": logical_id(stack, stack.notifications.topic)
+    }
+    assert found[outputs.ON_PREM_WORKER_POLICY_ARN] == {
+        "Ref": logical_id(stack, stack.on_prem.policy)
+    }
+    assert set(found) == set(STACK_OUTPUTS) | set(outputs.INFO_OUTPUTS)
+
+
+def test_role_output_only_with_a_principal(default_template: Any):
+    found = default_template.to_json()["Outputs"]
+    assert outputs.ON_PREM_WORKER_ROLE_ARN not in found
+    assert outputs.ON_PREM_WORKER_POLICY_ARN in found

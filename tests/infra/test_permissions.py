@@ -1,0 +1,139 @@
+"""Least privilege: each role gets the statements of what its code calls, nothing more."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra import permissions
+from tests.infra._cdk import PRINCIPAL, Synthesized, logical_id, only, resources_of
+from tests.infra.test_ecs_runner import policy_statements
+
+
+def actions(statement: dict[str, Any]) -> set[str]:
+    action = statement["Action"]
+    return {action} if isinstance(action, str) else set(action)
+
+
+def role_statements(synthesized: Synthesized, template: Any, role: Any) -> dict[str, Any]:
+    return policy_statements(template, logical_id(synthesized.full, role))
+
+
+def test_no_role_gets_admin_wildcards_or_scan(full_template: Any):
+    documents = [
+        p["Properties"]["PolicyDocument"]
+        for kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+        for p in resources_of(full_template, kind).values()
+    ]
+    for document in documents:
+        for statement in document["Statement"]:
+            for action in actions(statement):
+                assert not action.endswith("*"), statement
+                assert action != "dynamodb:Scan", statement
+
+
+def test_functions_have_no_managed_policies(full_template: Any, synthesized: Synthesized):
+    for function in synthesized.full.functions.all:
+        role = full_template.to_json()["Resources"][logical_id(synthesized.full, function.role)]
+        assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def test_scheduler_reads_and_writes_the_table_and_sends(
+    full_template: Any, synthesized: Synthesized
+):
+    stack = synthesized.full
+    statements = role_statements(synthesized, full_template, stack.functions.scheduler.role)
+    assert set(statements) == {
+        "WriteOwnLogs",
+        "ReadStateTable",
+        "WriteStateTable",
+        "SendToWorkQueues",
+    }
+    assert actions(statements["ReadStateTable"]) == set(permissions.TABLE_READ_ACTIONS)
+    assert actions(statements["SendToWorkQueues"]) == {"sqs:SendMessage", "sqs:GetQueueUrl"}
+    assert len(statements["SendToWorkQueues"]["Resource"]) == len(stack.work_queues.queues)
+    table = logical_id(stack, stack.state.table)
+    read = statements["ReadStateTable"]["Resource"]
+    assert read[0] == {"Fn::GetAtt": [table, "Arn"]}
+    # Each index by name, no `index/*`.
+    assert [r["Fn::Join"][1][-1] for r in read[1:]] == [
+        "/index/by_deployment",
+        "/index/by_state",
+        "/index/by_time",
+    ]
+
+
+def test_automations_publish_to_the_topic(full_template: Any, synthesized: Synthesized):
+    stack = synthesized.full
+    statements = role_statements(synthesized, full_template, stack.functions.automations.role)
+    publish = statements["PublishNotifications"]
+    assert publish["Action"] == "sns:Publish"
+    assert publish["Resource"] == {"Ref": logical_id(stack, stack.notifications.topic)}
+
+
+def test_run_executors_write_only_run_items(full_template: Any, synthesized: Synthesized):
+    stack = synthesized.full
+    for role in (stack.functions.lambda_worker.role, stack.ecs.task_role):
+        statements = role_statements(synthesized, full_template, role)
+        write = statements["WriteRunItems"]
+        assert write["Condition"] == {
+            "ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(permissions.RUN_PARTITIONS)}
+        }
+        assert "WriteStateTable" not in statements
+        assert statements["ReadCodeBundles"]["Action"] == "s3:GetObject"
+        assert actions(statements["ReadWriteResults"]) == {"s3:GetObject", "s3:PutObject"}
+        assert statements["ListResults"]["Condition"] == {
+            "StringLike": {"s3:prefix": ["results/*"]}
+        }
+        assert actions(statements["WriteRunLogs"]) == {"logs:CreateLogStream", "logs:PutLogEvents"}
+
+
+def test_run_partitions_cover_run_items_but_not_deployments():
+    assert "FLOWRUN#*" in permissions.RUN_PARTITIONS
+    assert "TASKRUN#*" in permissions.RUN_PARTITIONS
+    assert not any(
+        p.startswith(("DEPLOYMENT#", "WORKPOOL#", "AUTOMATION")) for p in permissions.RUN_PARTITIONS
+    )
+
+
+def test_on_prem_policy_allows_exactly_what_a_worker_does(
+    full_template: Any, synthesized: Synthesized
+):
+    stack = synthesized.full
+    policy = only(full_template, "AWS::IAM::ManagedPolicy")
+    assert policy["ManagedPolicyName"] == "stratoflow-full-on-prem-worker"
+    statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    assert set(statements) == {
+        "ReadStateTable",
+        "WriteRunItems",
+        "ReadCodeBundles",
+        "ReadWriteResults",
+        "ListResults",
+        "WriteRunLogs",
+        "SendToWorkQueues",
+        "ConsumeWorkQueues",
+    }
+    consume = statements["ConsumeWorkQueues"]
+    assert actions(consume) == set(permissions.QUEUE_CONSUME_ACTIONS)
+    process = [q for q in stack.work_queues.queues if q.pool.type == "process"]
+    assert {q.name for q in process} == {"default", "critical"}
+    assert consume["Resource"] == [
+        {"Fn::GetAtt": [logical_id(stack, q.queue), "Arn"]} for q in process
+    ]
+    assert all(s["Effect"] == "Allow" for s in statements.values())
+
+
+def test_on_prem_role_trusts_the_given_principal(full_template: Any, synthesized: Synthesized):
+    stack = synthesized.full
+    assert stack.on_prem.role is not None
+    role = full_template.to_json()["Resources"][logical_id(stack, stack.on_prem.role)]
+    [trust] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Action"] == "sts:AssumeRole"
+    assert trust["Principal"] == {"AWS": PRINCIPAL}
+    assert role["Properties"]["ManagedPolicyArns"] == [
+        {"Ref": logical_id(stack, stack.on_prem.policy)}
+    ]
+
+
+def test_without_a_principal_only_the_policy_is_created(synthesized: Synthesized):
+    assert synthesized.default.on_prem.role is None
+    assert synthesized.default.on_prem.policy is not None
