@@ -60,6 +60,19 @@ class ConcurrencyLimit:
     def is_rate_limit(self) -> bool:
         return self.slot_decay_per_second > 0
 
+    @classmethod
+    def new(
+        cls, name: str, limit: int, slot_decay_per_second: float = 0.0, active: bool = True
+    ) -> ConcurrencyLimit:
+        """A new limit with no leases, its settings checked."""
+        validate_limit_settings(name, limit, slot_decay_per_second)
+        return cls(
+            name=name,
+            limit=limit,
+            active=bool(active),
+            slot_decay_per_second=float(slot_decay_per_second),
+        )
+
     def live_leases(self, now: datetime) -> tuple[Lease, ...]:
         return tuple(lease for lease in self.leases if not lease.is_expired(now))
 
@@ -283,13 +296,7 @@ class MemoryConcurrencyStore(ConcurrencyStore):
         slot_decay_per_second: float = 0.0,
         active: bool = True,
     ) -> ConcurrencyLimit:
-        validate_limit_settings(name, limit, slot_decay_per_second)
-        created = ConcurrencyLimit(
-            name=name,
-            limit=limit,
-            active=bool(active),
-            slot_decay_per_second=float(slot_decay_per_second),
-        )
+        created = ConcurrencyLimit.new(name, limit, slot_decay_per_second, active)
         with self._lock:
             if name in self._limits:
                 raise ConcurrencyLimitExists(exists_message(name))

@@ -19,7 +19,7 @@ from stratoflow.context import (
 from stratoflow.engine.hooks import run_hooks
 from stratoflow.engine.inputs import resolve_value
 from stratoflow.engine.persistence import persist_value, wants_persistence
-from stratoflow.engine.timeouts import call_with_timeout
+from stratoflow.engine.user_code import call_user_code
 from stratoflow.exceptions import (
     FlowRunCancelled,
     FlowRunTimeoutError,
@@ -46,7 +46,6 @@ from stratoflow.states import (
     Running,
     State,
     StateType,
-    TimedOut,
 )
 from stratoflow.task_runners import TaskRunner, ThreadPoolTaskRunner
 
@@ -297,27 +296,18 @@ class FlowRunEngine:
             install_print_capture()
         prints_token = log_prints_enabled.set(log_prints)
         try:
-            timeout = self.options.timeout_seconds
-            if timeout is None:
-                value = flow.call_fn(parameters)
-            else:
-                name = self.run_record.name
-                value = call_with_timeout(
-                    lambda: flow.call_fn(parameters),
-                    timeout,
-                    lambda: FlowRunTimeoutError(
-                        f"Flow run {name!r} exceeded its timeout of {timeout:g} seconds."
-                    ),
-                    thread_name=f"flow-{name}",
-                )
-        except FlowRunTimeoutError as exc:
-            return TimedOut(str(exc), data=exc)
-        except Exception as exc:  # noqa: BLE001 - the exception becomes the Failed state
-            return Failed(
-                f"Flow run encountered an exception {type(exc).__name__}: {exc}", data=exc
+            outcome = call_user_code(
+                lambda: flow.call_fn(parameters),
+                kind="Flow",
+                run_name=self.run_record.name,
+                timeout=self.options.timeout_seconds,
+                timeout_error=FlowRunTimeoutError,
             )
         finally:
             log_prints_enabled.reset(prints_token)
+        if isinstance(outcome, State):
+            return outcome
+        value = outcome.value
         return self._state_from_return(value)
 
     def _state_from_return(self, value: Any) -> State:

@@ -24,7 +24,7 @@ from stratoflow.engine.concurrency_slots import acquire_tag_slots, release_tag_s
 from stratoflow.engine.hooks import run_hooks
 from stratoflow.engine.inputs import resolve_inputs
 from stratoflow.engine.persistence import persist_value, wants_persistence
-from stratoflow.engine.timeouts import call_with_timeout
+from stratoflow.engine.user_code import call_user_code
 from stratoflow.exceptions import FlowRunCancelled, TaskRunTimeoutError, UpstreamTaskError
 from stratoflow.logging import (
     TASK_RUN_LOGGER,
@@ -41,14 +41,12 @@ from stratoflow.states import (
     Cancelled,
     Completed,
     Crashed,
-    Failed,
     NotReady,
     Pending,
     Retrying,
     Running,
     State,
     StateType,
-    TimedOut,
 )
 
 if TYPE_CHECKING:
@@ -285,28 +283,19 @@ class TaskRunEngine:
         token = task_run_context.set(context)
         prints_token = log_prints_enabled.set(context.log_prints)
         try:
-            timeout = self.options.timeout_seconds
-            if timeout is None:
-                value = task.call_fn(parameters)
-            else:
-                name = self.run_record.name
-                value = call_with_timeout(
-                    lambda: task.call_fn(parameters),
-                    timeout,
-                    lambda: TaskRunTimeoutError(
-                        f"Task run {name!r} exceeded its timeout of {timeout:g} seconds."
-                    ),
-                    thread_name=f"task-{name}",
-                )
-        except TaskRunTimeoutError as exc:
-            return TimedOut(str(exc), data=exc)
-        except Exception as exc:  # noqa: BLE001 - the exception becomes the Failed state
-            return Failed(
-                f"Task run encountered an exception {type(exc).__name__}: {exc}", data=exc
+            outcome = call_user_code(
+                lambda: task.call_fn(parameters),
+                kind="Task",
+                run_name=self.run_record.name,
+                timeout=self.options.timeout_seconds,
+                timeout_error=TaskRunTimeoutError,
             )
         finally:
             log_prints_enabled.reset(prints_token)
             task_run_context.reset(token)
+        if isinstance(outcome, State):
+            return outcome
+        value = outcome.value
         if isinstance(value, State):
             return value
         return self._completed(value, context)

@@ -67,13 +67,7 @@ class DynamoConcurrencyStore(ConcurrencyStore):
         slot_decay_per_second: float = 0.0,
         active: bool = True,
     ) -> ConcurrencyLimit:
-        validate_limit_settings(name, limit, slot_decay_per_second)
-        created = ConcurrencyLimit(
-            name=name,
-            limit=limit,
-            active=bool(active),
-            slot_decay_per_second=float(slot_decay_per_second),
-        )
+        created = ConcurrencyLimit.new(name, limit, slot_decay_per_second, active)
         try:
             self.client.put_item(
                 TableName=self.table_name,
