@@ -10,7 +10,7 @@ CDK := node_modules/.bin/cdk
 CDK_CLI ?= aws-cdk@2
 CDK_ARGS ?=
 
-.PHONY: install test lint typecheck unit demo bench clean synth
+.PHONY: install test lint typecheck unit chaos demo bench clean synth
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,13 +34,19 @@ unit: install
 
 test: lint typecheck unit
 
+# The fault-injection suite (tests/chaos, docs/reliability.md) at full scale: 200 scheduled
+# runs under 20 poller kills, 100 runs with duplicate deliveries, ... `make test` runs the
+# same tests at a size that fits (CHAOS_SCALE=default). CHAOS_SEED=<n> changes the seed.
+chaos: install
+	CHAOS_SCALE=full $(BIN)/pytest tests/chaos
+
 demo: install
 	$(BIN)/python examples/demo.py
 
+# Every benchmark on the embedded stack (8-10 minutes on 2 cores): bench/results.json,
+# bench/results.png and a table with the targets (docs/performance.md).
 bench: install
-	$(BIN)/python -m bench.sdk_overhead
-	$(BIN)/python -m bench.aws_backend
-	$(BIN)/python -m bench.scheduler
+	$(BIN)/python -m bench.run_all
 
 # The CDK CLI, from npm, into ./node_modules (not part of `make test`).
 $(CDK):

@@ -17,11 +17,13 @@ from stratoflow.automations.engine import evaluate_on_tick
 from stratoflow.deployments.models import Deployment
 from stratoflow.deployments.runs import enqueue, schedule_flow_run
 from stratoflow.exceptions import ConflictError, InvalidTransitionError
+from stratoflow.models import FlowRun
 from stratoflow.platform import Platform
 from stratoflow.schedules import slots
 from stratoflow.states import Late, StateType
 from stratoflow.sweeps import SweepReport, sweep
 from stratoflow.workers.queues import MAX_DELAY_SECONDS
+from stratoflow.workers.triage import due_time
 
 LOOKAHEAD = timedelta(seconds=MAX_DELAY_SECONDS)
 """Runs are created at most this far ahead: as far as an SQS delay reaches."""
@@ -29,6 +31,8 @@ CATCH_UP = timedelta(minutes=2)
 """Slots this recent are still created (a tick that came late)."""
 LATE_AFTER = timedelta(seconds=15)
 """A run still unclaimed this long after its start is marked Late."""
+REQUEUED = frozenset({"AwaitingRetry", "Rescheduled"})
+"""States that put a run back in its queue: whoever writes one sends a new message."""
 SAFETY_MARGIN_SECONDS = 10.0
 """Stop paging through deployments when less time than this is left (Lambda)."""
 
@@ -104,10 +108,12 @@ class Scheduler:
                 report.enqueued += 1
 
     def _enqueue_orphans(self, now: datetime, report: TickReport) -> None:
-        """A run created but never sent (the creator died in between) is sent now."""
+        """A run created but never sent (the creator died in between) is sent now; so is
+        a run put back in its queue (a retry, a reschedule) but not sent since, and still
+        unclaimed LATE_AFTER after it was due (the one that put it back died first)."""
         backend = self.platform.services.backend
         for run in backend.list_flow_runs_by_state(StateType.SCHEDULED, until=now + LOOKAHEAD):
-            if run.enqueued_at is None and run.deployment_name is not None:
+            if run.deployment_name is not None and _unsent(run, now):
                 try:
                     enqueue(self.platform, run)  # delay from the time of sending
                 except Exception as exc:  # noqa: BLE001 - one bad queue must not stop the tick
@@ -133,3 +139,13 @@ class Scheduler:
             except (ConflictError, InvalidTransitionError):
                 continue  # claimed meanwhile: not late after all
             report.late += 1
+
+
+def _unsent(run: FlowRun, now: datetime) -> bool:
+    if run.enqueued_at is None:
+        return True
+    state = run.state
+    if state is None or state.name not in REQUEUED or state.timestamp <= run.enqueued_at:
+        return False
+    due = due_time(run)
+    return due is not None and due <= now - LATE_AFTER

@@ -8,6 +8,9 @@ opt-in zombie automation).
   start. It is rescheduled and re-enqueued.
 - Cancelling for `cancelling_grace_seconds`: nobody is left to finish the cancellation.
   It becomes Cancelled.
+- Crashed with its retry decided (whoever found the crash: this sweep, a poller, the ECS
+  stopped-task rule) but not made, because that one died between the two writes: it is
+  retried.
 
 Only runs executed by workers are swept (they have a deployment and heartbeat); a flow
 called directly in a process keeps no heartbeat and is left alone. Every change is
@@ -24,6 +27,11 @@ from stratoflow.exceptions import ConflictError, InvalidTransitionError
 from stratoflow.models import FlowRun
 from stratoflow.platform import Platform
 from stratoflow.states import AwaitingRetry, Cancelled, Crashed, Scheduled, State, StateType
+
+RETRY_GRACE = timedelta(seconds=10)
+"""A crash whose decided retry was not made this long after it is retried by the sweep."""
+RETRY_WINDOW = timedelta(minutes=15)
+"""How far back the sweep looks for such crashes (it runs every minute)."""
 
 
 @dataclass
@@ -62,6 +70,11 @@ def sweep(platform: Platform, now: datetime) -> SweepReport:
     for run in backend.list_flow_runs_by_state(StateType.CANCELLING, until=grace_before):
         if _move(platform, run, Cancelled("Cancelled after the cancellation grace period.")):
             report.cancelled += 1
+    for run in backend.list_flow_runs_by_state(
+        StateType.CRASHED, since=now - RETRY_WINDOW, until=now - RETRY_GRACE
+    ):
+        if run.deployment_name is not None and retry_after_crash(platform, run, now):
+            report.retried += 1
     return report
 
 
@@ -81,16 +94,39 @@ def _move(platform: Platform, run: FlowRun, state: State, *, force: bool = False
 
 def _crash(platform: Platform, run: FlowRun, now: datetime, report: SweepReport) -> None:
     seconds = platform.settings.zombie_after_seconds
-    crashed = Crashed(f"No heartbeat for more than {seconds:g} s: the process running it stopped.")
+    crashed = crash_state(
+        run, f"No heartbeat for more than {seconds:g} s: the process running it stopped."
+    )
     if not _move(platform, run, crashed):
         return
     report.crashed += 1
-    if run.run_count > run.retries:
-        return
+    if retry_after_crash(platform, run, now):
+        report.retried += 1
+
+
+def crash_state(run: FlowRun, message: str) -> State:
+    """The Crashed state for `run` (as read before the crash), with the decision to retry
+    it when its flow has retries left (known once an attempt started)."""
+    if 1 <= run.run_count <= run.retries:
+        return Crashed(message, retry=True)
+    return Crashed(message)
+
+
+def retry_after_crash(platform: Platform, run: FlowRun, now: datetime) -> bool:
+    """A run marked Crashed with its retry decided (`crash_state`) goes on to its next
+    attempt: AwaitingRetry, sent to its work queue. Whoever found the crash (this sweep,
+    the poller that saw its process die, the ECS stopped-task rule) retries it at once;
+    if it died before, the sweep does it later. Of several tries, one wins."""
+    if not 1 <= run.run_count <= run.retries:
+        return False
     # Crashed is final; going on to a retry needs force, and the history keeps both.
     backend = platform.services.backend
     current = backend.read_flow_run(run.id)
+    state = current.state
+    if state is None or state.type is not StateType.CRASHED or not state.details.get("retry"):
+        return False
     retry = AwaitingRetry("Retrying after a crash.", scheduled_time=now.isoformat())
-    if _move(platform, current, retry, force=True):
-        enqueue(platform, backend.read_flow_run(run.id), now=now)
-        report.retried += 1
+    if not _move(platform, current, retry, force=True):
+        return False
+    enqueue(platform, backend.read_flow_run(run.id), now=now)
+    return True

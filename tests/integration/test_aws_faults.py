@@ -391,3 +391,35 @@ def test_unprocessed_items_are_sent_again(
     assert partial.batches == [20, 12]  # the 12 unprocessed items went out again
     stored = aws_backend(make_services()).list_task_runs(flow_run.id)
     assert [(r.id, r.state_name) for r in stored] == [(r.id, "Running") for r in task_runs]
+
+
+# A write that was applied but whose response was lost
+
+
+def test_a_transition_whose_response_was_lost_is_not_applied_twice(services: Services) -> None:
+    """botocore retries an UpdateItem that DynamoDB had applied (the response was lost):
+    the retry fails the version condition, and the re-read run carries the transition's
+    id, so the transition counts as done — no error, no second history entry."""
+    backend = aws_backend(services)
+    run = new_flow_run(backend)
+    backend.adopt_flow_run(run)
+    backend.set_flow_run_state(run.id, Pending())
+    backend.set_flow_run_state(run.id, Running())
+    forced: list[str] = []
+
+    def lose_the_first_response(response: Any, attempts: int, operation: Any, **_: Any) -> Any:
+        http = response[0] if response else None
+        if http is not None and http.status_code == 200 and attempts == 1 and not forced:
+            forced.append(operation.name)
+            return 0  # retry at once, although the write was applied
+        return None
+
+    backend.dynamodb.meta.events.register(
+        "needs-retry.dynamodb.UpdateItem", lose_the_first_response
+    )
+    result = backend.set_flow_run_state(run.id, Completed())
+    assert forced == ["UpdateItem"]
+    assert result.state.name == "Completed"
+    stored = aws_backend(services).read_flow_run(run.id)
+    names = [s.name for s in [*stored.state_history, stored.state] if s is not None]
+    assert names == ["Pending", "Running", "Completed"]

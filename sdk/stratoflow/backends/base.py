@@ -46,10 +46,15 @@ class Backend(Protocol):
         no transition rules, no version change."""
 
     def list_flow_runs_by_state(
-        self, state_type: StateType, *, until: datetime | None = None, limit: int | None = None
+        self,
+        state_type: StateType,
+        *,
+        until: datetime | None = None,
+        limit: int | None = None,
+        since: datetime | None = None,
     ) -> list[FlowRun]:
-        """Runs in a state type, oldest first: by expected start for SCHEDULED (up to
-        `until`), by the time the state was entered otherwise."""
+        """Runs in a state type, oldest first: by expected start for SCHEDULED, by the
+        time the state was entered otherwise (from `since`, up to `until`)."""
 
     def list_flow_runs_of_deployment(
         self, deployment_name: str, *, limit: int | None = None

@@ -70,12 +70,21 @@ class MemoryBackend:
                 setattr(run, name, value)
 
     def list_flow_runs_by_state(
-        self, state_type: StateType, *, until: datetime | None = None, limit: int | None = None
+        self,
+        state_type: StateType,
+        *,
+        until: datetime | None = None,
+        limit: int | None = None,
+        since: datetime | None = None,
     ) -> list[FlowRun]:
         with self._lock:
             runs = [r for r in self._flow_runs.values() if r.state and r.state.type is state_type]
         keyed = sorted(((_sort_time(r), r) for r in runs), key=lambda pair: pair[0])
-        chosen = [r for moment, r in keyed if until is None or moment <= until]
+        chosen = [
+            r
+            for moment, r in keyed
+            if (until is None or moment <= until) and (since is None or moment >= since)
+        ]
         return chosen[:limit] if limit is not None else chosen
 
     def list_flow_runs_of_deployment(

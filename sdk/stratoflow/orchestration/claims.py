@@ -33,6 +33,10 @@ def claim_flow_run(
             run = backend.read_flow_run(flow_run_id)
         except ObjectNotFound:
             return None
+        # The version before the state: a backend may hand out its live record (the memory
+        # backend does), which another claimer can change meanwhile. A state read after
+        # the version is as new or newer, and a newer one makes the write below conflict.
+        seen_version = run.version
         if run.state is None or run.state.type is not StateType.SCHEDULED:
             return None
         claimed = Pending(f"Claimed by {worker}." if worker else None)
@@ -41,7 +45,7 @@ def claim_flow_run(
         if worker:
             claimed.details["worker"] = worker
         try:
-            backend.set_flow_run_state(flow_run_id, claimed, expected_version=run.version)
+            backend.set_flow_run_state(flow_run_id, claimed, expected_version=seen_version)
         except ConflictError:
             continue  # read again: claimed by another worker, or still ours to claim
         except InvalidTransitionError:

@@ -15,7 +15,8 @@ from stratoflow.flows import Flow
 from stratoflow.models import FlowRun
 from stratoflow.orchestration.claims import claim_flow_run
 from stratoflow.platform import Platform, get_platform
-from stratoflow.states import Crashed, Failed, State, StateType
+from stratoflow.states import Failed, State, StateType
+from stratoflow.sweeps import crash_state, retry_after_crash
 from stratoflow.workers.heartbeat import Heartbeat
 from stratoflow.workers.messages import FlowRunMessage
 from stratoflow.workers.queues import MAX_DELAY_SECONDS
@@ -83,7 +84,8 @@ def _load(platform: Platform, run: FlowRun) -> Flow[..., object] | State:
 
 def hand_off_retry(platform: Platform, run: FlowRun, delay: float) -> bool:
     """Re-enqueue a run that is AwaitingRetry; beyond SQS's 15 minutes the worker that
-    receives the message early sends it on with the remaining delay."""
+    receives the message early sends it on with the remaining delay. The send is recorded
+    (`enqueued_at`): a retry never sent is sent by the scheduler tick."""
     platform.queues.send(
         run.work_pool_name or "default",
         run.work_queue_name or "default",
@@ -92,13 +94,18 @@ def hand_off_retry(platform: Platform, run: FlowRun, delay: float) -> bool:
         ),
         delay_seconds=min(delay, MAX_DELAY_SECONDS),
     )
+    platform.services.backend.update_flow_run(run.id, enqueued_at=platform.services.clock.now())
     return True
 
 
 def mark_crashed(platform: Platform, flow_run_id: str, reason: str) -> State | None:
-    """Mark a run Crashed when whatever ran it stopped before it was final."""
+    """Mark a run Crashed when whatever ran it stopped before it was final; with retries
+    left it then goes on to its next attempt, as after the crash sweep. Returns the
+    Crashed state (None: the run was final already)."""
     backend = platform.services.backend
     run = backend.read_flow_run(flow_run_id)
     if run.state is None or run.state.is_final():
         return None
-    return backend.set_flow_run_state(flow_run_id, Crashed(reason)).state
+    crashed = backend.set_flow_run_state(flow_run_id, crash_state(run, reason)).state
+    retry_after_crash(platform, run, platform.services.clock.now())
+    return crashed

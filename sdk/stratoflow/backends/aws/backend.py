@@ -8,6 +8,7 @@ function the memory backend uses. Task runs are written behind (see task_runs.py
 from __future__ import annotations
 
 import copy
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -123,6 +124,10 @@ class AwsBackend:
         transition_id: str | None = None,
         force: bool = False,
     ) -> TransitionResult:
+        # Every write carries a transition id: when a write was applied but its response
+        # was lost, botocore's retry fails the version condition, and the re-read run
+        # shows the id, so the transition is reported as done instead of applied twice.
+        transition_id = transition_id or str(uuid.uuid4())
         run = self._flow_runs.get(flow_run_id)
         if run is None:
             run = self.read_flow_run(flow_run_id)
@@ -220,19 +225,33 @@ class AwsBackend:
                 setattr(local, name, value)
 
     def list_flow_runs_by_state(
-        self, state_type: StateType, *, until: datetime | None = None, limit: int | None = None
+        self,
+        state_type: StateType,
+        *,
+        until: datetime | None = None,
+        limit: int | None = None,
+        since: datetime | None = None,
     ) -> list[FlowRun]:
         index = resources.BY_STATE
         condition = "#p = :p"
         values: dict[str, Any] = {":p": to_attribute(resources.state_partition(state_type.value))}
-        if until is not None:
+        upper = f"{until.astimezone(UTC).isoformat()}#~" if until is not None else None
+        lower = since.astimezone(UTC).isoformat() if since is not None else None
+        if lower is not None and upper is not None:
+            condition += " AND #s BETWEEN :since AND :until"
+        elif upper is not None:
             condition += " AND #s <= :until"
-            values[":until"] = to_attribute(f"{until.astimezone(UTC).isoformat()}#~")
+        elif lower is not None:
+            condition += " AND #s >= :since"
+        if upper is not None:
+            values[":until"] = to_attribute(upper)
+        if lower is not None:
+            values[":since"] = to_attribute(lower)
         return self._query_runs(
             IndexName=index.name,
             KeyConditionExpression=condition,
             ExpressionAttributeNames={"#p": index.partition_key, "#s": index.sort_key}
-            if until is not None
+            if upper is not None or lower is not None
             else {"#p": index.partition_key},
             ExpressionAttributeValues=values,
             limit=limit,
