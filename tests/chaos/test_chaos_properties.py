@@ -210,6 +210,10 @@ def new_run(backend: Backend, start: str) -> FlowRun:
     return run
 
 
+RACE_NUMBERS = st.integers(min_value=0, max_value=2**32)
+"""Only makes examples distinct: a race is worth running again with the same inputs, and
+hypothesis would stop once it had tried every combination of the others."""
+
 _memory_figures = {"races": 0, "threads": 0}
 
 
@@ -218,10 +222,11 @@ _memory_figures = {"races": 0, "threads": 0}
     threads=st.integers(min_value=2, max_value=16),
     start=st.sampled_from(sorted(STARTING_STATES)),
     meddle=st.booleans(),
+    race_number=RACE_NUMBERS,
 )
 @pytest.mark.usefixtures("fast_switching")
 def test_of_threads_claiming_one_run_at_most_one_wins_on_the_memory_backend(
-    threads: int, start: str, meddle: bool
+    threads: int, start: str, meddle: bool, race_number: int
 ) -> None:
     backend = MemoryBackend()
     run = new_run(backend, start)
@@ -247,10 +252,14 @@ _emulator_figures = {"races": 0, "threads": 0}
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(threads=st.integers(min_value=2, max_value=6), meddle=st.booleans())
+@given(
+    threads=st.integers(min_value=2, max_value=6),
+    meddle=st.booleans(),
+    race_number=RACE_NUMBERS,
+)
 @pytest.mark.slow
 def test_of_clients_claiming_one_run_exactly_one_wins_on_the_emulator(
-    stack: Stack, threads: int, meddle: bool
+    stack: Stack, threads: int, meddle: bool, race_number: int
 ) -> None:
     clients = emulator_clients(threads + 1)
     run = new_run(clients[0], "Scheduled")
