@@ -45,6 +45,13 @@ FAILURE_QUEUE = (
     "dead-letter queue in function); a DLQ of its own would only move the same records."
 )
 
+ECR_AUTHORIZATION = (
+    "ecr:GetAuthorizationToken supports no resource-level permission (the token is per "
+    "registry, not per repository); the execution role needs it to pull the task's ECR "
+    "image. The pull actions (BatchGetImage, GetDownloadUrlForLayer, "
+    "BatchCheckLayerAvailability) stay limited to the image's repository ARN."
+)
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -86,6 +93,10 @@ def findings(stack: StratoflowStack) -> list[Finding]:
         Finding(stack.ecs.task_definition, "AwsSolutions-ECS2", ECS_ENVIRONMENT),
         Finding(stack.functions.automations_failures, "AwsSolutions-SQS3", FAILURE_QUEUE),
     ]
+    if stack.ecs.pulls_from_ecr:
+        found.append(
+            Finding(stack.ecs.execution_role, "AwsSolutions-IAM5[Resource::*]", ECR_AUTHORIZATION)
+        )
     return found
 
 

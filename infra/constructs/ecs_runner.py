@@ -118,6 +118,8 @@ class EcsRunner(Construct):
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,
             ),
         )
+        self.pulls_from_ecr = ECR_IMAGE.match(image) is not None
+        """The image is in ECR: the execution role may pull it (infra.nag)."""
         self.container = self.task_definition.add_container(
             CONTAINER_NAME,
             container_name=CONTAINER_NAME,
