@@ -27,10 +27,15 @@ class SystemClock:
 
 
 class FakeClock:
-    """A clock that only moves when slept on or advanced; it records every sleep."""
+    """A clock that only moves when slept on or advanced; it records every sleep.
+
+    It starts at `start`, by default at the moment it is made: a fixed date would put
+    every TTL and schedule it stamps further in the past each day, so a test that
+    passed when it was written would fail later.
+    """
 
     def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
+        self._now = start or datetime.now(UTC)
         self._lock = threading.Lock()
         self.sleeps: list[float] = []
 

@@ -11,7 +11,6 @@ import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import pytest
 from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.sqs import models as moto_sqs
+from tests._time import anchor
 
 from stratoflow.backends.aws import build_aws_services
 from stratoflow.clock import FakeClock
@@ -34,7 +34,7 @@ from stratoflow.workers.messages import FlowRunMessage, parse_message
 from stratoflow.workers.queues import MAX_DELAY_SECONDS, PREFETCH_LEAD_SECONDS
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-START = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+START = anchor()  # yesterday 10:00 UTC: see tests/_time.py
 """Where the fake clock starts: a Saturday, on the minute."""
 
 _MODELS = botocore.loaders.create_loader()

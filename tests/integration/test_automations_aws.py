@@ -18,6 +18,7 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber
+from tests._time import anchor
 from typer.testing import CliRunner
 
 from stratoflow import resources
@@ -57,8 +58,11 @@ from stratoflow.scheduler import Scheduler
 from stratoflow.settings import get_settings, load_settings
 from stratoflow.states import StateType
 
+# TTLs, schedules or time windows: also run with the clock moved (tests/timeshift.py).
+pytestmark = pytest.mark.date_sensitive
+
 FAILED = "stratoflow.flow-run.Failed"
-T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+T0 = anchor()
 
 
 @dataclass
@@ -519,7 +523,7 @@ def test_scheduler_tick_evaluates_proactive_triggers(aws: Aws):
     [bucket] = [i for i in aws.items(made.id) if i["sk"].startswith("BUCKET#")]
     # In the automation's due index until its window ends.
     assert bucket["gsi2pk"] == f"AUTOMATIONDUE#{made.id}"
-    assert bucket["gsi2sk"].startswith("2026-11-21T10:01:00.000000Z#")
+    assert bucket["gsi2sk"].startswith(f"{T0:%Y-%m-%d}T10:01:00.000000Z#")
     scheduler.tick(T0 + timedelta(seconds=61))
     assert read_automation_record(made.id).last_fired == T0 + timedelta(seconds=60)
     scheduler.tick(T0 + timedelta(seconds=62))

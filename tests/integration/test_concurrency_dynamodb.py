@@ -31,6 +31,9 @@ from stratoflow.models import TaskRun
 from stratoflow.resources import concurrency_key, provision
 from stratoflow.testing import TestHarness, stratoflow_test_harness
 
+# TTLs, schedules or time windows: also run with the clock moved (tests/timeshift.py).
+pytestmark = pytest.mark.date_sensitive
+
 
 @pytest.fixture(scope="module")
 def aws() -> Iterator[tuple[Any, str]]:

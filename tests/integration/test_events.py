@@ -10,7 +10,7 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import botocore.loaders
 import botocore.session
 import pytest
 from moto import mock_aws
+from tests._time import anchor
 from typer.testing import CliRunner
 
 from stratoflow import emit_event, resources
@@ -38,7 +39,10 @@ from stratoflow.resources import provision
 from stratoflow.settings import get_settings, load_settings
 from stratoflow.states import Completed, Pending, Running, Scheduled
 
-T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+# TTLs, schedules or time windows: also run with the clock moved (tests/timeshift.py).
+pytestmark = pytest.mark.date_sensitive
+
+T0 = anchor()
 STREAM_ARN = (
     "arn:aws:dynamodb:us-east-1:123456789012:table/stratoflow/stream/2026-11-21T00:00:00.000"
 )
@@ -214,8 +218,8 @@ def test_put_writes_one_item_with_index_keys_and_ttl(aws: Aws) -> None:
     assert item["sk"] == {"S": "META"}
     assert item["event"] == {"S": "acme.model.trained"}
     assert item["derived"] == {"BOOL": False}
-    assert item["gsi3pk"] == {"S": "EVENTS#2026-11-21"}
-    assert item["gsi3sk"] == {"S": f"2026-11-21T10:00:00.000000+00:00#{event.id}"}
+    assert item["gsi3pk"] == {"S": f"EVENTS#{T0:%Y-%m-%d}"}
+    assert item["gsi3sk"] == {"S": f"{T0:%Y-%m-%d}T10:00:00.000000+00:00#{event.id}"}
     assert item["expires_at"] == {"N": str(int((T0 + timedelta(days=7)).timestamp()))}
     assert Event.model_validate_json(item["document"]["S"]) == event
     assert aws.store.get(event.id) == event
@@ -465,7 +469,7 @@ def test_events_ls(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.output.index("stratoflow.flow-run.Failed") < result.output.index("acme.model")
 
     result = strato(
-        "events", "ls", "--since", "2026-11-21T09:00", "--name", "stratoflow.", "--json"
+        "events", "ls", "--since", f"{T0:%Y-%m-%d}T09:00", "--name", "stratoflow.", "--json"
     )
     assert result.exit_code == 0, result.output
     [document] = json.loads(result.stdout)
@@ -479,7 +483,10 @@ def test_events_ls(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.exit_code == 0 and "stratoflow.flow-run.Failed" in result.output
     assert "acme.model.trained" not in result.output
 
-    result = strato("events", "ls", "--since", "2026-11-22", "--until", "2026-11-22T01:00")
+    next_day = T0 + timedelta(days=1)
+    result = strato(
+        "events", "ls", "--since", f"{next_day:%Y-%m-%d}", "--until", f"{next_day:%Y-%m-%d}T01:00"
+    )
     assert result.exit_code == 0 and "No events" in result.output
 
 

@@ -36,6 +36,9 @@ from stratoflow.scheduler import Scheduler
 from stratoflow.settings import get_settings
 from stratoflow.states import StateType
 
+# TTLs, schedules or time windows: also run with the clock moved (tests/timeshift.py).
+pytestmark = pytest.mark.date_sensitive
+
 HANDLER = Path(__file__).resolve().parents[2] / "functions" / "scheduler" / "handler.py"
 MINUTE = timedelta(minutes=1)
 
@@ -448,7 +451,7 @@ SCHEDULED_EVENT = {
     "detail-type": "Scheduled Event",
     "source": "aws.events",
     "account": "123456789012",
-    "time": "2026-11-21T10:00:00Z",
+    "time": f"{START:%Y-%m-%dT%H:%M:%SZ}",
     "region": "us-east-1",
     "resources": ["arn:aws:events:us-east-1:123456789012:rule/stratoflow-scheduler"],
     "detail": {},

@@ -17,6 +17,9 @@ from stratoflow.orchestration.claims import claim_flow_run
 from stratoflow.states import Running, StateType
 from stratoflow.sweeps import sweep
 
+# TTLs, schedules or time windows: also run with the clock moved (tests/timeshift.py).
+pytestmark = pytest.mark.date_sensitive
+
 
 def claimed_run(found: Installation, *, retries: int = 0) -> FlowRun:
     deployment = make_deployment("sweepable")

@@ -35,6 +35,9 @@ from stratoflow.clock import FakeClock
 from stratoflow.events.models import Event, Resource
 from stratoflow.settings import Settings
 
+# TTLs, schedules or time windows: also run with the clock moved (tests/timeshift.py).
+pytestmark = pytest.mark.date_sensitive
+
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 FAILED = "stratoflow.flow-run.Failed"
 RUNNING = "stratoflow.flow-run.Running"

@@ -27,6 +27,9 @@ from stratoflow.states import State, StateType
 from stratoflow.tasks import task_input_hash
 from stratoflow.testing import TestHarness, stratoflow_test_harness
 
+# TTLs, schedules or time windows: also run with the clock moved (tests/timeshift.py).
+pytestmark = pytest.mark.date_sensitive
+
 
 @pytest.fixture
 def harness() -> Iterator[TestHarness]:
@@ -427,9 +430,10 @@ def test_cache_expiration_gives_a_miss_once_expired(harness: TestHarness) -> Non
     counter = Counter()
     cached = task(cache_policy=INPUTS, cache_expiration=timedelta(seconds=60))(counter)
 
+    started = harness.clock.now()
     in_flow(cached, 1)
     first = last_task_run(harness)
-    assert first.cache_expiration == datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=60)
+    assert first.cache_expiration == started + timedelta(seconds=60)
 
     harness.clock.advance(59)  # type: ignore[attr-defined]
     assert in_flow(cached, 1).name == "Cached"

@@ -22,6 +22,9 @@ from stratoflow.schedules import (
     slots,
 )
 
+# TTLs, schedules or time windows: also run with the clock moved (tests/timeshift.py).
+pytestmark = pytest.mark.date_sensitive
+
 NY = ZoneInfo("America/New_York")
 LONDON = ZoneInfo("Europe/London")
 
