@@ -84,6 +84,11 @@ class StackOptions(BaseModel):
     )
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     webhook_allowed_hosts: str = ""
+    bundle: bool = Field(
+        default=True,
+        description="false: the Lambda code asset is the unbundled source (a quick synth "
+        "without PyPI; such a template is not for deploying).",
+    )
 
     # Parsing of `-c` strings
     @field_validator("work_pools", mode="before")

@@ -8,9 +8,10 @@ the local OS), then `functions/` is copied in. The Docker image of `BundlingOpti
 only the fallback the CDK API requires; local bundling never declines, so it is not
 pulled.
 
-Tests and quick synths skip bundling with the CDK's own context key
-(`-c aws:cdk:bundling-stacks=[]`), which skips local bundling too: the asset then
-points at the unbundled source directory.
+A quick synth skips bundling with the app's `-c bundle=false` (the CDK CLI refuses
+user context keys starting with `aws:`, so its own `aws:cdk:bundling-stacks` cannot be
+given with `-c`); tests set that CDK key directly. Either way the asset then points at
+the unbundled source directory.
 """
 
 from __future__ import annotations
@@ -98,8 +99,13 @@ class LocalBundling:
         return True
 
 
-def lambda_code(source: Path = REPO_ROOT) -> lambda_.Code:
-    """The shared code asset of every function (handler `functions.<name>.handler.<fn>`)."""
+def lambda_code(source: Path = REPO_ROOT, *, bundle: bool = True) -> lambda_.Code:
+    """The shared code asset of every function (handler `functions.<name>.handler.<fn>`);
+    with `bundle=False`, the source as it is (no dependencies: not for deploying)."""
+    if not bundle:
+        return lambda_.Code.from_asset(
+            str(source), exclude=list(ASSET_EXCLUDE), asset_hash_type=AssetHashType.SOURCE
+        )
     return lambda_.Code.from_asset(
         str(source),
         exclude=list(ASSET_EXCLUDE),

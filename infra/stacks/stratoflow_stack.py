@@ -128,7 +128,7 @@ class StratoflowStack(Stack):
             "Functions",
             shared=Shared(
                 prefix=prefix,
-                code=code or lambda_code(),
+                code=code or lambda_code(bundle=options.bundle),
                 environment={**environment, env_var("home"): LAMBDA_HOME},
                 log_retention_days=options.log_retention_days,
                 log_level=options.log_level,

@@ -80,3 +80,32 @@ def test_asset_hash_ignores_everything_but_the_sources():
     assert "!functions/**" in module.ASSET_EXCLUDE
     assert module.ASSET_EXCLUDE[0] == "*"
     assert isinstance(lambda_code(), cdk.aws_lambda.AssetCode)
+
+
+def test_bundle_false_synthesizes_the_unbundled_source_without_running_pip(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """`make synth CDK_ARGS='-c bundle=false'`: the CLI gives no bundling-stacks key of
+    its own choosing here, so the app must not bundle by itself."""
+    calls: list[str] = []
+
+    def spy(self: LocalBundling, output_dir: str, **_: Any) -> bool:
+        calls.append(output_dir)
+        raise AssertionError("bundle=false must not bundle")
+
+    monkeypatch.setattr(LocalBundling, "try_bundle", spy)
+    stack = cdk.Stack(cdk.App(outdir=str(tmp_path / "out")), "Quick")
+    code = lambda_code(source, bundle=False)
+    cdk.aws_lambda.Function(
+        stack,
+        "Fn",
+        code=code,
+        handler="functions.scheduler.handler.handler",
+        runtime=cdk.aws_lambda.Runtime.PYTHON_3_12,
+    )
+    assembly = stack.node.root.synth()  # type: ignore[attr-defined]
+    staged = next((tmp_path / "out").glob("asset.*"))
+    assert calls == []
+    assert (staged / "functions" / "scheduler" / "handler.py").is_file()
+    assert not list(staged.rglob("*.pyc"))
+    assert assembly.get_stack_by_name("Quick").template
