@@ -45,15 +45,19 @@ def _wait_until_up(endpoint: str, timeout: float = 30.0) -> None:
 
 
 @contextlib.contextmanager
-def emulator() -> Iterator[str]:
+def emulator(*, process_group: int | None = None) -> Iterator[str]:
     """Start the emulator; yields its endpoint URL. Sets dummy AWS credentials for the
-    duration (the emulator accepts any), and restores the previous ones."""
+    duration (the emulator accepts any), and restores the previous ones.
+
+    `process_group=0` starts it in a process group of its own: a Ctrl-C in the terminal
+    then reaches only its parent, which stops it last, after what still talks to it."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         [sys.executable, "-m", "stratoflow.emulator", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        process_group=process_group,
     )
     previous = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
     os.environ["AWS_ACCESS_KEY_ID"] = os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"

@@ -74,6 +74,11 @@ class Flow(Generic[P, R]):
         """Coerce parameters to the type hints; raises ParameterValidationError."""
         return self._validator.validate(parameters)
 
+    def parameter_schema(self) -> dict[str, Any] | None:
+        """The JSON Schema of the parameters, from the type hints (what a deployment stores
+        to check a run's parameters before creating it); None with validate_parameters=False."""
+        return self._validator.json_schema() if self.options.validate_parameters else None
+
     def deploy(self, name: str, **options: Any) -> Any:
         """Deploy this flow (bundling its project directory); see `stratoflow.yaml`
         deployments for the options. Needs the AWS backend."""

@@ -15,7 +15,9 @@ import pytest
 
 from stratoflow import runs as run_api
 from stratoflow.deployments.runs import run_deployment
+from stratoflow.exceptions import ParameterValidationError
 from stratoflow.models import FlowRun
+from stratoflow.platform import Platform
 from stratoflow.states import StateType
 from tests.chaos._chaos import SCALE, Pollers, Stack, Ticker, audit, record_figures, settle
 
@@ -55,8 +57,20 @@ CASES = {
     "mis-bad-parameters": Expected("Failed", [], "x: Input should be a valid integer"),
 }
 PARAMETERS = {"mis-bad-parameters": {"x": "seven"}}
-"""Parameters of the wrong type pass the names check when the run is created, and fail
-the run when it starts, with the validation message."""
+"""Parameters of the wrong type are refused when the run is created. A deployment stored
+without a parameter schema (before schemas were stored) checks only the names: the run
+is created, and fails when it starts, with the validation message."""
+
+
+def forget_parameter_schema(platform: Platform, name: str) -> None:
+    """`name` as a deployment stored before parameter schemas were: its runs' parameters
+    are checked by the worker alone."""
+    deployment = platform.deployments.get(name)
+    assert deployment.parameter_schema is not None
+    with pytest.raises(ParameterValidationError, match="parameter x: 'seven' is not of type"):
+        run_deployment(name, PARAMETERS[name], timeout=0)
+    assert platform.backend.list_flow_runs_of_deployment(name) == []  # nothing written
+    platform.deployments.put(deployment.model_copy(update={"parameter_schema": None}))
 
 
 def test_misbehaving_flows_end_in_a_clear_final_state(stack: Stack) -> None:
@@ -66,6 +80,7 @@ def test_misbehaving_flows_end_in_a_clear_final_state(stack: Stack) -> None:
     # The worker's environment breaks broken.py's import (it imported fine at deploy).
     pollers = Pollers(stack, "misbehave", env={"CHAOS_IMPORT_BROKEN": "1"})
     created: dict[str, str] = {}
+    forget_parameter_schema(platform, "mis-bad-parameters")
     try:
         for _ in range(SCALE.pollers):
             pollers.start()

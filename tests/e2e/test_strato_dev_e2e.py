@@ -18,9 +18,15 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 
+STOP_BOUND_SECONDS = 10.0
+"""How long `strato dev` may take to stop on a loaded CI box (about 1-2 s on an idle one;
+it took 15 s when the poller's 20 s long poll and the ticking runtime were stopped last)."""
+
+
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    home = tmp_path_factory.mktemp("dev-home")
+    # Not created yet: `strato dev` creates it, as it does `.stratoflow-dev` by default.
+    home = tmp_path_factory.mktemp("project") / ".stratoflow-dev"
     process = subprocess.Popen(
         [
             sys.executable,
@@ -40,6 +46,7 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "POWERTOOLS_LOG_LEVEL": "WARNING"},
+        start_new_session=True,  # its own process group, as in a terminal of its own
     )
     env: dict[str, str] = {}
     assert process.stdout is not None
@@ -56,10 +63,14 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     try:
         yield {**os.environ, **env, "STRATOFLOW_LOG_TO_CONSOLE": "false"}
     finally:
-        process.send_signal(signal.SIGINT)
+        # Ctrl-C in its terminal: SIGINT to the whole foreground process group.
+        os.killpg(process.pid, signal.SIGINT)
+        started = time.monotonic()
         output, errors = process.communicate(timeout=60)
+        elapsed = time.monotonic() - started
         assert process.returncode == 0, errors[-2000:]
-        assert "Stopped cleanly." in output
+        assert output.rstrip().endswith("Stopping...\nStopped cleanly."), output[-2000:]
+        assert elapsed < STOP_BOUND_SECONDS
 
 
 def strato(
@@ -73,6 +84,14 @@ def strato(
         timeout=timeout,
         check=False,
     )
+
+
+def test_its_home_is_created_git_ignored(dev: dict[str, str]):
+    home = Path(dev["STRATOFLOW_HOME"])
+    assert home.name == ".stratoflow-dev"
+    ignored = (home / ".gitignore").read_text().splitlines()
+    assert ignored[-1] == "*"  # git, and ruff with it, skip the bundle copies and results
+    assert (home / "poller.log").is_file()  # the poller's stderr, not an unread pipe
 
 
 def test_deployments_are_listed(dev: dict[str, str]):
@@ -154,6 +173,10 @@ def test_concurrency_limits_and_events(dev: dict[str, str]):
             "No deployment named 'fan-outt'. Did you mean 'fan-out'?",
         ),
         (("deployment", "run", "fan-out", "--param", "nope=1"), "unknown parameter(s) nope"),
+        (
+            ("deployment", "run", "fan-out", "--param", "items=abc"),
+            "Deployment 'fan-out': parameter items: 'abc' is not of type 'integer'. Give each",
+        ),
         (("flow-run", "inspect", "not-a-run"), "No flow run with id 'not-a-run'"),
         (("work-queue", "pause", "nope"), "has no queue 'nope'"),
         (("concurrency-limit", "inspect", "nope"), "nope"),
@@ -167,3 +190,48 @@ def test_bad_input_is_one_line_with_exit_2(
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_sigterm_stops_it_promptly_and_no_tick_is_printed_after_stopping(tmp_path: Path):
+    """Ticks are printed (the scheduler's INFO lines) every 0.5 s while a poller long-polls
+    and may run a flow; SIGTERM must stop all of it in order, quickly."""
+    env = {k: v for k, v in os.environ.items() if k != "POWERTOOLS_LOG_LEVEL"}
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "stratoflow.cli", "dev", "--deploy", str(EXAMPLES)),
+            *("--no-live", "--tick-seconds", "0.5", "--home", str(tmp_path / ".stratoflow-dev")),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 90
+        ticks_after_ready = 0
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if any(x.startswith("Ready.") for x in lines) and '"Scheduler tick"' in line:
+                ticks_after_ready += 1
+            if ticks_after_ready >= 2 or time.monotonic() > deadline:
+                break
+        assert ticks_after_ready >= 2, "\n".join(lines[-20:])
+
+        process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        rest, errors = process.communicate(timeout=60)
+        elapsed = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    assert process.returncode == 0, errors[-2000:]
+    assert elapsed < STOP_BOUND_SECONDS
+    after = rest.splitlines()
+    stopping = after.index("Stopping...")
+    assert after[stopping + 1 :] == ["Stopped cleanly."], rest[-3000:]

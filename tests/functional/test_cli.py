@@ -106,3 +106,35 @@ def test_version():
     result = strato("version")
     assert result.exit_code == 0
     assert result.output.strip() == "0.1.0"
+
+
+def test_deploy_of_a_missing_directory_names_it_and_says_what_to_pass(tmp_path: Path):
+    missing = tmp_path / "missing" / "dir"
+
+    result = strato("deploy", str(missing))
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: The directory {missing} does not exist. Pass the project directory that "
+        "contains stratoflow.yaml.\n"
+    )
+
+
+def test_deploy_of_a_directory_without_stratoflow_yaml(tmp_path: Path):
+    result = strato("deploy", str(tmp_path))
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: No stratoflow.yaml at {tmp_path}. Create one with a `deployments:` list "
+        "(see docs/deployments.md).\n"
+    )
+
+
+def test_deploy_of_a_missing_config_file_calls_it_a_file(tmp_path: Path):
+    result = strato("deploy", str(tmp_path / "stratoflow.yml"))
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: The file {tmp_path / 'stratoflow.yml'} does not exist. Pass the project "
+        "directory that contains stratoflow.yaml.\n"
+    )

@@ -18,7 +18,6 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber
-from tests._time import anchor
 from typer.testing import CliRunner
 
 from stratoflow import resources
@@ -57,6 +56,7 @@ from stratoflow.resources import provision
 from stratoflow.scheduler import Scheduler
 from stratoflow.settings import get_settings, load_settings
 from stratoflow.states import StateType
+from tests._time import anchor
 
 # TTLs, schedules or time windows: also run with the clock moved (tests/timeshift.py).
 pytestmark = pytest.mark.date_sensitive
@@ -342,6 +342,31 @@ def test_run_deployment_creates_and_enqueues_a_run(aws: Aws, deployed: str):
     )
     assert run.enqueued_at is not None
     assert aws.engine().handle([event]) == []  # a replay creates no second run
+
+
+def test_run_deployment_with_mistyped_parameters_is_a_failed_action_and_creates_nothing(
+    aws: Aws, deployed: str
+):
+    made = create_automation(
+        automation(
+            "bad rerun",
+            RunDeployment(deployment=deployed, parameters={"failed_run": "x", "attempt": "one"}),
+            DoNothing(),  # the next action still runs
+        )
+    )
+    assert made.id is not None
+    before = aws.backend.list_flow_runs_of_deployment(deployed)
+
+    [firing] = aws.engine().handle([failed_event("p1")])  # no exception reaches the stream
+
+    refused, after = firing.results
+    expected = "Deployment 'cleanup': parameter attempt: 'one' is not of type 'integer'."
+    assert not refused.ok and refused.detail.startswith(expected)
+    assert after.ok
+    assert aws.backend.list_flow_runs_of_deployment(deployed) == before
+    record = read_automation_record(made.id)
+    assert record.last_error is not None
+    assert record.last_error.startswith(f"actions[0] (run-deployment): {expected}")
 
 
 def test_flow_run_state_actions(aws: Aws, deployed: str):

@@ -14,27 +14,35 @@ from rich.table import Table
 
 from stratoflow.cli.common import one_line_errors, out
 from stratoflow.cli.render import styled_state
+from stratoflow.dev import DEV_HOME
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Ctrl-C, `kill`, and the terminal closing: each stops the stack in order."""
 
 
 def dev(
     deploy: Annotated[
         Path | None, typer.Option(help="Deploy this project (a directory with stratoflow.yaml).")
     ] = None,
-    home: Annotated[Path, typer.Option(help="Where results, caches and bundles go.")] = Path(
-        ".stratoflow-dev"
-    ),
+    home: Annotated[
+        Path, typer.Option(help="Where results, caches and bundles go (git-ignored).")
+    ] = Path(DEV_HOME),
     tick_seconds: Annotated[float, typer.Option(min=0.5, help="Scheduler tick period.")] = 5.0,
     poller: Annotated[bool, typer.Option(help="Start one on-prem poller.")] = True,
     live: Annotated[bool, typer.Option(help="Show a live view of runs.")] = True,
 ) -> None:
     """Start the emulator, provision it, run the scheduler, stream and Lambda worker
-    locally, start a poller, and show runs until Ctrl-C."""
+    locally, start a poller, and show runs until Ctrl-C (or SIGTERM)."""
     from stratoflow.dev.stack import LocalStack
 
     def stop(signum: int, frame: FrameType | None) -> None:
+        # Once: a second Ctrl-C must not cut the ordered shutdown (bounded) short.
+        for stop_signal in _STOP_SIGNALS:
+            signal.signal(stop_signal, signal.SIG_IGN)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, stop)
+    for stop_signal in _STOP_SIGNALS:
+        signal.signal(stop_signal, stop)
     home = home.resolve()
     with (
         one_line_errors(),
@@ -57,7 +65,9 @@ def dev(
                 while True:
                     time.sleep(1)
         except KeyboardInterrupt:
+            stack.stop_runtime()  # no scheduler tick is printed after the next line
             out.print("Stopping...")
+            out.file.flush()
     out.print("Stopped cleanly.")
 
 

@@ -19,6 +19,12 @@ class ConfigError(StratoflowError):
 
 def load_project(path: Path) -> ProjectConfig:
     """The project configuration in `path` (a file, or a directory holding stratoflow.yaml)."""
+    if not path.exists():
+        what = "file" if path.suffix in (".yaml", ".yml") else "directory"
+        raise ConfigError(
+            f"The {what} {path} does not exist. Pass the project directory that contains "
+            f"{CONFIG_FILE}."
+        )
     file = path / CONFIG_FILE if path.is_dir() else path
     try:
         raw = yaml.safe_load(file.read_text())

@@ -18,7 +18,8 @@ from stratoflow.deployments.models import (
     DeploymentSpec,
     WorkPoolSpec,
 )
-from stratoflow.deployments.runs import check_parameters
+from stratoflow.deployments.parameter_schema import DEPLOY_HINT, check_parameter_types
+from stratoflow.deployments.runs import check_parameter_names
 from stratoflow.deployments.store import UnknownDeployment
 from stratoflow.entrypoints import load_flow
 from stratoflow.exceptions import ParameterValidationError
@@ -41,8 +42,8 @@ def deploy_project(
     project_dir: Path, *, names: Sequence[str] = (), platform: Platform | None = None
 ) -> list[DeployResult]:
     """Deploy the deployments of `project_dir/stratoflow.yaml` (or only `names`)."""
+    config = load_project(project_dir)  # a wrong path is reported before a missing backend
     platform = platform or get_platform()
-    config = load_project(project_dir)
     specs = list(config.deployments)
     if names:
         known = {s.name for s in specs}
@@ -120,9 +121,14 @@ def _check_flow(project_dir: Path, spec: DeploymentSpec) -> Flow[..., Any]:
         for s in spec.schedules
     ]:
         try:
-            check_parameters(checked, parameters)
+            check_parameter_names(checked, parameters)
             if not (set(facts["required_parameters"]) - set(parameters)):
                 flow.validate_parameters({**_defaults(flow), **parameters})
+            # Runs check them, as JSON, against the schema: what pydantic would coerce
+            # ("5" for an int) must be written with its JSON type here.
+            check_parameter_types(
+                spec.name, facts["parameter_schema"], parameters, hint=DEPLOY_HINT
+            )
         except ParameterValidationError as exc:
             detail = str(exc).removeprefix(f"Deployment {spec.name!r}: ")
             raise ParameterValidationError(
@@ -143,6 +149,7 @@ def _signature_facts(flow: Flow[..., Any]) -> dict[str, Any]:
             if p.default is _P.empty and p.kind not in (_P.VAR_POSITIONAL, _P.VAR_KEYWORD)
         ),
         "accepts_any_parameter": any(p.kind is _P.VAR_KEYWORD for p in parameters),
+        "parameter_schema": flow.parameter_schema(),
     }
 
 

@@ -105,6 +105,9 @@ class Deployment(DeploymentSpec):
     parameter_names: tuple[str, ...] = ()
     required_parameters: tuple[str, ...] = ()
     accepts_any_parameter: bool = False
+    parameter_schema: dict[str, Any] | None = None
+    """The JSON Schema of the flow's parameters (from its type hints): a run's parameters
+    are checked against it before the run is created. None: only names are checked."""
     created: datetime
     updated: datetime
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from stratoflow.deployments.models import Deployment
+from stratoflow.deployments.parameter_schema import check_parameter_types
 from stratoflow.exceptions import ConflictError, InvalidTransitionError, ParameterValidationError
 from stratoflow.models import FlowRun
 from stratoflow.names import generate_run_name
@@ -25,8 +26,14 @@ def flow_run_id_for(deployment_name: str, idempotency_key: str) -> str:
 
 
 def check_parameters(deployment: Deployment, parameters: Mapping[str, Any]) -> None:
-    """Unknown or missing parameters, caught before a run exists (types are checked
-    when the run starts, against the flow's own type hints)."""
+    """Unknown, missing or mistyped parameters (against the deployment's parameter schema),
+    caught before a run exists; the worker validates them again with the flow's type hints."""
+    check_parameter_names(deployment, parameters)
+    check_parameter_types(deployment.name, deployment.parameter_schema, parameters)
+
+
+def check_parameter_names(deployment: Deployment, parameters: Mapping[str, Any]) -> None:
+    """Unknown or missing parameters."""
     problems = []
     if not deployment.accepts_any_parameter:
         unknown = sorted(set(parameters) - set(deployment.parameter_names))

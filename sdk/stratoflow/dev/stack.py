@@ -16,6 +16,7 @@ from types import TracebackType
 import boto3
 
 from stratoflow.context import set_process_services
+from stratoflow.dev import DEV_HOME
 from stratoflow.dev.event_sources import LambdaWorkerSource, StreamSource, scheduled_event
 from stratoflow.dev.lambda_runtime import invoke
 from stratoflow.emulator import emulator
@@ -24,6 +25,26 @@ from stratoflow.resources import ResourceNames, provision
 from stratoflow.settings import get_settings
 
 logger = logging.getLogger("stratoflow.dev")
+
+GITIGNORE = "# Created by `strato dev`: everything in this directory is generated.\n*\n"
+RUNTIME_STOP_SECONDS = 10.0
+"""How long stopping waits for the round in progress (a tick, a stream batch, a Lambda
+worker invocation) to end."""
+POLLER_STOP_SECONDS = 15.0
+"""How long stopping waits for the poller to hand its runs back and exit (it notices the
+SIGTERM within its 1 s long poll) before killing it."""
+
+
+def prepare_home(home: Path) -> None:
+    """Create the stack's home. As pytest does for `.pytest_cache`, a home it creates (or
+    one named `.stratoflow-dev`) gets a `.gitignore` of `*`: git, and tools that follow
+    .gitignore such as ruff, leave the generated files (bundle copies, results) alone. An
+    existing directory of another name is the user's, and is left as it is."""
+    created = not home.exists()
+    home.mkdir(parents=True, exist_ok=True)
+    ignore = home / ".gitignore"
+    if (created or home.name == DEV_HOME) and not ignore.exists():
+        ignore.write_text(GITIGNORE)
 
 
 @dataclass
@@ -57,20 +78,24 @@ class LocalRuntime:
                 if clock >= next_tick:
                     self.tick()
                     next_tick = clock + self.tick_seconds
-                self.poll()
+                if not self._stop.is_set():
+                    self.poll()
             except Exception:
                 logger.exception("Local runtime round failed")
-            self._stop.wait(self.poll_seconds)
+            self._stop.wait(self.poll_seconds)  # wakes at once on stop()
             clock += self.poll_seconds
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="stratoflow-dev", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = RUNTIME_STOP_SECONDS) -> None:
+        """No tick or delivery starts after this; waits for the one in progress."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=timeout)
+            if self._thread.is_alive():
+                logger.warning("The local runtime's round did not end in %g s", timeout)
 
 
 def _invoke(name: str, event: dict[str, object]) -> object:
@@ -96,6 +121,7 @@ class LocalStack:
         self.runtime: LocalRuntime | None = None
         self.platform: Platform | None = None
         self.poller: subprocess.Popen[bytes] | None = None
+        self.poller_log = home / "poller.log"
         self._exit = contextlib.ExitStack()
         self._saved_env: dict[str, str | None] = {}
 
@@ -122,7 +148,8 @@ class LocalStack:
 
     def __enter__(self) -> LocalStack:
         try:
-            self.endpoint = self._exit.enter_context(emulator())
+            prepare_home(self.home)
+            self.endpoint = self._exit.enter_context(emulator(process_group=0))
             self._set_env(
                 {
                     "STRATOFLOW_BACKEND": "aws",
@@ -138,26 +165,50 @@ class LocalStack:
             self.runtime = LocalRuntime(platform, tick_seconds=self.tick_seconds)
             self.runtime.start()
             if self.with_poller:
-                self.poller = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "stratoflow.cli",
-                        "worker",
-                        "start",
-                        "--pool",
-                        self.poller_pool,
-                        "--name",
-                        "dev-poller",
-                    ],
-                    env={**os.environ, "STRATOFLOW_LOG_TO_CONSOLE": "false"},
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
-                )
+                self._start_poller()
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
+
+    def _start_poller(self) -> None:
+        log = self._exit.enter_context(self.poller_log.open("ab"))
+        self.poller = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "stratoflow.cli", "worker", "start"),
+                *("--pool", self.poller_pool, "--name", "dev-poller"),
+                # A short long poll: it notices a stop within a second.
+                *("--wait-seconds", "1"),
+            ],
+            env={
+                **os.environ,
+                "STRATOFLOW_LOG_TO_CONSOLE": "false",
+                # Its runs cannot finish once the emulator stops: hand them back at once.
+                "STRATOFLOW_WORKER_SHUTDOWN_GRACE_SECONDS": "0",
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            # Its own process group: a Ctrl-C reaches `strato dev` only, which stops the
+            # pieces in order (the poller before the emulator it talks to).
+            process_group=0,
+        )
+
+    def stop_runtime(self) -> None:
+        """Stop the scheduler ticks and the event sources (nothing is printed by them
+        after this returns)."""
+        if self.runtime is not None:
+            self.runtime.stop()
+
+    def _stop_poller(self) -> None:
+        if self.poller is None or self.poller.poll() is not None:
+            return
+        self.poller.send_signal(signal.SIGTERM)
+        try:
+            self.poller.wait(timeout=POLLER_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            logger.warning("The poller did not stop in %g s; killing it", POLLER_STOP_SECONDS)
+            self.poller.kill()
+            self.poller.wait()
 
     def __exit__(
         self,
@@ -165,18 +216,13 @@ class LocalStack:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self.poller is not None and self.poller.poll() is None:
-            self.poller.send_signal(signal.SIGTERM)
-            try:
-                self.poller.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.poller.kill()
-        if self.runtime is not None:
-            self.runtime.stop()
+        # In order: the tick loop and event sources, the poller, then the emulator.
+        self.stop_runtime()
+        self._stop_poller()
         if self.platform is not None:
             self.platform.backend.close()  # write what is still buffered
         set_process_services(None)
-        self._exit.close()
+        self._exit.close()  # the poller's log, then the emulator
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)

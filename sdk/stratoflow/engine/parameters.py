@@ -7,10 +7,24 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ConfigDict, Field, PydanticUserError, ValidationError, create_model
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, JsonSchemaWarningKind
 
 from stratoflow.exceptions import ParameterValidationError
 
 _SKIPPED = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+
+
+class _LenientJsonSchema(GenerateJsonSchema):
+    """A type JSON Schema cannot describe (an arbitrary class) accepts anything; a default
+    that is not JSON is left out, without a warning."""
+
+    ignored_warning_kinds: set[JsonSchemaWarningKind] = {
+        "skipped-choice",
+        "non-serializable-default",
+    }
+
+    def handle_invalid_for_json_schema(self, schema: object, error_info: str) -> JsonSchemaValue:
+        return {}
 
 
 class ParameterValidator:
@@ -42,6 +56,17 @@ class ParameterValidator:
             __module__=module or __name__,
             **definitions,
         )
+
+    def json_schema(self) -> dict[str, Any] | None:
+        """The parameters' JSON Schema (draft 2020-12), by parameter name; None when the
+        type hints cannot be resolved (validation then reports it, when the run starts)."""
+        try:
+            schema: dict[str, Any] = self._model.model_json_schema(
+                by_alias=True, schema_generator=_LenientJsonSchema
+            )
+        except PydanticUserError:
+            return None
+        return schema
 
     def validate(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
         try:
