@@ -32,9 +32,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 # tests.infra._cdk silences jsii's banner about Node's version before the CDK loads.
-from tests.infra._cdk import CDK_JSON_CONTEXT  # noqa: E402
-
 from infra.constructs.lambda_code import ASSET_EXCLUDE  # noqa: E402
+from tests.infra._cdk import CDK_JSON_CONTEXT  # noqa: E402
 
 ACCOUNT = "123456789012"
 """moto's default account: the one the emulator's resources live in."""

@@ -21,7 +21,6 @@ import pytest
 from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.sqs import models as moto_sqs
-from tests._time import anchor
 
 from stratoflow.backends.aws import build_aws_services
 from stratoflow.clock import FakeClock
@@ -32,6 +31,7 @@ from stratoflow.resources import provision
 from stratoflow.settings import get_settings, load_settings
 from stratoflow.workers.messages import FlowRunMessage, parse_message
 from stratoflow.workers.queues import MAX_DELAY_SECONDS, PREFETCH_LEAD_SECONDS
+from tests._time import anchor
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 START = anchor()  # yesterday 10:00 UTC: see tests/_time.py

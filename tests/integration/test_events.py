@@ -19,7 +19,6 @@ import botocore.loaders
 import botocore.session
 import pytest
 from moto import mock_aws
-from tests._time import anchor
 from typer.testing import CliRunner
 
 from stratoflow import emit_event, resources
@@ -38,6 +37,7 @@ from stratoflow.platform import Platform, build_platform
 from stratoflow.resources import provision
 from stratoflow.settings import get_settings, load_settings
 from stratoflow.states import Completed, Pending, Running, Scheduled
+from tests._time import anchor
 
 # TTLs, schedules or time windows: also run with the clock moved (tests/timeshift.py).
 pytestmark = pytest.mark.date_sensitive

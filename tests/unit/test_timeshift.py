@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from tests.timeshift import instants, parse_instant, shifted_environment
 
 NEW_YORK = ZoneInfo("America/New_York")
