@@ -1,10 +1,11 @@
-"""BundleStore against moto: content-addressed uploads, cached fetches, integrity checks,
-concurrent fetches and refused zip entries."""
+"""BundleStore against moto: content-addressed uploads, cached downloads, integrity checks,
+concurrent per-run checkouts and refused zip entries."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -84,7 +85,7 @@ def project(tmp_path: Path) -> Path:
     return write(tmp_path / "project", FILES)
 
 
-def test_upload_then_fetch_round_trip(store: BundleStore, project: Path, s3: Any) -> None:
+def test_upload_then_checkout_round_trip(store: BundleStore, project: Path, s3: Any) -> None:
     bundle = build_bundle(project)
 
     ref, uploaded = store.upload(bundle)
@@ -95,11 +96,14 @@ def test_upload_then_fetch_round_trip(store: BundleStore, project: Path, s3: Any
     assert head["Metadata"] == {"sha256": bundle.sha256}
     assert head["ContentLength"] == bundle.size
 
-    path = store.fetch(ref)
+    with store.checkout(ref) as path:
+        assert path.parent == store.cache_dir / "runs"
+        assert project_files(path) == project_files(project)
 
-    assert path == store.cache_dir / bundle.sha256
-    assert project_files(path) == project_files(project)
-    assert [p.name for p in store.cache_dir.iterdir()] == [bundle.sha256]  # no leftovers
+    assert not path.exists()  # removed with the run
+    assert sorted(p.name for p in store.cache_dir.iterdir()) == [f"{bundle.sha256}.zip", "runs"]
+    assert list((store.cache_dir / "runs").iterdir()) == []
+    assert (store.cache_dir / f"{bundle.sha256}.zip").read_bytes() == bundle.data
 
 
 def test_redeploying_unchanged_code_uploads_nothing(
@@ -122,15 +126,19 @@ def test_redeploying_unchanged_code_uploads_nothing(
     assert puts.count == 2
 
 
-def test_fetch_twice_downloads_once(store: BundleStore, project: Path, s3: Any) -> None:
+def test_checkout_twice_downloads_once(store: BundleStore, project: Path, s3: Any) -> None:
     ref, _ = store.upload(build_bundle(project))
     gets = CallCounter(s3, "GetObject")
 
-    first = store.fetch(ref)
-    second = store.fetch(ref.sha256)  # a sha is enough for the store's own bucket
-    third = BundleStore(s3, BUCKET, cache_dir=store.cache_dir).fetch(ref)  # another worker
+    other_worker = BundleStore(s3, BUCKET, cache_dir=store.cache_dir)
+    with (
+        store.checkout(ref) as first,
+        store.checkout(ref.sha256) as second,  # a sha is enough for the store's bucket
+        other_worker.checkout(ref) as third,
+    ):
+        assert len({first, second, third}) == 3  # each run its own directory
+        assert project_files(first) == project_files(second) == project_files(third)
 
-    assert first == second == third
     assert gets.count == 1
 
 
@@ -139,23 +147,25 @@ def test_corrupted_object_is_refused(store: BundleStore, project: Path, s3: Any)
     ref, _ = store.upload(bundle)
     s3.put_object(Bucket=BUCKET, Key=ref.key, Body=b"other bytes under the same key")
 
-    with pytest.raises(BundleError, match="corrupted") as caught:
-        store.fetch(ref)
+    with pytest.raises(BundleError, match="does not match its address") as caught:
+        store.load(ref)
 
     assert ref.uri in str(caught.value)
+    assert "redeploy (`strato deploy`)" in str(caught.value)
     assert not store.cache_dir.exists() or list(store.cache_dir.iterdir()) == []
 
     # Redeploying heals it: the overwritten object lost the sha256 metadata.
     _, uploaded = store.upload(bundle)
     assert uploaded
-    assert project_files(store.fetch(ref)) == project_files(project)
+    with store.checkout(ref) as path:
+        assert project_files(path) == project_files(project)
 
 
 def test_missing_bundle(store: BundleStore) -> None:
     sha = "0" * 64
 
     with pytest.raises(BundleNotFound) as caught:
-        store.fetch(sha)
+        store.load(sha)
 
     message = str(caught.value)
     assert f"s3://{BUCKET}/bundles/{sha}.zip" in message
@@ -175,38 +185,45 @@ def test_upload_refuses_a_bundle_whose_sha_does_not_match(store: BundleStore) ->
         store.upload(Bundle(sha256="0" * 64, data=b"zip", files=("a",)))
 
 
-def test_concurrent_fetches_end_with_one_complete_directory(
+def test_concurrent_checkouts_each_get_a_complete_directory(
     store: BundleStore, project: Path, s3: Any
 ) -> None:
     ref, _ = store.upload(build_bundle(project))
     threads = 4
-    # Hold every fetch at its download until all four got there: all four then extract
-    # and race to rename their copy into place.
+    # Hold every checkout at its download until all four got there: all four then race
+    # to cache the zip, then hold their directories at once.
     everyone_downloading = threading.Barrier(threads, timeout=10)
+    everyone_running = threading.Barrier(threads, timeout=10)
 
     def hold(**kwargs: Any) -> None:  # returning a value would replace the call's response
         everyone_downloading.wait()
 
     s3.meta.events.register("before-call.s3.GetObject", hold)
-    results: list[Path] = []
+    results: list[dict[str, bytes]] = []
+    directories: list[Path] = []
     errors: list[BaseException] = []
 
-    def fetch() -> None:
+    def run() -> None:
         try:
-            results.append(store.fetch(ref))
+            with store.checkout(ref) as path:
+                directories.append(path)
+                everyone_running.wait()
+                results.append(project_files(path))
         except BaseException as exc:
             errors.append(exc)
 
-    workers = [threading.Thread(target=fetch) for _ in range(threads)]
+    workers = [threading.Thread(target=run) for _ in range(threads)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(timeout=20)
 
     assert errors == []
-    assert results == [store.cache_dir / ref.sha256] * threads
-    assert project_files(results[0]) == project_files(project)
-    assert [p.name for p in store.cache_dir.iterdir()] == [ref.sha256]  # no partial copies
+    assert results == [project_files(project)] * threads
+    assert len(set(directories)) == threads
+    names = sorted(p.name for p in store.cache_dir.iterdir())
+    assert names == [f"{ref.sha256}.zip", "runs"]  # no partial copies
+    assert list((store.cache_dir / "runs").iterdir()) == []
 
 
 def test_zip_slip_entry_is_refused(store: BundleStore, s3: Any, tmp_path: Path) -> None:
@@ -218,8 +235,49 @@ def test_zip_slip_entry_is_refused(store: BundleStore, s3: Any, tmp_path: Path) 
     sha = hashlib.sha256(data).hexdigest()  # a correct sha: only the entry is wrong
     s3.put_object(Bucket=BUCKET, Key=f"bundles/{sha}.zip", Body=data, Metadata={"sha256": sha})
 
-    with pytest.raises(BundleError, match="outside"):
-        store.fetch(sha)
+    with pytest.raises(BundleError, match="outside"), store.checkout(sha):
+        pytest.fail("the bundle was checked out")
 
     assert not list(tmp_path.rglob("escaped.py"))
-    assert list(store.cache_dir.iterdir()) == []
+    assert list((store.cache_dir / "runs").iterdir()) == []
+
+
+def _plant_symlink(path: Path, planted: Path) -> None:
+    path.symlink_to(planted)
+
+
+def _plant_directory(path: Path, planted: Path) -> None:
+    path.mkdir()
+    (path / "flows.py").write_text("raise SystemExit('planted')\n")
+
+
+def _plant_fifo(path: Path, planted: Path) -> None:
+    os.mkfifo(path)  # reading it would block forever
+
+
+def _plant_other_zip(path: Path, planted: Path) -> None:
+    path.write_bytes(planted.read_bytes())
+
+
+@pytest.mark.parametrize("plant", [_plant_other_zip, _plant_symlink, _plant_directory, _plant_fifo])
+def test_a_tampered_cache_entry_is_downloaded_again_and_replaced(
+    store: BundleStore, project: Path, s3: Any, tmp_path: Path, plant: Any
+) -> None:
+    ref, _ = store.upload(build_bundle(project))
+    with store.checkout(ref):
+        pass  # cached now
+    cached = store.cache.zip_path(ref.sha256)
+    planted = tmp_path / "planted.zip"
+    with zipfile.ZipFile(planted, "w") as archive:
+        archive.writestr("flows.py", "raise SystemExit('planted')\n")
+    cached.unlink()
+    plant(cached, planted)
+    gets = CallCounter(s3, "GetObject")
+
+    with store.checkout(ref) as path:
+        assert project_files(path) == project_files(project)
+
+    assert gets.count == 1
+    assert not cached.is_symlink()
+    assert hashlib.sha256(cached.read_bytes()).hexdigest() == ref.sha256
+    assert planted.exists()  # a symlink's target is not written through

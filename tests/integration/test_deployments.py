@@ -458,7 +458,7 @@ def test_a_flow_whose_code_raises_at_import_fails_with_the_import_error(
         "if os.environ.get('FEATURE_STORE_DOWN'):\n"
         "    raise RuntimeError('cannot reach the feature store')\n" + ADDER
     )
-    (result,) = deploy_project(
+    deploy_project(
         project(
             tmp_path / "importer",
             """
@@ -473,10 +473,9 @@ def test_a_flow_whose_code_raises_at_import_fails_with_the_import_error(
 
     state = execute_flow_run(run.id)
 
-    path = tmp_path / "home" / "bundles" / result.deployment.bundle.sha256 / "flows.py"
     assert state.type is StateType.FAILED
     assert state.message == (
-        f"The flow's code could not be loaded: Entrypoint '{path}:add': importing flows.py "
+        "The flow's code could not be loaded: Entrypoint 'flows.py:add': importing flows.py "
         "raised RuntimeError: cannot reach the feature store"
     )
     assert runs.read_flow_run(run.id).state == state

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stratoflow.deployments import bundles
+from stratoflow.deployments import bundle_build
 from stratoflow.deployments.bundles import (
     IGNORE_FILE,
     Bundle,
@@ -261,7 +261,7 @@ def test_directory_empty_after_ignores(tmp_path: Path) -> None:
 
 def test_size_limit_names_the_biggest_files(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write(project, {"data/huge.bin": "x" * 5000, "data/big.bin": "x" * 3000})
-    monkeypatch.setattr(bundles, "MAX_BUNDLE_BYTES", 4096)
+    monkeypatch.setattr(bundle_build, "MAX_BUNDLE_BYTES", 4096)
 
     with pytest.raises(BundleError, match=r"over the 4\.0 KiB limit") as caught:
         build_bundle(project)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from pathlib import Path
+from contextlib import ExitStack
 
 from stratoflow.context import use_services
 from stratoflow.deployments.bundles import BundleError, BundleRef
@@ -51,29 +51,34 @@ def execute_flow_run(
         run = claimed
     elif state.type is not StateType.PENDING:
         raise NotRunnable(f"Flow run {flow_run_id} is {state!r}, not waiting to run.")
-    flow = _load(platform, run)
-    if isinstance(flow, State):
-        return flow
-    services = dataclasses.replace(
-        platform.services, retry_handoff=lambda r, delay: hand_off_retry(platform, r, delay)
-    )
-    heartbeat = Heartbeat(
-        backend, run.id, services.clock, interval=platform.settings.heartbeat_seconds
-    )
-    with heartbeat, use_services(services):
-        return FlowRunEngine(flow, services).run_existing(run)
+    # The run's code lives in a directory of its own, removed when the run ends.
+    with ExitStack() as code:
+        flow = _load(platform, run, code)
+        if isinstance(flow, State):
+            return flow
+        services = dataclasses.replace(
+            platform.services, retry_handoff=lambda r, delay: hand_off_retry(platform, r, delay)
+        )
+        heartbeat = Heartbeat(
+            backend, run.id, services.clock, interval=platform.settings.heartbeat_seconds
+        )
+        with heartbeat, use_services(services):
+            return FlowRunEngine(flow, services).run_existing(run)
 
 
-def _load(platform: Platform, run: FlowRun) -> Flow[..., object] | State:
-    """The run's flow from its deployment's code bundle, or the Failed state saying why not."""
+def _load(platform: Platform, run: FlowRun, code: ExitStack) -> Flow[..., object] | State:
+    """The run's flow from its deployment's code bundle, checked out into a fresh directory
+    that `code` removes; or the Failed state saying why not. The deployment's bundle
+    location and entrypoint are checked (BundleStore.check_ref, load_flow's `root`)."""
     backend = platform.services.backend
     try:
         if run.deployment_name is None:
             raise ObjectNotFound(f"Flow run {run.id} has no deployment to load its code from.")
         deployment = platform.deployments.get(run.deployment_name)
         bundle = deployment.bundle
-        directory = platform.bundles.fetch(BundleRef(bundle.bucket, bundle.key, bundle.sha256))
-        return load_flow(str(Path(directory) / deployment.entrypoint))
+        ref = BundleRef(bundle.bucket, bundle.key, bundle.sha256)
+        directory = code.enter_context(platform.bundles.checkout(ref))
+        return load_flow(deployment.entrypoint, root=directory)
     except (BundleError, EntrypointError, ObjectNotFound) as exc:
         message = f"The flow's code could not be loaded: {exc}"
         logger.error("Flow run %s: %s", run.id, message)
