@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import builtins
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ from stratoflow.automations.base import (
 from stratoflow.automations.buckets import Bucket, Fire, parse_time, sort_time
 from stratoflow.automations.models import Automation
 from stratoflow.backends.aws.items import from_item, to_attribute, to_item
+from stratoflow.backends.aws.own_keys import OwnItems, string_attribute
 from stratoflow.clock import Clock
 
 if TYPE_CHECKING:
@@ -72,13 +74,16 @@ class AutomationStore(BaseAutomationStore):
             "ExpressionAttributeValues": {":p": to_attribute(resources.AUTOMATIONS_PARTITION)},
         }
         records = []
-        while True:
-            response = self.client.query(**query)
-            records += [_record(item) for item in response["Items"]]
-            last = response.get("LastEvaluatedKey")
-            if not last:
-                return records
-            query["ExclusiveStartKey"] = last
+        # Any item may carry the AUTOMATIONS index partition (a worker's run item too):
+        # only the automations' own items are evaluated or listed (own_keys.py).
+        with OwnItems("automation", _automation_key) as own:
+            while True:
+                response = self.client.query(**query)
+                records += [_record(item) for item in own(response["Items"])]
+                last = response.get("LastEvaluatedKey")
+                if not last:
+                    return records
+                query["ExclusiveStartKey"] = last
 
     def record_outcome(self, automation_id: str, *, fired_at: datetime, error: str | None) -> None:
         values: dict[str, Any] = {"last_fired": fired_at.isoformat()}
@@ -243,13 +248,21 @@ class AutomationStore(BaseAutomationStore):
             ),
         }
         buckets: builtins.list[Bucket] = []
-        while True:
-            response = self.client.query(**query)
-            buckets += [_bucket(item) for item in response["Items"]]
-            last = response.get("LastEvaluatedKey")
-            if not last:
-                return buckets
-            query["ExclusiveStartKey"] = last
+
+        def bucket_key(item: Mapping[str, Any]) -> Mapping[str, str]:
+            state = json.loads(string_attribute(item, "state"))
+            return resources.automation_bucket_key(automation_id, str(state["key"]))
+
+        # A forged bucket (any item with this index partition) could make a genuine
+        # automation fire: only the automation's own bucket items count.
+        with OwnItems("automation bucket", bucket_key) as own:
+            while True:
+                response = self.client.query(**query)
+                buckets += [_bucket(item) for item in own(response["Items"])]
+                last = response.get("LastEvaluatedKey")
+                if not last:
+                    return buckets
+                query["ExclusiveStartKey"] = last
 
     def write_bucket(
         self,
@@ -335,6 +348,11 @@ class AutomationStore(BaseAutomationStore):
 
 def _conditional(exc: ClientError) -> bool:
     return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+def _automation_key(item: Mapping[str, Any]) -> Mapping[str, str]:
+    # `_record` takes the automation's id from this attribute.
+    return resources.automation_key(string_attribute(item, "id"))
 
 
 def _record(item: dict[str, Any]) -> AutomationRecord:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from stratoflow import resources
 from stratoflow.backends.aws.items import to_attribute, to_item
+from stratoflow.backends.aws.own_keys import OwnItems, string_attribute
 from stratoflow.deployments.models import Deployment, WorkPoolSpec
 from stratoflow.exceptions import ObjectNotFound
 
@@ -35,6 +36,9 @@ class _DefinitionStore:
     """Items holding one pydantic definition as JSON, listed through the by_time index."""
 
     partition: str
+    kind: str
+    key_of_name: Callable[[str], dict[str, str]]
+    """The item key of a definition, from its name (`resources.deployment_key`, ...)."""
 
     def __init__(self, client: DynamoDBClient, table: str) -> None:
         self.client = client
@@ -72,13 +76,20 @@ class _DefinitionStore:
             "ExpressionAttributeValues": {":p": to_attribute(self.partition)},
             "Limit": page_size,
         }
-        while True:
-            response = self.client.query(**query)
-            yield [str(item["definition"]["S"]) for item in response["Items"]]
-            last = response.get("LastEvaluatedKey")
-            if not last:
-                return
-            query["ExclusiveStartKey"] = last
+        # Any item may carry this index partition (a worker's run item too): only the
+        # definition items themselves are used (own_keys.py).
+        with OwnItems(self.kind, self._own_key) as own:
+            while True:
+                response = self.client.query(**query)
+                yield [str(item["definition"]["S"]) for item in own(response["Items"])]
+                last = response.get("LastEvaluatedKey")
+                if not last:
+                    return
+                query["ExclusiveStartKey"] = last
+
+    def _own_key(self, item: Mapping[str, Any]) -> Mapping[str, str]:
+        # From the definition's own name: that document is what the caller acts on.
+        return self.key_of_name(_name_of(string_attribute(item, "definition")))
 
     def _names(self) -> list[str]:
         return [
@@ -94,6 +105,8 @@ def _name_of(definition: str) -> str:
 
 class DeploymentStore(_DefinitionStore):
     partition = resources.DEPLOYMENTS_PARTITION
+    kind = "deployment"
+    key_of_name = staticmethod(resources.deployment_key)
 
     def put(self, deployment: Deployment) -> None:
         self._put(
@@ -126,6 +139,8 @@ class DeploymentStore(_DefinitionStore):
 
 class WorkPoolStore(_DefinitionStore):
     partition = resources.WORK_POOLS_PARTITION
+    kind = "work pool"
+    key_of_name = staticmethod(resources.work_pool_key)
 
     def put(self, pool: WorkPoolSpec) -> None:
         self._put(resources.work_pool_key(pool.name), pool.name, pool.model_dump_json())

@@ -11,8 +11,9 @@ derives the same id) changes nothing.
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -20,6 +21,7 @@ from botocore.exceptions import ClientError
 
 from stratoflow import resources
 from stratoflow.backends.aws.items import to_attribute, to_item
+from stratoflow.backends.aws.own_keys import OwnItems, string_attribute
 from stratoflow.events.models import Event
 from stratoflow.exceptions import StratoflowError
 
@@ -208,9 +210,16 @@ class EventStore:
         if filters:
             query["FilterExpression"] = " AND ".join(filters)
         paginator = self.client.get_paginator("query")
-        for page in paginator.paginate(**query):
-            for item in page["Items"]:
-                yield event_from_document(str(item["document"]["S"]))
+        # Only `EVENT#` items are events, whatever else carries an events partition.
+        with OwnItems("event", _event_key) as own:
+            for page in paginator.paginate(**query):
+                for item in own(page["Items"]):
+                    yield event_from_document(str(item["document"]["S"]))
+
+
+def _event_key(item: Mapping[str, Any]) -> Mapping[str, str]:
+    # The id of the document that is used (a plain parse: the model is validated later).
+    return resources.event_key(str(json.loads(string_attribute(item, "document"))["id"]))
 
 
 def _days_back(last: date, first: date) -> Iterator[date]:

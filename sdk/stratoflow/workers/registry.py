@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from stratoflow import resources
 from stratoflow.backends.aws.items import from_item, to_attribute, to_item
+from stratoflow.backends.aws.own_keys import OwnItems, string_attribute
 
 if TYPE_CHECKING:
     from stratoflow.platform import Platform
@@ -111,23 +112,30 @@ def list_workers(
         values[":s"] = to_attribute(f"{pool}#")
     paginator = backend.dynamodb.get_paginator("query")
     workers = []
-    for page in paginator.paginate(
+    pages = paginator.paginate(
         TableName=backend.table,
         IndexName=index.name,
         KeyConditionExpression=condition,
         ExpressionAttributeNames={"#p": index.partition_key}
         | ({"#s": index.sort_key} if pool is not None else {}),
         ExpressionAttributeValues=values,
-    ):
-        for item in page["Items"]:
-            raw = from_item(item)
-            if pool is not None and raw["pool"] != pool:
-                continue
-            # DynamoDB deletes expired items lazily (within days): skip them here.
-            if int(raw.get(resources.TTL_ATTRIBUTE, 0)) <= now.timestamp():
-                continue
-            workers.append(_info(raw, now))
+    )
+    # Only heartbeat items themselves, not other items carrying the WORKERS partition.
+    with OwnItems("worker", _worker_key) as own:
+        for page in pages:
+            for item in own(page["Items"]):
+                raw = from_item(item)
+                if pool is not None and raw["pool"] != pool:
+                    continue
+                # DynamoDB deletes expired items lazily (within days): skip them here.
+                if int(raw.get(resources.TTL_ATTRIBUTE, 0)) <= now.timestamp():
+                    continue
+                workers.append(_info(raw, now))
     return sorted(workers, key=lambda w: (w.pool, w.name))
+
+
+def _worker_key(item: Mapping[str, Any]) -> Mapping[str, str]:
+    return resources.worker_key(string_attribute(item, "pool"), string_attribute(item, "name"))
 
 
 def _info(raw: dict[str, Any], now: datetime) -> WorkerInfo:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ from stratoflow.backends.aws.items import (
     task_run_to_item,
     to_attribute,
 )
+from stratoflow.backends.aws.own_keys import OwnItems, string_attribute
 from stratoflow.backends.aws.results import StoreResolver
 from stratoflow.backends.aws.task_runs import TaskRunWriter
 from stratoflow.exceptions import ConflictError, ObjectNotFound
@@ -38,6 +39,11 @@ if TYPE_CHECKING:
 
 CONFLICT_ATTEMPTS = 8
 LIST_LOOKBACK_DAYS = 30
+
+
+def _flow_run_key(item: Mapping[str, Any]) -> Mapping[str, str]:
+    # `flow_run_from_item` takes the run's id from this attribute.
+    return resources.flow_run_key(string_attribute(item, "id"))
 
 
 def _is_conditional_failure(exc: ClientError) -> bool:
@@ -97,22 +103,23 @@ class AwsBackend:
         runs: list[FlowRun] = []
         today = datetime.now(UTC).date()
         index = resources.BY_TIME
-        for days_back in range(LIST_LOOKBACK_DAYS + 1):
-            day = (today - timedelta(days=days_back)).isoformat()
-            partition = to_attribute(resources.flow_runs_day_partition(day))
-            paginator = self.dynamodb.get_paginator("query")
-            for page in paginator.paginate(
-                TableName=self.table,
-                IndexName=index.name,
-                KeyConditionExpression="#p = :p",
-                ExpressionAttributeNames={"#p": index.partition_key},
-                ExpressionAttributeValues={":p": partition},
-                ScanIndexForward=False,
-            ):
-                for item in page["Items"]:
-                    runs.append(flow_run_from_item(item, self.resolve))
-                    if limit is not None and len(runs) >= limit:
-                        return runs
+        with OwnItems("flow run", _flow_run_key) as own:
+            for days_back in range(LIST_LOOKBACK_DAYS + 1):
+                day = (today - timedelta(days=days_back)).isoformat()
+                partition = to_attribute(resources.flow_runs_day_partition(day))
+                paginator = self.dynamodb.get_paginator("query")
+                for page in paginator.paginate(
+                    TableName=self.table,
+                    IndexName=index.name,
+                    KeyConditionExpression="#p = :p",
+                    ExpressionAttributeNames={"#p": index.partition_key},
+                    ExpressionAttributeValues={":p": partition},
+                    ScanIndexForward=False,
+                ):
+                    for item in own(page["Items"]):
+                        runs.append(flow_run_from_item(item, self.resolve))
+                        if limit is not None and len(runs) >= limit:
+                            return runs
         return runs
 
     def set_flow_run_state(
@@ -275,11 +282,15 @@ class AwsBackend:
     def _query_runs(self, *, limit: int | None, **query: Any) -> list[FlowRun]:
         runs: list[FlowRun] = []
         paginator = self.dynamodb.get_paginator("query")
-        for page in paginator.paginate(TableName=self.table, **query):
-            for item in page["Items"]:
-                runs.append(flow_run_from_item(item, self.resolve))
-                if limit is not None and len(runs) >= limit:
-                    return runs
+        # The sweeps and the scheduler act on what these indexes list: an item of another
+        # key carrying a run's index attributes (say a `TASKRUN#` item naming a run id)
+        # must not make them move a run (own_keys.py).
+        with OwnItems("flow run", _flow_run_key) as own:
+            for page in paginator.paginate(TableName=self.table, **query):
+                for item in own(page["Items"]):
+                    runs.append(flow_run_from_item(item, self.resolve))
+                    if limit is not None and len(runs) >= limit:
+                        return runs
         return runs
 
     def delete_flow_run(self, flow_run_id: str, *, only_in: StateType | None = None) -> bool:

@@ -16,6 +16,7 @@ by botocore (see `clients.py`), never here.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from stratoflow import resources
+from stratoflow.backends.aws.own_keys import OwnItems, string_attribute
 from stratoflow.concurrency.errors import ConcurrencyLimitExists, ConcurrencyLimitNotFound
 from stratoflow.concurrency.store import (
     ConcurrencyLimit,
@@ -91,6 +93,7 @@ class DynamoConcurrencyStore(ConcurrencyStore):
         # Limits are few and listing them is rare: a filtered Scan of the table.
         prefix = resources.concurrency_key("")[resources.PARTITION_KEY]
         limits: builtins.list[ConcurrencyLimit] = []
+        own = OwnItems("concurrency limit", _limit_key)
         for page in self.client.get_paginator("scan").paginate(
             TableName=self.table_name,
             FilterExpression="begins_with(#pk, :prefix) AND #sk = :meta AND #entity = :entity",
@@ -106,7 +109,8 @@ class DynamoConcurrencyStore(ConcurrencyStore):
             },
             ConsistentRead=True,
         ):
-            limits.extend(_from_item(item) for item in page.get("Items", []))
+            limits.extend(_from_item(item) for item in own(page.get("Items", [])))
+        own.close()
         return sorted(limits, key=lambda limit: limit.name)
 
     def update(
@@ -260,6 +264,11 @@ class DynamoConcurrencyStore(ConcurrencyStore):
 
 def _key(name: str) -> dict[str, Any]:
     return {k: {"S": v} for k, v in resources.concurrency_key(name).items()}
+
+
+def _limit_key(item: Mapping[str, Any]) -> Mapping[str, str]:
+    # `_from_item` takes the limit's name from this attribute.
+    return resources.concurrency_key(string_attribute(item, "name"))
 
 
 def _names(expressions: builtins.list[str]) -> dict[str, str]:

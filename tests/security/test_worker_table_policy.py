@@ -1,0 +1,118 @@
+"""What the worker roles of the synthesized stack may write to the state table, judged by
+the policy evaluator (tests/security/_iam.py): the emulator enforces no IAM.
+
+The point of finding 2 (docs/security.md): a worker's write of a run item that carries a
+definition's index attributes is allowed (IAM sees only the partition key), so the
+defence against it is the readers' key check, tested in test_index_injection.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stratoflow import resources
+from tests.security._iam import (
+    Request,
+    is_allowed,
+    managed_policy_statements,
+    resolve,
+    role_statements,
+)
+
+WORKERS = ("on-prem worker", "lambda worker", "ecs task")
+WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem")
+
+
+def _only(template: dict[str, Any], kind: str, **properties: Any) -> dict[str, Any]:
+    found = [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == kind
+        and all(resolve(r["Properties"].get(k)) == v for k, v in properties.items())
+    ]
+    assert len(found) == 1, f"{len(found)} {kind} with {properties}"
+    return found[0]
+
+
+def _role_of(arn: Any) -> str:
+    logical_id, attribute = arn["Fn::GetAtt"]
+    assert attribute == "Arn"
+    return str(logical_id)
+
+
+@pytest.fixture(scope="module")
+def policies(full_template_json: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    template = full_template_json
+    function = _only(
+        template, "AWS::Lambda::Function", FunctionName="stratoflow-full-lambda-worker"
+    )
+    task = _only(template, "AWS::ECS::TaskDefinition")
+    return {
+        "on-prem worker": managed_policy_statements(template, "on-prem-worker"),
+        "lambda worker": role_statements(template, _role_of(function["Role"])),
+        "ecs task": role_statements(template, _role_of(task["TaskRoleArn"])),
+    }
+
+
+@pytest.fixture(scope="module")
+def table_arn(full_template_json: dict[str, Any]) -> str:
+    (table,) = [
+        logical_id
+        for logical_id, r in full_template_json["Resources"].items()
+        if r["Type"] == "AWS::DynamoDB::Table"
+    ]
+    return str(resolve({"Fn::GetAtt": [table, "Arn"]}))
+
+
+def write(table_arn: str, key: dict[str, str], action: str = "PutItem") -> Request:
+    """A write of the item `key`: IAM's only view of the item is its partition key."""
+    return Request(
+        f"dynamodb:{action}",
+        table_arn,
+        {"dynamodb:LeadingKeys": [key[resources.PARTITION_KEY]]},
+    )
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+@pytest.mark.parametrize("action", WRITES)
+def test_a_worker_may_write_a_run_item_whatever_index_attributes_it_carries(
+    policies: dict[str, list[dict[str, Any]]], table_arn: str, worker: str, action: str
+) -> None:
+    # The attack's write: `FLOWRUN#evil` / META with gsi3pk = DEPLOYMENTS (or AUTOMATIONS,
+    # WORKPOOLS, ...). Its index attributes are not part of the request IAM judges.
+    assert is_allowed(policies[worker], write(table_arn, resources.flow_run_key("evil"), action))
+    # ...and no statement could have judged them: none conditions on the attributes.
+    conditions = [str(s.get("Condition", "")) for s in policies[worker]]
+    assert not any("dynamodb:Attributes" in c for c in conditions)
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+@pytest.mark.parametrize(
+    "key",
+    [
+        resources.deployment_key("fan-out"),
+        resources.work_pool_key("serverless"),
+        resources.automation_key("a1"),
+        resources.automation_name_key("pause-everything"),
+        resources.automation_bucket_key("a1", "*"),
+    ],
+    ids=lambda key: key[resources.PARTITION_KEY].split("#")[0],
+)
+def test_a_worker_may_not_write_a_definition_item(
+    policies: dict[str, list[dict[str, Any]]],
+    table_arn: str,
+    worker: str,
+    key: dict[str, str],
+) -> None:
+    for action in WRITES:
+        assert not is_allowed(policies[worker], write(table_arn, key, action))
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_a_worker_may_write_a_concurrency_limit_item(
+    policies: dict[str, list[dict[str, Any]]], table_arn: str, worker: str
+) -> None:
+    """Known gap (docs/security.md): a limit's definition shares its item with the slots
+    workers take, so the key check cannot tell a worker's write from an operator's."""
+    assert is_allowed(policies[worker], write(table_arn, resources.concurrency_key("db")))
