@@ -33,6 +33,8 @@ FARGATE_CPU = (256, 512, 1024, 2048, 4096, 8192, 16384)
 SQS_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 STAGE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(root|user/\S+|role/\S+)$")
+EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+"""What STS accepts as an `ExternalId`."""
 
 
 class ContextError(StratoflowError, ValueError):
@@ -82,6 +84,18 @@ class StackOptions(BaseModel):
         default=None,
         description="IAM principal allowed to assume the on-prem worker role.",
     )
+    on_prem_external_id: str | None = Field(
+        default=None,
+        description="The external id the on-prem principal must pass to AssumeRole (a "
+        "StringEquals sts:ExternalId condition of the role's trust policy).",
+    )
+    on_prem_session_hours: int = Field(
+        default=1,
+        ge=1,
+        le=12,
+        description="Longest session of the on-prem worker role, in hours (IAM allows 1 to "
+        "12); the worker's credential provider renews its credentials before they expire.",
+    )
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     webhook_allowed_hosts: str = ""
     bundle: bool = Field(
@@ -118,6 +132,7 @@ class StackOptions(BaseModel):
         "results_bucket_name",
         "code_bucket_name",
         "on_prem_principal_arn",
+        "on_prem_external_id",
         "alarm_email",
         "ecs_assign_public_ip",
         mode="before",
@@ -147,6 +162,23 @@ class StackOptions(BaseModel):
             raise ValueError(
                 "expected an IAM principal ARN: arn:aws:iam::<account>:root, :user/<name> "
                 "or :role/<name>"
+            )
+        return value
+
+    @field_validator("on_prem_external_id")
+    @classmethod
+    def _external_id(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if not EXTERNAL_ID.match(value):
+            raise ValueError(
+                "an external id is 2 to 1224 letters, digits or the characters +=,.@:/-_"
+            )
+        if info.data.get("on_prem_principal_arn") is None:
+            raise ValueError(
+                "the external id goes in the trust policy of the role that "
+                "on_prem_principal_arn creates: set on_prem_principal_arn too (or put the "
+                "condition in your own role's trust policy)"
             )
         return value
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
@@ -109,22 +111,62 @@ class RunLogs(Construct):
             self.finished[state] = metric_filter.metric(statistic="Sum", period=PERIOD)
 
 
+TOPIC_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey*")
+"""What a publisher to a KMS-encrypted topic needs on its key (SNS encrypts each message
+with a data key)."""
+
+
 class Notifications(Construct):
-    """The SNS topic of automations' notifications and of the alarms (TLS enforced)."""
+    """The SNS topic of automations' notifications and of the alarms: TLS enforced,
+    encrypted at rest with a customer-managed key (rotated yearly).
+
+    Not the AWS-managed `alias/aws/sns` key: its policy cannot be changed, so CloudWatch
+    could not use it and alarms would never reach the topic. This key's policy lets
+    CloudWatch (`cloudwatch.amazonaws.com`) and the publishers given to `allow_publish`
+    use it for publishing, and the account administer it (CDK's default policy)."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, stage: str, email: str | None
     ) -> None:
         super().__init__(scope, construct_id)
+        self.key = kms.Key(
+            self,
+            "Key",
+            description=f"stratoflow ({stage}): encrypts the notifications topic",
+            enable_key_rotation=True,
+            # The topic keeps no messages once delivered: nothing is left to decrypt.
+            removal_policy=RemovalPolicy.DESTROY,
+            pending_window=Duration.days(7),
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AlarmsPublishToTheTopic",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=list(TOPIC_KEY_ACTIONS),
+                resources=["*"],  # in a key policy, "*" is this key
+            )
+        )
         self.topic = sns.Topic(
             self,
             "Topic",
             topic_name=f"stratoflow-{stage}-notifications",
             display_name=f"stratoflow ({stage})",
             enforce_ssl=True,
+            master_key=self.key,
         )
         if email:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
+
+    def allow_publish(self, role: iam.IRole, sid: str) -> None:
+        """Let `role` use the key to publish (its own policy allows `sns:Publish`)."""
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=sid,
+                principals=[role],
+                actions=list(TOPIC_KEY_ACTIONS),
+                resources=["*"],
+            )
+        )
 
 
 @dataclass(frozen=True)

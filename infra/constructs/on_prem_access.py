@@ -1,5 +1,6 @@
 """What an on-prem worker (`strato worker start`, outbound HTTPS only) may do, as a
-managed policy, and a role for it when `on_prem_principal_arn` names who assumes it.
+managed policy, and a role for it when `on_prem_principal_arn` names who assumes it (with
+`on_prem_external_id`, only with that `sts:ExternalId`; sessions of `on_prem_session_hours`).
 
 The policy allows: receive, delete and change the visibility of the messages of its
 queues (the queues of pools of type "process"); send to work queues (a run not due yet
@@ -38,6 +39,8 @@ class OnPremAccess(Construct):
         runs_log_group: logs.ILogGroup,
         work_queues: Sequence[WorkQueue],
         principal_arn: str | None,
+        external_id: str | None = None,
+        session_hours: int = 1,
     ) -> None:
         super().__init__(scope, construct_id)
         own = [q for q in work_queues if q.pool.type == "process"]
@@ -59,11 +62,21 @@ class OnPremAccess(Construct):
         )
         self.role: iam.Role | None = None
         if principal_arn is not None:
+            trusted = iam.ArnPrincipal(principal_arn)
+            principal: iam.IPrincipal = trusted
+            if external_id is not None:
+                # Against the confused deputy: a principal acting for several parties (a
+                # vendor's scheduler) must say for which one it assumes this role.
+                principal = trusted.with_conditions(
+                    {"StringEquals": {"sts:ExternalId": external_id}}
+                )
             self.role = iam.Role(
                 self,
                 "Role",
-                assumed_by=iam.ArnPrincipal(principal_arn),
+                assumed_by=principal,
                 description="Assumed by stratoflow on-prem workers",
                 managed_policies=[self.policy],
-                max_session_duration=Duration.hours(12),
+                # Short sessions bound how long leaked credentials work; boto3's
+                # credential provider of an assumed role renews them by itself.
+                max_session_duration=Duration.hours(session_hours),
             )

@@ -13,8 +13,9 @@ from constructs import Construct
 from stratoflow import resources
 from stratoflow.deployments.models import WorkPoolSpec
 
-DLQ_RETENTION = Duration.days(14)
-"""SQS's longest retention: time to look at a dead-lettered message and redrive it."""
+RETENTION = Duration.seconds(resources.QUEUE_RETENTION_SECONDS)
+"""SQS's longest retention, for both: time to look at a dead-lettered message and
+redrive it; a run's message waits for a worker (or a resumed queue) as long as it can."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class WorkQueues(Construct):
                     queue_name=resources.dead_letter_queue_name(prefix, pool.name, spec.name),
                     encryption=sqs.QueueEncryption.SQS_MANAGED,
                     enforce_ssl=True,
-                    retention_period=DLQ_RETENTION,
+                    retention_period=RETENTION,
                     removal_policy=RemovalPolicy.DESTROY,
                 )
                 queue = sqs.Queue(
@@ -60,6 +61,7 @@ class WorkQueues(Construct):
                     encryption=sqs.QueueEncryption.SQS_MANAGED,
                     enforce_ssl=True,
                     visibility_timeout=Duration.seconds(visibility_seconds[pool.type]),
+                    retention_period=RETENTION,
                     dead_letter_queue=sqs.DeadLetterQueue(
                         queue=dlq, max_receive_count=resources.MAX_RECEIVE_COUNT
                     ),

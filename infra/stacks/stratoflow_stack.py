@@ -145,6 +145,10 @@ class StratoflowStack(Stack):
             lambda_worker_timeout_seconds=options.lambda_worker_timeout_seconds,
             webhook_allowed_hosts=options.webhook_allowed_hosts,
         )
+        # send-notification actions publish to the encrypted topic.
+        automations_role = self.functions.automations.role
+        assert automations_role is not None  # _function gives each function its role
+        self.notifications.allow_publish(automations_role, sid="AutomationsPublishToTheTopic")
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -175,6 +179,8 @@ class StratoflowStack(Stack):
             runs_log_group=self.run_logs.log_group,
             work_queues=self.work_queues.queues,
             principal_arn=options.on_prem_principal_arn,
+            external_id=options.on_prem_external_id,
+            session_hours=options.on_prem_session_hours,
         )
         self._outputs(names.queue_prefix)
         nag.suppress(self)

@@ -6,7 +6,7 @@ Production installs use the CDK app, which reads the same `stratoflow.resources`
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -14,6 +14,7 @@ from stratoflow.backends.aws.clients import AwsClients, AwsConfig
 from stratoflow.resources import (
     LOG_RETENTION_DAYS,
     MAX_RECEIVE_COUNT,
+    QUEUE_RETENTION_SECONDS,
     ResourceNames,
     dead_letter_queue_name,
     work_queue_name,
@@ -131,15 +132,27 @@ def provision_log_group(clients: AwsClients, name: str) -> None:
 
 def provision_work_queue(clients: AwsClients, prefix: str, pool: str, queue: str) -> None:
     sqs = clients.sqs
-    dlq_url = sqs.create_queue(QueueName=dead_letter_queue_name(prefix, pool, queue))["QueueUrl"]
+    retention = {"MessageRetentionPeriod": str(QUEUE_RETENTION_SECONDS)}
+    dlq_url = _queue(sqs, dead_letter_queue_name(prefix, pool, queue), retention)
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
-    sqs.create_queue(
-        QueueName=work_queue_name(prefix, pool, queue),
-        Attributes={
-            "RedrivePolicy": json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
-            ),
-        },
+    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
+    _queue(
+        sqs,
+        work_queue_name(prefix, pool, queue),
+        {**retention, "RedrivePolicy": json.dumps(redrive)},
     )
+
+
+def _queue(sqs: Any, name: str, attributes: dict[str, str]) -> str:
+    """Create the queue, or bring an existing one (provisioned by an older version, with
+    other attributes: SQS then refuses CreateQueue) to these attributes."""
+    try:
+        return str(sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("QueueAlreadyExists", "QueueNameExists"):
+            raise
+    url = str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
+    sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+    return url

@@ -195,6 +195,9 @@ DEFAULT_WORK_POOL = "default"
 DEFAULT_WORK_QUEUE = "default"
 MAX_RECEIVE_COUNT = 5
 """Deliveries of one message before SQS moves it to the work queue's DLQ."""
+QUEUE_RETENTION_SECONDS = 14 * 24 * 3600
+"""Message retention of work queues and their DLQs: SQS's longest. A run's message kept
+this long and never received is gone; the sweep sends a new one (`sweeps.py`)."""
 
 
 def work_queue_name(prefix: str, pool: str, queue: str) -> str:

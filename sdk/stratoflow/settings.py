@@ -108,8 +108,10 @@ class Settings(BaseSettings):
     )
     webhook_allowed_hosts: str = Field(
         default="",
-        description="Comma-separated host names the call-webhook action of automations may "
-        "call (`*.example.com` allows subdomains); empty: none.",
+        description="Comma-separated hosts the call-webhook action of automations may call: "
+        "`host` (https, port 443), `*.example.com` (subdomains), `host:8443` (another port), "
+        "`http://host[:port]` (plain http, an opt-in); empty: none. Their addresses must be "
+        "public.",
     )
     event_retention_days: int = Field(
         default=7,

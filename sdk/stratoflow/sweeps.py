@@ -8,6 +8,12 @@ opt-in zombie automation).
   start. It is rescheduled and re-enqueued.
 - Cancelling for `cancelling_grace_seconds`: nobody is left to finish the cancellation.
   It becomes Cancelled.
+- Scheduled (or Late) and unclaimed, its message sent longer ago than the queues keep
+  messages (`QUEUE_RETENTION_SECONDS`, 14 days: no worker polled the queue, or it was
+  paused, that long): SQS deleted the message unreceived, so nothing would ever claim
+  the run. It is sent again. A run whose message is still there may get a second one
+  (a worker handed it back since); that is harmless, as the claim is conditional and
+  the worker deletes a message whose run is claimed already.
 - Crashed with its retry decided (whoever found the crash: this sweep, a poller, the ECS
   stopped-task rule) but not made, because that one died between the two writes: it is
   retried.
@@ -22,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from stratoflow import resources
 from stratoflow.deployments.runs import enqueue
 from stratoflow.exceptions import ConflictError, InvalidTransitionError
 from stratoflow.models import FlowRun
@@ -32,6 +39,9 @@ RETRY_GRACE = timedelta(seconds=10)
 """A crash whose decided retry was not made this long after it is retried by the sweep."""
 RETRY_WINDOW = timedelta(minutes=15)
 """How far back the sweep looks for such crashes (it runs every minute)."""
+MESSAGE_EXPIRED_AFTER = timedelta(seconds=resources.QUEUE_RETENTION_SECONDS, hours=1)
+"""A run's message sent this long ago is gone: the queues' retention, and an hour so
+that the sweep does not race SQS deleting it."""
 
 
 @dataclass
@@ -40,6 +50,7 @@ class SweepReport:
     retried: int = 0
     rescheduled: int = 0
     cancelled: int = 0
+    resent: int = 0
 
 
 def sweep(platform: Platform, now: datetime) -> SweepReport:
@@ -75,7 +86,29 @@ def sweep(platform: Platform, now: datetime) -> SweepReport:
     ):
         if run.deployment_name is not None and retry_after_crash(platform, run, now):
             report.retried += 1
+    report.resent = resend_expired(platform, now)
     return report
+
+
+def resend_expired(platform: Platform, now: datetime) -> int:
+    """Send again the message of each Scheduled or Late run whose message SQS deleted
+    unreceived (sent more than MESSAGE_EXPIRED_AFTER ago). Sending updates
+    `enqueued_at`, so a run is sent again at most once per retention."""
+    expired_before = now - MESSAGE_EXPIRED_AFTER
+    resent = 0
+    # The index orders by state time. A Scheduled state is written just before its
+    # message is sent, and Late 15 s after the run is due, at most ~15 min (the longest
+    # SQS delay) after the send: both fall before `expired_before` + 1 h. (A run due far
+    # later than its send turns Late later, and is found once that is old enough.)
+    for run in platform.services.backend.list_flow_runs_by_state(
+        StateType.SCHEDULED, until=expired_before + timedelta(hours=1)
+    ):
+        if run.deployment_name is None or run.enqueued_at is None:
+            continue  # not a worker's run; or never sent, which the scheduler tick sends
+        if run.enqueued_at <= expired_before:
+            enqueue(platform, run, now=now)
+            resent += 1
+    return resent
 
 
 def _entered(run: FlowRun) -> datetime | None:

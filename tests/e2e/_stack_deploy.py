@@ -137,6 +137,23 @@ def give_containers_memory(template: dict[str, Any]) -> list[str]:
     return changed
 
 
+def spell_key_tags_for_moto(template: dict[str, Any]) -> list[str]:
+    """moto creates an `AWS::KMS::Key` with tags through its KMS API's spelling
+    (`TagKey`/`TagValue`) and fails (HTTP 500, a KeyError) on CloudFormation's
+    (`Key`/`Value`). Each key's tags are respelled in place; returns the keys' logical
+    ids. (The notifications topic's key carries the stack's tags.)"""
+    changed = []
+    for name, resource in template["Resources"].items():
+        tags = resource.get("Properties", {}).get("Tags")
+        if resource["Type"] != "AWS::KMS::Key" or not tags:
+            continue
+        resource["Properties"]["Tags"] = [
+            {"TagKey": tag["Key"], "TagValue": tag["Value"]} for tag in tags
+        ]
+        changed.append(name)
+    return changed
+
+
 def synthesize(outdir: Path, context: dict[str, Any]) -> Path:
     """The cloud assembly of the app (`infra/app.py`) with cdk.json's context and
     `context`; bundling skipped (the Lambda code asset is then the source directory),

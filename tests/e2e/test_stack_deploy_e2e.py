@@ -117,6 +117,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     template = json.loads((assembly / artifact["properties"]["templateFile"]).read_text())
     pruned = cfn.prune(template)
     adapted = cfn.give_containers_memory(pruned.template)
+    adapted += cfn.spell_key_tags_for_moto(pruned.template)
     home = tmp_path_factory.mktemp("home")
     project = tmp_path_factory.mktemp("project")
     (project / "flows.py").write_text(FLOWS.lstrip())
@@ -192,7 +193,8 @@ def test_the_template_loses_exactly_what_moto_cannot_create(deployed: Deployed):
     flow_run = logical_id(
         deployed, "AWS::ECS::TaskDefinition", Family=f"stratoflow-{STAGE}-flow-run"
     )
-    assert deployed.adapted == [f"{flow_run}/flow-run"]
+    key = logical_id(deployed, "AWS::KMS::Key")
+    assert deployed.adapted == [f"{flow_run}/flow-run", key]
     created = set(deployed.physical)
     kept = set(deployed.pruned.template["Resources"])
     assert created == kept, "moto skipped a resource of the template it was given"

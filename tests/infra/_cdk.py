@@ -53,6 +53,7 @@ FULL_CONTEXT: dict[str, Any] = {
         }
     ),
     "on_prem_principal_arn": PRINCIPAL,
+    "on_prem_external_id": "stratoflow-full",
     "alarm_email": "oncall@example.com",
     "lambda_worker_timeout_seconds": "600",
     "webhook_allowed_hosts": "hooks.example.com",

@@ -7,6 +7,8 @@ import pytest
 from infra.context import ContextError, StackOptions, options_from_context, parse_options
 from stratoflow.deployments.models import WorkPoolSpec, WorkQueueSpec
 
+PRINCIPAL = "arn:aws:iam::123456789012:role/worker"
+
 
 def test_defaults():
     options = parse_options({})
@@ -14,6 +16,7 @@ def test_defaults():
     assert options.stack_name == "Stratoflow-dev"
     assert options.work_pools == (WorkPoolSpec(),)
     assert options.work_queues == (("default", "default"),)
+    assert (options.on_prem_external_id, options.on_prem_session_hours) == (None, 1)
     names = options.names
     assert (names.table, names.queue_prefix, names.runs_log_group) == (
         "stratoflow-dev",
@@ -77,6 +80,16 @@ def test_reads_every_option_from_the_context_getter():
         ({"log_retention_days": 31}, "-c log_retention_days: CloudWatch Logs accepts"),
         ({"ecs_security_group_ids": "sg-1"}, "set ecs_subnet_ids"),
         ({"on_prem_principal_arn": "bob"}, "expected an IAM principal ARN"),
+        (
+            {"on_prem_external_id": "abc"},
+            "-c on_prem_external_id: the external id goes in the trust policy",
+        ),
+        (
+            {"on_prem_principal_arn": PRINCIPAL, "on_prem_external_id": "a b"},
+            "-c on_prem_external_id: an external id is 2 to 1224",
+        ),
+        ({"on_prem_session_hours": "13"}, "-c on_prem_session_hours: Input should be less"),
+        ({"on_prem_session_hours": "0"}, "-c on_prem_session_hours: Input should be greater"),
         ({"lambda_worker_timeout_seconds": 901}, "-c lambda_worker_timeout_seconds:"),
         ({"no_such_option": 1}, "-c no_such_option: Extra inputs are not permitted"),
     ],

@@ -146,6 +146,28 @@ def test_topic_enforces_tls_and_mails_the_alarm_address(full_template: Any):
     assert subscription["Endpoint"] == "oncall@example.com"
 
 
+def test_topic_is_encrypted_with_a_rotated_key_alarms_and_automations_may_use(
+    full_template: Any, synthesized: Synthesized
+):
+    stack = synthesized.full
+    key_id = logical_id(stack, stack.notifications.key)
+    topic = only(full_template, "AWS::SNS::Topic")
+    assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}  # not alias/aws/sns
+    key = full_template.to_json()["Resources"][key_id]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    statements = {s.get("Sid"): s for s in key["KeyPolicy"]["Statement"]}
+    publish = {"kms:Decrypt", "kms:GenerateDataKey*"}
+    alarms = statements["AlarmsPublishToTheTopic"]
+    assert alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert set(alarms["Action"]) == publish
+    automations = statements["AutomationsPublishToTheTopic"]
+    role = logical_id(stack, stack.functions.automations.role)
+    assert automations["Principal"] == {"AWS": {"Fn::GetAtt": [role, "Arn"]}}
+    assert set(automations["Action"]) == publish
+    # The rest is CDK's default: the account administers the key through IAM.
+    assert set(statements) == {None, "AlarmsPublishToTheTopic", "AutomationsPublishToTheTopic"}
+
+
 def test_alarms_on_every_dlq_and_every_function(full_template: Any, synthesized: Synthesized):
     stack = synthesized.full
     alarms = [

@@ -129,9 +129,46 @@ def test_on_prem_role_trusts_the_given_principal(full_template: Any, synthesized
     [trust] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Action"] == "sts:AssumeRole"
     assert trust["Principal"] == {"AWS": PRINCIPAL}
+    assert trust["Condition"] == {"StringEquals": {"sts:ExternalId": "stratoflow-full"}}
+    assert role["Properties"]["MaxSessionDuration"] == 3600  # one hour by default
     assert role["Properties"]["ManagedPolicyArns"] == [
         {"Ref": logical_id(stack, stack.on_prem.policy)}
     ]
+
+
+def test_on_prem_role_session_length_and_no_external_id():
+    """The construct alone, in a small stack of its own (a quick synthesis)."""
+    import aws_cdk as cdk
+    from aws_cdk import assertions
+    from aws_cdk import aws_logs as logs
+    from aws_cdk import aws_s3 as s3
+
+    from infra.constructs.on_prem_access import OnPremAccess
+    from infra.constructs.state_table import StateTable
+    from infra.constructs.work_queues import WorkQueues
+    from stratoflow import resources
+    from stratoflow.deployments.models import WorkPoolSpec
+
+    stack = cdk.Stack(cdk.App(), "OnPrem")
+    access = OnPremAccess(
+        stack,
+        "OnPremWorker",
+        policy_name="on-prem",
+        table=StateTable(stack, "State", spec=resources.TableSpec(name="t"), retain=False),
+        code_bucket=s3.Bucket(stack, "Code"),
+        results_bucket=s3.Bucket(stack, "Results"),
+        runs_log_group=logs.LogGroup(stack, "Runs"),
+        work_queues=WorkQueues(
+            stack, "Queues", prefix="p", pools=(WorkPoolSpec(),), visibility_seconds={"process": 60}
+        ).queues,
+        principal_arn=PRINCIPAL,
+        session_hours=8,
+    )
+    assert access.role is not None
+    role = only(assertions.Template.from_stack(stack), "AWS::IAM::Role")
+    assert role["MaxSessionDuration"] == 8 * 3600
+    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+    assert "Condition" not in trust and trust["Principal"] == {"AWS": PRINCIPAL}
 
 
 def test_without_a_principal_only_the_policy_is_created(synthesized: Synthesized):

@@ -99,12 +99,13 @@ def template_queues(template: Any, prefix: str) -> dict[str, Any]:
             continue  # the automations failure queue is not part of the resource model
         redrive = props.get("RedrivePolicy")
         found[name] = (
+            int(props["MessageRetentionPeriod"]),
             None
             if redrive is None
             else (
                 name_of[redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]],
                 redrive["maxReceiveCount"],
-            )
+            ),
         )
     return found
 
@@ -116,13 +117,17 @@ def provisioned_queues(session: boto3.Session, prefix: str) -> dict[str, Any]:
         attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
         redrive = attributes.get("RedrivePolicy")
         name = url.rsplit("/", 1)[-1]
+        retention = int(attributes["MessageRetentionPeriod"])
         if redrive is None:
-            found[name] = None
+            found[name] = (retention, None)
         else:
             policy = json.loads(redrive)
             found[name] = (
-                policy["deadLetterTargetArn"].rsplit(":", 1)[-1],
-                int(policy["maxReceiveCount"]),
+                retention,
+                (
+                    policy["deadLetterTargetArn"].rsplit(":", 1)[-1],
+                    int(policy["maxReceiveCount"]),
+                ),
             )
     return found
 
@@ -134,6 +139,8 @@ def test_queues_and_redrive_policies_match(
     expected = provisioned_queues(session, names.queue_prefix)
     assert len(expected) == 2 * len(names.work_queues) == 8
     assert template_queues(full_template, names.queue_prefix) == expected
+    # SQS's longest retention, for work queues as for DLQs (4 days if unset).
+    assert {retention for retention, _ in expected.values()} == {14 * 24 * 3600}
 
 
 def test_log_groups_match(full_template: Any, provisioned: tuple[ResourceNames, Any]):

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from stratoflow import resources
 from stratoflow.automations import (
+    ActionExecutor,
     Automation,
     AutomationEngine,
     AutomationStore,
@@ -44,6 +45,7 @@ from stratoflow.automations import (
     read_automation_record,
     resume_automation,
 )
+from stratoflow.automations.webhooks import WebhookSender
 from stratoflow.backends.aws import AwsBackend, build_aws_services
 from stratoflow.backends.aws.items import from_item, to_item
 from stratoflow.cli import app
@@ -106,7 +108,7 @@ def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Aws]:
             "STRATOFLOW_BACKEND": "aws",
             "STRATOFLOW_HOME": str(tmp_path_factory.mktemp("home")),
             "STRATOFLOW_LOG_TO_CONSOLE": "false",
-            "STRATOFLOW_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1, *.allowed.example",
+            "STRATOFLOW_WEBHOOK_ALLOWED_HOSTS": "hooks.test, *.allowed.example",
         }.items():
             env.setenv(name, value)
         get_settings.cache_clear()
@@ -438,10 +440,26 @@ def webhook_server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", received
+        yield f"http://hooks.test:{server.server_address[1]}", received
     finally:
         server.shutdown()
         server.server_close()
+
+
+def webhook_engine(aws: Aws, url: str) -> AutomationEngine:
+    """An engine whose webhooks reach the local server: `hooks.test` resolves to it, and
+    loopback, refused by default (tests/unit/test_automation_webhooks.py), is let
+    through; plain http to its port is allowed as the allow-list's opt-in."""
+    port = url.rsplit(":", 1)[1]
+    settings = aws.platform.settings.model_copy(
+        update={"webhook_allowed_hosts": f"http://hooks.test:{port}, *.allowed.example"}
+    )
+    sender = WebhookSender(resolver=lambda host, port: ["127.0.0.1"], check=lambda a: None)
+    store = aws.store()
+    return aws.engine(
+        store=store,
+        actions=ActionExecutor(aws.platform, store, http=sender, settings=settings),
+    )
 
 
 def test_call_webhook_on_an_allowed_host(
@@ -457,7 +475,7 @@ def test_call_webhook_on_an_allowed_host(
         )
     )
     event = failed_event("r5")
-    [firing] = aws.engine().handle([event])
+    [firing] = webhook_engine(aws, url).handle([event])
     assert firing.results[0].ok and firing.results[0].detail.endswith("HTTP 204"), firing.results
     [request] = received
     assert request["path"] == "/hooks/a"
@@ -480,10 +498,12 @@ def test_call_webhook_to_a_host_off_the_allow_list_is_refused_and_recorded(
         )
     )
     assert made.id is not None
-    [firing] = aws.engine().handle([failed_event("r6")])
+    [firing] = webhook_engine(aws, url).handle([failed_event("r6")])
     refused, sent = firing.results
     assert not refused.ok and "'exfiltrate.example' refused" in refused.detail
-    assert "STRATOFLOW_WEBHOOK_ALLOWED_HOSTS (127.0.0.1, *.allowed.example)" in refused.detail
+    port = url.rsplit(":", 1)[1]
+    listed = f"STRATOFLOW_WEBHOOK_ALLOWED_HOSTS (http://hooks.test:{port}, *.allowed.example)"
+    assert listed in refused.detail
     assert sent.ok and [r["path"] for r in received] == ["/after"]
     record = read_automation_record(made.id)
     assert record.last_error is not None

@@ -166,3 +166,57 @@ def test_a_long_task_that_keeps_heartbeating_stays_running(
     assert final.state.name == "Completed", final.state
     assert final.heartbeat is not None
     assert timedelta(0) <= SystemClock().now() - final.heartbeat < timedelta(seconds=30)
+
+
+def test_a_run_whose_message_expired_unreceived_is_sent_again(installation: Installation):
+    """SQS deletes a message after the queue's retention (14 days): a Scheduled or Late
+    run whose message nobody received that long would wait forever without the sweep."""
+    from stratoflow import resources
+    from stratoflow.scheduler import Scheduler
+    from stratoflow.sweeps import MESSAGE_EXPIRED_AFTER
+
+    deployment = make_deployment("unpolled", schedules=[])
+    installation.platform.deployments.put(deployment)
+    now = installation.clock.now
+    run, _ = schedule_flow_run(installation.platform, deployment, scheduled_time=now())
+    from stratoflow.deployments.runs import enqueue
+
+    enqueue(installation.platform, run)
+    sent_at = now()
+    installation.clock.advance(60)
+    assert Scheduler(installation.platform).tick(now()).late == 1  # no worker polls it
+    backend = installation.services.backend
+    retention = timedelta(seconds=resources.QUEUE_RETENTION_SECONDS)
+    assert retention < MESSAGE_EXPIRED_AFTER
+
+    def sends() -> int:
+        return sum(1 for m in installation.sent if run.id in m["MessageBody"])
+
+    assert sends() == 1
+    # Still within the retention (and its margin): the message may be there; no resend.
+    installation.clock.advance((MESSAGE_EXPIRED_AFTER - (now() - sent_at)).total_seconds() - 1)
+    assert sweep(installation.platform, now()).resent == 0
+    installation.clock.advance(2)
+    report = sweep(installation.platform, now())
+    assert report.resent == 1 and sends() == 2
+    stored = backend.read_flow_run(run.id)
+    assert stored.state is not None and stored.state.name == "Late"  # unchanged
+    assert stored.enqueued_at == now()
+    # Sent once per retention, not on every tick.
+    installation.clock.advance(3600)
+    assert sweep(installation.platform, now()).resent == 0 and sends() == 2
+    # The new message is claimable: the claim is conditional, so a duplicate is harmless.
+    assert claim_flow_run(backend, run.id, now=now()) is not None
+    assert claim_flow_run(backend, run.id, now=now()) is None
+    installation.clock.advance(MESSAGE_EXPIRED_AFTER.total_seconds())
+    assert sweep(installation.platform, now()).resent == 0  # claimed runs are not resent
+
+
+def test_a_run_never_sent_is_left_to_the_scheduler_tick(installation: Installation):
+    from stratoflow.sweeps import MESSAGE_EXPIRED_AFTER
+
+    deployment = make_deployment("unsent")
+    installation.platform.deployments.put(deployment)
+    schedule_flow_run(installation.platform, deployment, scheduled_time=installation.clock.now())
+    installation.clock.advance(MESSAGE_EXPIRED_AFTER.total_seconds() * 2)
+    assert sweep(installation.platform, installation.clock.now()).resent == 0

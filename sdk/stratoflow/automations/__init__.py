@@ -23,7 +23,6 @@ from stratoflow.automations.actions import (
     ActionContext,
     ActionExecutor,
     ActionRunner,
-    WebhookNotAllowed,
 )
 from stratoflow.automations.api import (
     automation_store,
@@ -68,7 +67,7 @@ from stratoflow.automations.store import (
     DuplicateAutomationName,
     UnknownAutomation,
 )
-from stratoflow.automations.webhooks import ActionError, WebhookRequest
+from stratoflow.automations.webhooks import ActionError, WebhookNotAllowed, WebhookRequest
 
 __all__ = [
     "Action",

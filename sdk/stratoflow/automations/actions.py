@@ -1,7 +1,8 @@
 """What automations do when they fire: one executor per action type.
 
 `ActionExecutor` is the default runner. Its HTTP sender and SNS client can be replaced
-(tests); by default webhooks go through `urllib.request` (no redirects, a timeout) and
+(tests); by default webhooks go through `webhooks.WebhookSender` (public addresses only,
+the address checked is the one connected to, no redirects, a timeout) and
 notifications through a boto3 SNS client made from the platform's session.
 """
 
@@ -13,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit
 
 from stratoflow.automations.buckets import Fire, iso
 from stratoflow.automations.models import (
@@ -42,8 +42,8 @@ from stratoflow.automations.webhooks import (
     ActionError,
     HttpSender,
     WebhookRequest,
-    host_allowed,
-    urllib_sender,
+    check_url,
+    default_sender,
 )
 from stratoflow.events.models import Event
 from stratoflow.exceptions import StratoflowError
@@ -56,10 +56,6 @@ if TYPE_CHECKING:
 
 SUBJECT_LIMIT = 100
 """SNS subjects: at most 100 printable ASCII characters, one line."""
-
-
-class WebhookNotAllowed(ActionError):
-    """The webhook's host is not in STRATOFLOW_WEBHOOK_ALLOWED_HOSTS."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +94,7 @@ class ActionExecutor:
     ) -> None:
         self.platform = platform
         self.store = store
-        self.http = http or urllib_sender
+        self.http = http or default_sender
         self._sns = sns
         self._settings = settings
 
@@ -310,14 +306,8 @@ class ActionExecutor:
         return f"published to {action.topic_arn}" + (f" ({message_id})" if message_id else "")
 
     def _call_webhook(self, action: CallWebhook, context: ActionContext, label: str) -> str:
-        host = urlsplit(action.url).hostname or ""
-        allowed = self.settings.webhook_hosts
-        if not host_allowed(host, allowed):
-            listed = ", ".join(allowed) if allowed else "empty, so no host is allowed"
-            raise WebhookNotAllowed(
-                f"call-webhook to {host!r} refused: the host is not in "
-                f"STRATOFLOW_WEBHOOK_ALLOWED_HOSTS ({listed})."
-            )
+        # Scheme, host and port here; the sender checks the addresses it connects to.
+        check_url(action.url, self.settings.webhook_hosts)
         scope = self.scope(context)
         headers = {k: render(v, scope) for k, v in action.headers.items()}
         body = render(action.body, scope) if action.body else ""
