@@ -22,6 +22,7 @@ timeouts and sleeps behave.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -89,12 +90,18 @@ def shifted_environment(instant: datetime, now: datetime) -> dict[str, str]:
     library = Path(additions["LD_LIBRARY_PATH"]) / "libfaketime.so.1"
     if not library.is_file():
         raise SystemExit(f"timeshift: no libfaketime at {library}: reinstall the dev extra")
-    preload = env.get("LD_PRELOAD")
+    # Already shifted (a test of this module under `make dates`, say): `now` is the
+    # moved clock, and libfaketime applies an offset to the real one.
+    inherited = env.get("FAKETIME", "")
+    if inherited and not re.fullmatch(r"[+-]\d+", inherited):
+        raise SystemExit(f"timeshift: FAKETIME={inherited!r} is set already; unset it first")
+    offset = int(inherited or 0) + round((instant - now).total_seconds())
+    preload = [p for p in env.get("LD_PRELOAD", "").split(":") if p and p != str(library)]
     env.update(additions)
-    env["LD_PRELOAD"] = f"{library}:{preload}" if preload else str(library)
+    env["LD_PRELOAD"] = ":".join([str(library), *preload])
     # An offset in seconds, not an absolute time: libfaketime would start every new
     # process (the emulator, a worker) at an absolute time, behind the first one.
-    env["FAKETIME"] = f"{round((instant - now).total_seconds()):+d}"
+    env["FAKETIME"] = f"{offset:+d}"
     env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
     # The offset is read once per process, not again at every clock call (slow).
     env.pop("FAKETIME_NO_CACHE", None)

@@ -345,9 +345,8 @@ def test_lines_written_while_cloudwatch_is_unavailable_are_delivered_later(
     shipper.flush()  # creates the stream, ships the first lines
 
     outage.on = True
-    started = time.perf_counter()
     shipper.write(lines(500, start=10))
-    assert time.perf_counter() - started < 0.5  # no network on the write path
+    assert outage.attempts == 0  # no network on the write path: only a flush ships
     shipper.flush()
     shipper.write(lines(500, start=510))
     shipper.flush()
