@@ -19,7 +19,24 @@ from typing import Any, Protocol
 
 import cloudpickle
 
-from stratoflow.exceptions import ObjectNotFound, OptionError
+from stratoflow.exceptions import ObjectNotFound, OptionError, ResultNotAvailable
+
+
+class ResultRefused(ResultNotAvailable):
+    """A stored result record that is not read: it points outside the configured result
+    store, outside the part of it its run owns, or names an unknown serializer."""
+
+
+def load_pickle(data: bytes) -> Any:
+    """Every persisted cloudpickle payload is loaded here, and only here.
+
+    Loading a pickle runs code chosen by whoever wrote it. Callers have already checked
+    that the bytes come from the configured store and from the location their run owns
+    (stratoflow.backends.aws.result_refs); this is where the integrity check of the
+    payload (a signature workers cannot forge, security.md "Open") will be added, so that
+    no load path can skip it.
+    """
+    return cloudpickle.loads(data)
 
 
 class Serializer(Protocol):
@@ -49,7 +66,7 @@ class PickleSerializer:
         return bytes(cloudpickle.dumps(value))
 
     def loads(self, data: bytes) -> Any:
-        return cloudpickle.loads(data)
+        return load_pickle(data)
 
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
@@ -85,6 +102,8 @@ class AutoSerializer:
 
 
 _SERIALIZERS: dict[str, Serializer] = {"json": JSONSerializer(), "cloudpickle": PickleSerializer()}
+STORED_SERIALIZERS = frozenset(_SERIALIZERS)
+"""The serializer names a stored record may carry; anything else is refused on read."""
 
 
 def serializer_for(name: str) -> Serializer:
@@ -102,6 +121,16 @@ def serialize(value: Any, serializer: str = "auto") -> tuple[str, bytes]:
     return chosen.name, chosen.dumps(value)
 
 
+CACHE_RESULTS = "cache/"
+"""Where cached task results live in a store (`cache/<cache key>`), apart from the runs'
+own folders (`<flow run id>/...`), so that a record's key tells whose it is."""
+
+
+def cache_result_key(cache_key: str) -> str:
+    """The default key of a cached task's result."""
+    return f"{CACHE_RESULTS}{cache_key}"
+
+
 class ResultStore(ABC):
     """Where persisted results live. Keys are relative paths such as `ab12.../result`."""
 
@@ -117,6 +146,10 @@ class ResultStore(ABC):
 
     @abstractmethod
     def uri(self, key: str) -> str: ...
+
+    def size(self, key: str) -> int:
+        """How many bytes are stored under `key` (stores override this to avoid a read)."""
+        return len(self.read(key))
 
 
 class LocalFileSystemResultStore(ResultStore):
@@ -147,6 +180,12 @@ class LocalFileSystemResultStore(ResultStore):
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
 
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            raise ObjectNotFound(f"No result at {self.uri(key)}") from None
+
     def uri(self, key: str) -> str:
         return self._path(key).as_uri()
 
@@ -162,31 +201,55 @@ class LocalFileSystemResultStore(ResultStore):
 
 @dataclass(frozen=True, slots=True)
 class ResultRecord:
-    """A persisted result: its bytes inline (small results), or a store and a key."""
+    """A persisted result: its bytes inline (small results), or a store and a key.
+
+    `refused` is set (and nothing else is trusted) when the stored record was not
+    accepted; loading it raises ResultRefused with that explanation, and it never exists.
+    """
 
     store: ResultStore | None
     key: str
     serializer: str
     inline: bytes | None = None
+    refused: str | None = None
 
     def load(self) -> Any:
-        return serializer_for(self.serializer).loads(self._bytes())
+        data = self.raw_bytes()  # first: a refused record says why, whatever it names
+        return serializer_for(self.serializer).loads(data)
 
-    def _bytes(self) -> bytes:
+    def raw_bytes(self) -> bytes:
+        """The stored bytes, not deserialized (reading them runs nothing)."""
+        if self.refused is not None:
+            raise ResultRefused(self.refused)
         if self.inline is not None:
             return self.inline
         if self.store is None:
             raise ObjectNotFound(f"Result {self.key!r} has neither inline data nor a store")
         return self.store.read(self.key)
 
+    def size(self) -> int:
+        """The size of the stored bytes, without reading an S3 object."""
+        if self.refused is None and self.inline is None and self.store is not None:
+            return self.store.size(self.key)
+        return len(self.raw_bytes())
+
     def exists(self) -> bool:
+        if self.refused is not None:
+            return False
         return self.inline is not None or (self.store is not None and self.store.exists(self.key))
 
     @property
     def uri(self) -> str:
+        if self.refused is not None:
+            return "refused"
         if self.inline is not None or self.store is None:
             return "inline"
         return self.store.uri(self.key)
+
+
+def refused_record(reason: str) -> ResultRecord:
+    """A record standing for a stored one that was not accepted (see ResultRecord)."""
+    return ResultRecord(store=None, key="", serializer="", refused=reason)
 
 
 def persist(

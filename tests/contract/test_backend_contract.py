@@ -26,7 +26,7 @@ from stratoflow.context import Services
 from stratoflow.exceptions import ConflictError, InvalidTransitionError, ObjectNotFound
 from stratoflow.models import STATE_HISTORY_LIMIT, FlowRun, LogEntry, TaskRun
 from stratoflow.resources import RESULTS_PREFIX, TTL_ATTRIBUTE, log_stream_name
-from stratoflow.results import ResultRecord, persist, stable_hash
+from stratoflow.results import ResultRecord, cache_result_key, persist, stable_hash
 from stratoflow.settings import load_settings
 from stratoflow.states import (
     Cancelled,
@@ -528,10 +528,20 @@ def test_result_store_round_trip(services: Services) -> None:
 def test_cache_store_put_get_expire_delete(services: Services) -> None:
     cache = services.cache_store
     now = datetime.now(UTC)
-    services.result_store.write("contract/cached", b'{"v":1}')
-    stored = ResultRecord(store=services.result_store, key="contract/cached", serializer="json")
+
+    def stored(cache_key: str) -> ResultRecord:
+        # An entry's result lives under its own key, `cache/<key>` (the AWS reader
+        # refuses an entry that points anywhere else).
+        services.result_store.write(cache_result_key(cache_key), b'{"v":1}')
+        return ResultRecord(
+            store=services.result_store, key=cache_result_key(cache_key), serializer="json"
+        )
+
     entry = CacheEntry(
-        key="contract-live", result=stored, expiration=now + timedelta(hours=1), task_run_id="t1"
+        key="contract-live",
+        result=stored("contract-live"),
+        expiration=now + timedelta(hours=1),
+        task_run_id="t1",
     )
     cache.put(entry)
     hit = cache.get("contract-live", now)
@@ -542,11 +552,13 @@ def test_cache_store_put_get_expire_delete(services: Services) -> None:
     assert cache.get("contract-live", now + timedelta(hours=1)) is None
     assert cache.get("contract-live", now + timedelta(minutes=59)) == entry
 
-    expired = CacheEntry(key="contract-expired", result=stored, expiration=now - timedelta(1))
+    expired = CacheEntry(
+        key="contract-expired", result=stored("contract-expired"), expiration=now - timedelta(1)
+    )
     cache.put(expired)
     assert cache.get("contract-expired", now) is None
 
-    forever = CacheEntry(key="contract-forever", result=stored)
+    forever = CacheEntry(key="contract-forever", result=stored("contract-forever"))
     cache.put(forever)
     assert cache.get("contract-forever", now + timedelta(days=3650)) == forever
 
@@ -760,7 +772,7 @@ def _assert_aws_placement(services: Services, backend: AwsBackend, flow_run_id: 
     assert big_result["store"] == f"s3://{settings.results_bucket}/{RESULTS_PREFIX}"
     s3_key = f"{RESULTS_PREFIX}{big_result['key']}"
     assert s3_key == f"{RESULTS_PREFIX}{flow_run_id}/{by_name['big-0']['id']}"
-    body = backend.resolve(big_result["store"]).read(big_result["key"])
+    body = backend.result_store.read(big_result["key"])
     assert json.loads(body) == LARGE
     listed = services.result_store.client.list_objects_v2(  # type: ignore[attr-defined]
         Bucket=settings.results_bucket, Prefix=RESULTS_PREFIX

@@ -376,19 +376,28 @@ def test_the_ecs_dispatcher_starts_a_task_that_runs_the_flow(stack: Stack, ecs: 
     run, task = dispatch(stack, handler)
     container = task["overrides"]["containerOverrides"][0]
     assert container["name"] == "flow-run"
-    assert container["command"] == ["strato", "flow-run", "execute", run.id]
+    queue = get_platform().queues.name("default", "default")
+    command = ["strato", "flow-run", "execute", run.id, "--from-queue", queue]
+    assert container["command"] == command
     assert container["environment"] == [{"name": "GREETING", "value": "hi"}]
     assert (task["overrides"]["cpu"], task["overrides"]["memory"]) == ("512", "1024")
 
+    # A container told another queue refuses the run (exit 3) and leaves it as it was.
+    foreign = get_platform().queues.name("elsewhere", "default")
+    refused = stack.strato("flow-run", "execute", run.id, "--from-queue", foreign, timeout=60)
+    assert refused.returncode == 3, refused.stderr
+    assert "belongs to work pool 'default'" in refused.stderr
+    assert runs.read_flow_run(run.id).state_name == "Pending"
+
     # What the container does (its image runs the same command).
-    done = stack.strato("flow-run", "execute", run.id, timeout=60)
+    done = stack.strato(*command[1:], timeout=60)
     assert done.returncode == 0, done.stderr
     # The flow's first attempt fails: its retry goes back to the queue, to a new task.
     assert runs.read_flow_run(run.id).state_name == "AwaitingRetry"
     assert handler.handler(sqs_event(stack), FakeLambdaContext()) == {"batchItemFailures": []}
     retried = runs.read_flow_run(run.id)
     assert retried.infrastructure_id not in (None, run.infrastructure_id)
-    assert stack.strato("flow-run", "execute", run.id, timeout=60).returncode == 0
+    assert stack.strato("flow-run", "execute", run.id, "--from-queue", queue).returncode == 0
     finished = runs.read_flow_run(run.id)
     assert finished.state is not None
     assert finished.state.type is StateType.COMPLETED

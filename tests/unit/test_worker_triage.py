@@ -25,16 +25,22 @@ from stratoflow.states import (
 )
 from stratoflow.workers.ecs import EcsConfig, EcsConfigError, flow_run_id_of_task
 from stratoflow.workers.messages import FlowRunMessage
-from stratoflow.workers.triage import Drop, Ready, SendOn, due_time, triage
+from stratoflow.workers.triage import Drop, Ready, Refuse, SendOn, due_time, triage
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+DEFAULT_QUEUE = "sf-default-default"
+"""The SQS queue of work pool and queue "default" with the queue prefix "sf"."""
 
 
 def platform_with(backend: MemoryBackend) -> Any:
-    return SimpleNamespace(services=SimpleNamespace(backend=backend))
+    return SimpleNamespace(
+        services=SimpleNamespace(backend=backend), queues=SimpleNamespace(prefix="sf")
+    )
 
 
-def scheduled_run(backend: MemoryBackend, *, start: datetime = NOW) -> FlowRun:
+def scheduled_run(
+    backend: MemoryBackend, *, start: datetime = NOW, pool: str | None = None, queue: str = "q"
+) -> FlowRun:
     run = FlowRun(
         id=f"run-{len(backend.list_flow_runs())}",
         name="r",
@@ -42,13 +48,23 @@ def scheduled_run(backend: MemoryBackend, *, start: datetime = NOW) -> FlowRun:
         deployment_name="d",
         expected_start_time=start,
         state=Scheduled(scheduled_time=start.isoformat()),
+        work_pool_name=pool,
+        work_queue_name=queue if pool else None,
     )
     backend.create_flow_run(run)
     return run
 
 
-def decide(backend: MemoryBackend, run_id: str, now: datetime = NOW) -> Any:
-    return triage(platform_with(backend), FlowRunMessage(flow_run_id=run_id), now)
+def decide(
+    backend: MemoryBackend,
+    run_id: str,
+    now: datetime = NOW,
+    *,
+    queue_name: str = DEFAULT_QUEUE,
+    **claimed: str,
+) -> Any:
+    message = FlowRunMessage(flow_run_id=run_id, **claimed)
+    return triage(platform_with(backend), message, now, queue_name=queue_name)
 
 
 def test_a_due_scheduled_run_is_ready():
@@ -115,6 +131,38 @@ def test_a_cancelling_run_that_a_process_runs_is_left_to_it():
     assert backend.read_flow_run(run.id).state_name == "Cancelling"
 
 
+def test_a_run_of_another_pool_is_refused_and_left_as_it_was():
+    backend = MemoryBackend()
+    run = scheduled_run(backend, pool="onprem", queue="q")
+    backend.set_flow_run_state(run.id, Cancelling())  # even a write triage would make
+    before = backend.read_flow_run(run.id)
+    decision = decide(backend, run.id, queue_name="sf-lambda-q")
+    assert isinstance(decision, Refuse)
+    for part in (run.id, "'onprem'", "'q'", "'sf-onprem-q'", "'sf-lambda-q'", "send it to"):
+        assert part in decision.reason
+    assert backend.read_flow_run(run.id) == before
+    # On its own queue the same run is triaged as usual.
+    assert not isinstance(decide(backend, run.id, queue_name="sf-onprem-q"), Refuse)
+
+
+def test_a_run_of_another_queue_of_the_same_pool_is_refused():
+    backend = MemoryBackend()
+    run = scheduled_run(backend, pool="etl", queue="high")
+    assert isinstance(decide(backend, run.id, queue_name="sf-etl-low"), Refuse)
+    assert isinstance(decide(backend, run.id, queue_name="sf-etl-high"), Ready)
+
+
+def test_a_message_claiming_another_pool_or_queue_than_its_runs_is_refused():
+    backend = MemoryBackend()
+    run = scheduled_run(backend)
+    own = {"work_pool": "default", "work_queue": "default"}
+    assert isinstance(decide(backend, run.id, **own), Ready)
+    refused = decide(backend, run.id, work_pool="default", work_queue="other")
+    assert isinstance(refused, Refuse)
+    assert "claims work pool 'default', work queue 'other'" in refused.reason
+    assert isinstance(decide(backend, run.id, work_pool="etl"), Refuse)
+
+
 def test_a_claim_that_loses_to_a_benign_change_is_tried_again(monkeypatch: pytest.MonkeyPatch):
     backend = MemoryBackend()
     run = scheduled_run(backend)
@@ -151,7 +199,10 @@ def test_the_flow_run_id_is_found_in_a_tasks_container_command():
         "overrides": {
             "containerOverrides": [
                 {"name": "sidecar"},
-                {"name": "flow-run", "command": ["strato", "flow-run", "execute", "abc"]},
+                {
+                    "name": "flow-run",
+                    "command": ["strato", "flow-run", "execute", "abc", "--from-queue", "q"],
+                },
             ]
         }
     }

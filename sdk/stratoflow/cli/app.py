@@ -14,7 +14,7 @@ from stratoflow.cli.deployments import deploy, deployment_app
 from stratoflow.cli.dev import dev
 from stratoflow.cli.events import events_app
 from stratoflow.cli.flow_runs import flow_run_app
-from stratoflow.cli.render import flow_run_document, render_flow_run
+from stratoflow.cli.render import describe_result, flow_run_document, render_flow_run
 from stratoflow.cli.task_runs import task_run_app
 from stratoflow.cli.work_pools import work_pool_app, work_queue_app
 from stratoflow.cli.worker import worker_app
@@ -80,9 +80,12 @@ def run(
     flow_run = runs.read_flow_run(state.details["flow_run_id"])
     task_runs = runs.read_task_runs(flow_run.id)
     logs = runs.read_logs(flow_run.id)
+    # The value this process computed (no stored pickle is loaded to show it).
+    result = describe_result(state, flow_run.result_record)
     if as_json:
-        out.print_json(data=flow_run_document(flow_run, task_runs, logs))
+        out.print_json(data=flow_run_document(flow_run, task_runs, logs, result=result))
     else:
-        render_flow_run(out, flow_run, task_runs)  # log lines were streamed to stderr
+        # log lines were streamed to stderr
+        render_flow_run(out, flow_run, task_runs, result=result)
     if not state.is_completed():
         raise typer.Exit(1)

@@ -10,6 +10,7 @@ from rich.text import Text
 
 from stratoflow.cli.common import err, fail, one_line_errors, out, parse_since, print_json
 from stratoflow.cli.render import duration, render_flow_run, styled_state
+from stratoflow.cli.results import LoadResultOption, shown_result
 from stratoflow.models import FlowRun, LogEntry
 
 flow_run_app = typer.Typer(help="Run and inspect flow runs.", no_args_is_help=True)
@@ -20,13 +21,23 @@ EXIT_NOT_RUNNABLE = 3
 
 
 @flow_run_app.command("execute")
-def execute(flow_run_id: str) -> None:
+def execute(
+    flow_run_id: str,
+    from_queue: Annotated[
+        str | None,
+        typer.Option(
+            "--from-queue",
+            help="The SQS work queue whose message started this (the ECS dispatcher sets "
+            "it): a run of another pool or queue is refused, exit code 3.",
+        ),
+    ] = None,
+) -> None:
     """Run a claimed flow run of a deployment in this process (what every worker runs).
 
     Exit codes: 0 completed (or handed back for a retry), 1 ended in another state,
-    3 nothing to do (unknown, already final, or claimed by another worker). With `-` as
-    the id, the process gets ready first and then reads the id from stdin (what the
-    poller's warm processes do).
+    3 nothing to do (unknown, already final, claimed by another worker, or not the
+    `--from-queue` queue's run). With `-` as the id, the process gets ready first and
+    then reads the id from stdin (what the poller's warm processes do).
     """
     import sys
 
@@ -41,12 +52,13 @@ def execute(flow_run_id: str) -> None:
         flow_run_id = sys.stdin.readline().strip()
         if not flow_run_id:
             raise typer.Exit(EXIT_NOT_RUNNABLE)  # the worker stopped before using us
-    try:
-        with one_line_errors():
-            state = execute_flow_run(flow_run_id)
-    except NotRunnable as exc:
-        err.print(f"Nothing to do: {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_NOT_RUNNABLE) from None
+    # NotRunnable is a StratoflowError: caught before one_line_errors would make it exit 2.
+    with one_line_errors():
+        try:
+            state = execute_flow_run(flow_run_id, queue_name=from_queue)
+        except NotRunnable as exc:
+            err.print(f"Nothing to do: {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_NOT_RUNNABLE) from None
     out.print(f"Flow run {flow_run_id} finished in {state.name}", highlight=False)
     if state.type not in (StateType.COMPLETED, StateType.SCHEDULED):
         raise typer.Exit(EXIT_NOT_COMPLETED)
@@ -120,13 +132,19 @@ def list_runs(
 
 
 @flow_run_app.command("inspect")
-def inspect_run(flow_run_id: str, as_json: JsonOption = False) -> None:
-    """Show a flow run: state, history, parameters, result and task runs."""
+def inspect_run(
+    flow_run_id: str, as_json: JsonOption = False, load_result: LoadResultOption = False
+) -> None:
+    """Show a flow run: state, history, parameters, result and task runs.
+
+    A cloudpickle result is shown by its size and place unless --load-result is given.
+    """
     from stratoflow import runs
 
     with one_line_errors():
         run = runs.read_flow_run(flow_run_id)
         task_runs = runs.read_task_runs(flow_run_id)
+    result = shown_result(run, load_result)
     document = {
         **run_row(run),
         "parameters": run.parameters,
@@ -139,7 +157,7 @@ def inspect_run(flow_run_id: str, as_json: JsonOption = False) -> None:
             }
             for s in [*run.state_history, *([run.state] if run.state else [])]
         ],
-        "result": _result_preview(run),
+        "result": result,
         "task_runs": [
             {
                 "id": t.id,
@@ -153,22 +171,10 @@ def inspect_run(flow_run_id: str, as_json: JsonOption = False) -> None:
     if as_json:
         print_json(document)
         return
-    render_flow_run(out, run, task_runs)
+    render_flow_run(out, run, task_runs, result=result)
     history = " → ".join(str(h["name"]) for h in document["history"])
     out.print(f"History: {history}", highlight=False, soft_wrap=True)
     out.print(f"Parameters: {run.parameters}", highlight=False, soft_wrap=True)
-
-
-def _result_preview(run: FlowRun) -> Any:
-    from stratoflow import runs
-    from stratoflow.exceptions import StratoflowError
-
-    if run.state is None or not run.state.is_completed():
-        return None
-    try:
-        return runs.read_result(run)
-    except StratoflowError as exc:
-        return f"<not available: {exc}>"
 
 
 @flow_run_app.command("cancel")

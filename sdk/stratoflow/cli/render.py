@@ -8,7 +8,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from stratoflow.exceptions import StratoflowError
 from stratoflow.models import FlowRun, LogEntry, TaskRun
+from stratoflow.results import ResultRecord
 from stratoflow.states import State, StateType
 
 STATE_STYLES = {
@@ -36,10 +38,58 @@ def duration(start: Any, end: Any) -> str:
     return f"{(end - start).total_seconds():.3f}s"
 
 
+class NotLoaded(str):
+    """A result shown by what it is instead of its value (prints without quotes)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+_DESCRIBE: Any = object()
+"""render_flow_run's default: describe the run's result (never load a pickle)."""
+
+
+def describe_result(state: State | None, record: ResultRecord | None = None) -> Any:
+    """A completed run's result for showing, without running anything: the value when it
+    is in this process's memory or stored as JSON; for a pickle, its size and place.
+
+    Loading a pickle runs code chosen by whoever wrote it (any worker of the run's pool),
+    so the CLI loads one only when asked (`--load-result`), never here.
+    """
+    if state is None or state.type is not StateType.COMPLETED:
+        return None
+    if state.has_data:
+        return state.data
+    record = state.result_record or record
+    if record is None:
+        return None
+    try:
+        if record.serializer == "json":
+            return json.loads(record.raw_bytes())  # JSON decoding runs no code
+        place = "inline" if record.inline is not None else f"at {record.uri}"
+        return NotLoaded(
+            f"<{record.serializer}, {record.size()} bytes> {place}; "
+            "not loaded (--load-result loads it)"
+        )
+    except (StratoflowError, ValueError) as exc:
+        return NotLoaded(f"<not available: {exc}>")
+
+
 def render_flow_run(
-    console: Console, run: FlowRun, task_runs: list[TaskRun], logs: list[LogEntry] | None = None
+    console: Console,
+    run: FlowRun,
+    task_runs: list[TaskRun],
+    logs: list[LogEntry] | None = None,
+    *,
+    result: Any = _DESCRIBE,
 ) -> None:
-    """The run's final state, result and task runs; then its stored log lines, if given."""
+    """The run's final state, result and task runs; then its stored log lines, if given.
+
+    `result` is the value to show; by default the run's result as describe_result shows
+    it (this module never unpickles).
+    """
     state = run.state
     console.print(
         f"Flow run [bold]{run.name}[/] ({run.flow_name}) finished in {styled_state(state)}"
@@ -47,7 +97,8 @@ def render_flow_run(
         soft_wrap=True,
     )
     if state is not None and state.type is StateType.COMPLETED:
-        console.print(f"Result: {state.result()!r}")
+        shown = describe_result(state, run.result_record) if result is _DESCRIBE else result
+        console.print(f"Result: {shown!r}", markup=False, highlight=False, soft_wrap=True)
     if task_runs:
         table = Table(title=f"Task runs of {run.name}", title_justify="left")
         for column in ("task run", "state", "attempts", "duration", "upstream"):
@@ -76,9 +127,10 @@ def render_flow_run(
 
 
 def flow_run_document(
-    run: FlowRun, task_runs: list[TaskRun], logs: list[LogEntry]
+    run: FlowRun, task_runs: list[TaskRun], logs: list[LogEntry], *, result: Any = _DESCRIBE
 ) -> dict[str, Any]:
-    """A JSON-ready description of a finished flow run (for `--json`)."""
+    """A JSON-ready description of a finished flow run (for `--json`); `result` as for
+    render_flow_run."""
 
     def state_doc(state: State | None) -> dict[str, Any] | None:
         if state is None:
@@ -90,9 +142,8 @@ def flow_run_document(
             "timestamp": state.timestamp.isoformat(),
         }
 
-    result: Any = None
-    if run.state is not None and run.state.type is StateType.COMPLETED:
-        result = run.state.result()
+    if result is _DESCRIBE:
+        result = describe_result(run.state, run.result_record)
     document: dict[str, Any] = json.loads(
         json.dumps(
             {

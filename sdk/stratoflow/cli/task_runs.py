@@ -9,6 +9,7 @@ from rich.table import Table
 
 from stratoflow.cli.common import one_line_errors, out, print_json
 from stratoflow.cli.render import duration, styled_state
+from stratoflow.cli.results import LoadResultOption, shown_result
 from stratoflow.models import TaskRun
 
 task_run_app = typer.Typer(help="Inspect task runs.", no_args_is_help=True)
@@ -65,9 +66,12 @@ def inspect_task_run(
     task_run_id: str,
     flow_run: Annotated[str, typer.Option("--flow-run", help="Its flow run's id.")],
     as_json: JsonOption = False,
+    load_result: LoadResultOption = False,
 ) -> None:
-    """One task run: state, history, inputs and result."""
-    from stratoflow import runs
+    """One task run: state, history, inputs and result.
+
+    A cloudpickle result is shown by its size and place unless --load-result is given.
+    """
     from stratoflow.context import get_services
 
     with one_line_errors():
@@ -76,7 +80,7 @@ def inspect_task_run(
         **task_row(run),
         "history": [s.name for s in [*run.state_history, *([run.state] if run.state else [])]],
         "task_inputs": run.task_inputs,
-        "result": runs.read_result(run) if run.state and run.state.is_completed() else None,
+        "result": shown_result(run, load_result),
     }
     if as_json:
         print_json(document)

@@ -34,7 +34,7 @@ from stratoflow.logging import (
     run_logger_for,
 )
 from stratoflow.models import TaskRun
-from stratoflow.results import ResultStore
+from stratoflow.results import ResultStore, cache_result_key
 from stratoflow.retries import delay_before_retry, jittered
 from stratoflow.states import (
     AwaitingRetry,
@@ -323,7 +323,9 @@ class TaskRunEngine:
                 "task_run": record,
                 "flow_run": flow_ctx.flow_run if flow_ctx else None,
             },
-            default_key=record.cache_key or f"{record.flow_run_id or 'task-runs'}/{record.id}",
+            default_key=cache_result_key(record.cache_key)
+            if record.cache_key
+            else f"{record.flow_run_id or 'task-runs'}/{record.id}",
             serializer=options.result_serializer,
             inline_max_bytes=self.services.inline_result_max_bytes,
             required=required,

@@ -33,13 +33,13 @@ from stratoflow.orchestration.claims import claim_flow_run
 from stratoflow.platform import Platform
 from stratoflow.states import Cancelled, StateType
 from stratoflow.workers.execute import mark_crashed
-from stratoflow.workers.messages import MalformedMessage, parse_message
-from stratoflow.workers.triage import Drop, SendOn, send_on, triage
+from stratoflow.workers.triage import Drop, SendOn, admit, send_on
 
 logger = logging.getLogger("stratoflow.workers")
 
 EXECUTE = ("strato", "flow-run", "execute")
-"""The container command, followed by the flow run id."""
+"""The container command, followed by the flow run id and FROM_QUEUE_OPTION."""
+FROM_QUEUE_OPTION = "--from-queue"
 
 
 class EcsConfigError(StratoflowError):
@@ -92,36 +92,30 @@ class EcsDispatcher:
 
     def dispatch(self, body: str, *, queue_name: str) -> str | None:
         """Claim the record's run and start its task. Returns the task ARN, or None when
-        nothing was started (malformed: dead-lettered; stale or not due; or run_task
-        failed, and the run was marked Crashed)."""
-        try:
-            message = parse_message(body)
-        except MalformedMessage as exc:
-            logger.error("Moving a message of %s to its dead-letter queue: %s", queue_name, exc)
-            self.platform.queues.dead_letter_from(queue_name, body, str(exc))
-            return None
-        decision = triage(self.platform, message, self.platform.services.clock.now())
+        nothing was started (malformed, or a run of another pool or queue than
+        `queue_name`'s: dead-lettered; stale or not due; or run_task failed, and the run
+        was marked Crashed)."""
+        decision = admit(
+            self.platform, body, queue_name=queue_name, now=self.platform.services.clock.now()
+        )
         if isinstance(decision, Drop):
-            logger.info(
-                "Dropping the message of flow run %s: %s", message.flow_run_id, decision.reason
-            )
             return None
         if isinstance(decision, SendOn):
-            send_on(self.platform, decision.run, message, decision.delay_seconds)
+            send_on(self.platform, decision.run, decision.message, decision.delay_seconds)
             return None
         run = claim_flow_run(
             self.backend,
-            message.flow_run_id,
+            decision.run.id,
             worker="ecs-dispatcher",
             now=self.platform.services.clock.now(),
         )
         if run is None:
-            logger.info("Flow run %s was claimed by another worker", message.flow_run_id)
+            logger.info("Flow run %s was claimed by another worker", decision.run.id)
             return None
-        return self._run_task(run)
+        return self._run_task(run, queue_name)
 
-    def _run_task(self, run: FlowRun) -> str | None:
-        request = self.run_task_request(run, self._deployment(run))
+    def _run_task(self, run: FlowRun, queue_name: str) -> str | None:
+        request = self.run_task_request(run, self._deployment(run), queue_name=queue_name)
         try:
             response = self.ecs.run_task(**request)
         except (ClientError, BotoCoreError) as exc:
@@ -141,11 +135,14 @@ class EcsDispatcher:
         logger.info("Flow run %s runs in ECS task %s", run.id, arn)
         return arn
 
-    def run_task_request(self, run: FlowRun, deployment: Deployment | None) -> dict[str, Any]:
+    def run_task_request(
+        self, run: FlowRun, deployment: Deployment | None, *, queue_name: str
+    ) -> dict[str, Any]:
         variables = deployment.job_variables if deployment is not None else {}
         container: dict[str, Any] = {
             "name": self.config.container,
-            "command": [*EXECUTE, run.id],
+            # The container checks again that the run is this queue's before running it.
+            "command": [*EXECUTE, run.id, FROM_QUEUE_OPTION, queue_name],
         }
         env = variables.get("env") or {}
         if env:

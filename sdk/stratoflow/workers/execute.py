@@ -19,6 +19,7 @@ from stratoflow.states import Failed, State, StateType
 from stratoflow.sweeps import crash_state, retry_after_crash
 from stratoflow.workers.heartbeat import Heartbeat
 from stratoflow.workers.messages import FlowRunMessage
+from stratoflow.workers.ownership import foreign_run_reason, run_pool_and_queue
 from stratoflow.workers.queues import MAX_DELAY_SECONDS
 
 logger = logging.getLogger("stratoflow.workers")
@@ -29,16 +30,26 @@ class NotRunnable(StratoflowError):
 
 
 def execute_flow_run(
-    flow_run_id: str, platform: Platform | None = None, *, worker: str | None = None
+    flow_run_id: str,
+    platform: Platform | None = None,
+    *,
+    worker: str | None = None,
+    queue_name: str | None = None,
 ) -> State:
     """Claim the run if it is still Scheduled, then run it to a final state (or hand it
-    back for a retry). Raises NotRunnable when there is nothing for this worker to do."""
+    back for a retry). Raises NotRunnable when there is nothing for this worker to do,
+    or when `queue_name` (the SQS queue whose message started this) is not the run's."""
     platform = platform or get_platform()
     backend = platform.services.backend
     try:
         run = backend.read_flow_run(flow_run_id)
     except ObjectNotFound:
         raise NotRunnable(f"No flow run with id {flow_run_id!r}.") from None
+    if queue_name is not None:
+        foreign = foreign_run_reason(run, prefix=platform.queues.prefix, queue_name=queue_name)
+        if foreign is not None:
+            logger.warning("Refusing to run flow run %s: %s", flow_run_id, foreign)
+            raise NotRunnable(f"Refused: {foreign}")
     state = run.state
     if state is None or state.is_final():
         raise NotRunnable(f"Flow run {flow_run_id} is already {state!r}.")
@@ -91,9 +102,10 @@ def hand_off_retry(platform: Platform, run: FlowRun, delay: float) -> bool:
     """Re-enqueue a run that is AwaitingRetry; beyond SQS's 15 minutes the worker that
     receives the message early sends it on with the remaining delay. The send is recorded
     (`enqueued_at`): a retry never sent is sent by the scheduler tick."""
+    pool, queue = run_pool_and_queue(run)
     platform.queues.send(
-        run.work_pool_name or "default",
-        run.work_queue_name or "default",
+        pool,
+        queue,
         FlowRunMessage(
             flow_run_id=run.id, deployment=run.deployment_name, attempt=run.run_count + 1
         ),

@@ -14,8 +14,7 @@ from stratoflow.exceptions import StratoflowError
 from stratoflow.platform import Platform
 from stratoflow.states import State
 from stratoflow.workers.execute import NotRunnable, execute_flow_run
-from stratoflow.workers.messages import MalformedMessage, parse_message
-from stratoflow.workers.triage import Drop, SendOn, seconds_until_due, send_on, triage
+from stratoflow.workers.triage import Drop, SendOn, admit, seconds_until_due, send_on
 
 logger = logging.getLogger("stratoflow.workers")
 
@@ -34,13 +33,14 @@ def process_record(
     worker: str | None = None,
 ) -> State | None:
     """Run one SQS record's flow run. Returns its state, or None when there was nothing
-    to run (malformed: dead-lettered; stale or duplicate: dropped; not due: sent on).
-    Raises HandBack when less than `min_remaining_seconds` are left."""
-    try:
-        message = parse_message(body)
-    except MalformedMessage as exc:
-        logger.error("Moving a message of %s to its dead-letter queue: %s", queue_name, exc)
-        platform.queues.dead_letter_from(queue_name, body, str(exc))
+    to run (malformed, or a run of another pool or queue than `queue_name`'s:
+    dead-lettered; stale or duplicate: dropped; not due: sent on). Raises HandBack when
+    less than `min_remaining_seconds` are left to start a due run."""
+    decision = admit(platform, body, queue_name=queue_name, now=platform.services.clock.now())
+    if isinstance(decision, Drop):
+        return None
+    if isinstance(decision, SendOn):
+        send_on(platform, decision.run, decision.message, decision.delay_seconds)
         return None
     threshold = (
         platform.settings.lambda_worker_min_remaining_seconds
@@ -50,19 +50,12 @@ def process_record(
     if remaining_seconds < threshold:
         raise HandBack(
             f"Only {remaining_seconds:.0f} s left in this invocation (under {threshold:.0f} s): "
-            f"flow run {message.flow_run_id} goes back to its queue."
+            f"flow run {decision.run.id} goes back to its queue."
         )
-    decision = triage(platform, message, platform.services.clock.now())
-    if isinstance(decision, Drop):
-        logger.info("Dropping the message of flow run %s: %s", message.flow_run_id, decision.reason)
-        return None
-    if isinstance(decision, SendOn):
-        send_on(platform, decision.run, message, decision.delay_seconds)
-        return None
     clock = platform.services.clock
     clock.sleep(seconds_until_due(decision.run, clock.now()))  # at most a few seconds
     try:
-        return execute_flow_run(message.flow_run_id, platform, worker=worker)
+        return execute_flow_run(decision.run.id, platform, worker=worker, queue_name=queue_name)
     except NotRunnable as exc:
         logger.info("Nothing to do: %s", exc)
         return None

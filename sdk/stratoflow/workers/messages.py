@@ -24,6 +24,10 @@ class FlowRunMessage(BaseModel):
     flow_run_id: str = Field(min_length=1, max_length=64)
     deployment: str | None = None
     attempt: int = Field(default=1, ge=1)
+    work_pool: str | None = Field(default=None, max_length=128)
+    """The pool and queue the sender meant (set by WorkQueues.send); a worker refuses a
+    message whose pool or queue is not its run's (stratoflow.workers.ownership)."""
+    work_queue: str | None = Field(default=None, max_length=128)
 
     def body(self) -> str:
         return self.model_dump_json()

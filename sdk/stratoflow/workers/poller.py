@@ -35,7 +35,7 @@ from stratoflow.platform import Platform
 from stratoflow.states import Cancelled
 from stratoflow.workers import registry
 from stratoflow.workers.execute import mark_crashed
-from stratoflow.workers.messages import FlowRunMessage, MalformedMessage, parse_message
+from stratoflow.workers.messages import FlowRunMessage
 from stratoflow.workers.processes import (
     RunProcesses,
     Spawn,
@@ -45,7 +45,7 @@ from stratoflow.workers.processes import (
     set_visibility,
 )
 from stratoflow.workers.slots import Slots, work_pool_limit_name, work_queue_limit_name
-from stratoflow.workers.triage import Drop, SendOn, seconds_until_due, send_on, triage
+from stratoflow.workers.triage import Drop, SendOn, admit, seconds_until_due, send_on
 from stratoflow.workers.warm import WarmSpawner
 
 logger = logging.getLogger("stratoflow.workers")
@@ -314,26 +314,13 @@ class Poller:
         if self._stop.is_set():
             self._set_visibility(url, receipt, 0)  # not ours any more: give it back now
             return
-        try:
-            message = parse_message(body)
-        except MalformedMessage as exc:
-            logger.error(
-                "Moving message %s of work queue %s/%s to its dead-letter queue: %s",
-                received.get("MessageId"),
-                self.options.pool,
-                queue.name,
-                exc,
-            )
-            self.platform.queues.dead_letter(self.options.pool, queue.name, body, str(exc))
+        decision = admit(
+            self.platform, body, queue_name=self._name(queue.name), now=self.clock.now()
+        )
+        if isinstance(decision, Drop):  # a Refuse (another queue's run...) is dead-lettered
             self._delete(url, receipt)
             return
-        decision = triage(self.platform, message, self.clock.now())
-        if isinstance(decision, Drop):
-            logger.info(
-                "Dropping the message of flow run %s: %s", message.flow_run_id, decision.reason
-            )
-            self._delete(url, receipt)
-            return
+        message = decision.message
         if isinstance(decision, SendOn):
             logger.info(
                 "Flow run %s starts in %.0f s: sending its message on",
@@ -518,6 +505,9 @@ class Poller:
 
     def _url(self, queue: str) -> str:
         return self.platform.queues.url(self.options.pool, queue)
+
+    def _name(self, queue: str) -> str:
+        return self.platform.queues.name(self.options.pool, queue)
 
     def _deployment(self, name: str | None) -> Deployment | None:
         if name is None:

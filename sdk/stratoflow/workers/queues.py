@@ -49,8 +49,12 @@ class WorkQueues:
                 self._urls[name] = url
         return url
 
+    def name(self, pool: str, queue: str) -> str:
+        """The SQS queue name of a work queue."""
+        return resources.work_queue_name(self.prefix, pool, queue)
+
     def url(self, pool: str, queue: str) -> str:
-        return self._url(resources.work_queue_name(self.prefix, pool, queue))
+        return self._url(self.name(pool, queue))
 
     def dead_letter_url(self, pool: str, queue: str) -> str:
         return self._url(resources.dead_letter_queue_name(self.prefix, pool, queue))
@@ -64,6 +68,8 @@ class WorkQueues:
         seconds and long polls notice a delayed message late), and the worker that gets
         it holds it until the exact start. Returns the message id."""
         delay = int(min(max(delay_seconds - PREFETCH_LEAD_SECONDS, 0), MAX_DELAY_SECONDS))
+        # The message says where it was sent, so a copy planted elsewhere is refused.
+        message = message.model_copy(update={"work_pool": pool, "work_queue": queue})
         response = self.client.send_message(
             QueueUrl=self.url(pool, queue), MessageBody=message.body(), DelaySeconds=delay
         )

@@ -1,5 +1,6 @@
 """What a worker does with a flow run message before claiming it, the same for all three
-workers: drop it (stale or duplicate), send it on (not due yet), or go ahead.
+workers: refuse it (malformed, or a run of another pool or queue: dead-lettered), drop it
+(stale or duplicate), send it on (not due yet), or go ahead.
 
 SQS delivers at least once and delays a message by at most 15 minutes, so a message may
 arrive twice, after its run ended, or before its run is due (a retry delay or a start
@@ -17,7 +18,8 @@ from stratoflow.exceptions import ConflictError, InvalidTransitionError, ObjectN
 from stratoflow.models import FlowRun
 from stratoflow.platform import Platform
 from stratoflow.states import Cancelled, StateType
-from stratoflow.workers.messages import FlowRunMessage
+from stratoflow.workers.messages import FlowRunMessage, MalformedMessage, parse_message
+from stratoflow.workers.ownership import foreign_run_reason, run_pool_and_queue
 from stratoflow.workers.queues import PREFETCH_LEAD_SECONDS
 
 logger = logging.getLogger("stratoflow.workers")
@@ -34,11 +36,19 @@ class Drop:
 
 
 @dataclass(frozen=True)
+class Refuse(Drop):
+    """Never to be run from this queue (malformed, or a run of another pool or queue):
+    the message goes to the queue's dead-letter queue (`admit` sends it), then is deleted.
+    The run, if any, is left as it was."""
+
+
+@dataclass(frozen=True)
 class SendOn:
     """The run is not due yet: send the message again with this delay, delete this one."""
 
     run: FlowRun
     delay_seconds: float
+    message: FlowRunMessage
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,7 @@ class Ready:
     """The run is Scheduled and due: claim it."""
 
     run: FlowRun
+    message: FlowRunMessage
 
 
 Decision = Drop | SendOn | Ready
@@ -66,13 +77,44 @@ def due_time(run: FlowRun) -> datetime | None:
     return run.expected_start_time
 
 
-def triage(platform: Platform, message: FlowRunMessage, now: datetime) -> Decision:
+def admit(platform: Platform, body: str, *, queue_name: str, now: datetime) -> Decision:
+    """Parse and triage a message received from the SQS queue `queue_name`. A Refuse
+    has been dead-lettered with its reason (and logged), a Drop logged: delete either."""
+    try:
+        message = parse_message(body)
+    except MalformedMessage as exc:
+        logger.error("Moving a message of %s to its dead-letter queue: %s", queue_name, exc)
+        platform.queues.dead_letter_from(queue_name, body, str(exc))
+        return Refuse(str(exc))
+    decision = triage(platform, message, now, queue_name=queue_name)
+    if isinstance(decision, Refuse):
+        logger.warning(
+            "Refusing a message of %s; moving it to its dead-letter queue: %s",
+            queue_name,
+            decision.reason,
+        )
+        platform.queues.dead_letter_from(queue_name, body, decision.reason)
+    elif isinstance(decision, Drop):
+        logger.info("Dropping the message of flow run %s: %s", message.flow_run_id, decision.reason)
+    return decision
+
+
+def triage(
+    platform: Platform, message: FlowRunMessage, now: datetime, *, queue_name: str
+) -> Decision:
+    """What to do with `message`, received from the SQS queue `queue_name`."""
     backend = platform.services.backend
     run_id = message.flow_run_id
     try:
         run = backend.read_flow_run(run_id)
     except ObjectNotFound:
         return Drop(f"flow run {run_id} does not exist (deleted, or never created)")
+    # First, before anything below may write to the run: is it this queue's at all?
+    foreign = foreign_run_reason(
+        run, prefix=platform.queues.prefix, queue_name=queue_name, message=message
+    )
+    if foreign is not None:
+        return Refuse(foreign)
     state = run.state
     if state is None:
         return Drop(f"flow run {run_id} has no state")
@@ -95,8 +137,8 @@ def triage(platform: Platform, message: FlowRunMessage, now: datetime) -> Decisi
     if due is not None:
         ahead = (due - now).total_seconds()
         if ahead > EARLY_TOLERANCE_SECONDS:
-            return SendOn(run, ahead)
-    return Ready(run)
+            return SendOn(run, ahead, message)
+    return Ready(run, message)
 
 
 def _never_started_this_attempt(run: FlowRun) -> bool:
@@ -108,12 +150,8 @@ def _never_started_this_attempt(run: FlowRun) -> bool:
 
 def send_on(platform: Platform, run: FlowRun, message: FlowRunMessage, delay: float) -> None:
     """Send the message again to its run's work queue, `delay` seconds (at most 15 min)."""
-    platform.queues.send(
-        run.work_pool_name or "default",
-        run.work_queue_name or "default",
-        message,
-        delay_seconds=delay,
-    )
+    pool, queue = run_pool_and_queue(run)
+    platform.queues.send(pool, queue, message, delay_seconds=delay)
 
 
 def seconds_until_due(run: FlowRun, now: datetime) -> float:

@@ -48,8 +48,8 @@ def build_aws_services(
     return Services(
         backend=backend,
         clock=clock or SystemClock(),
-        result_store=S3ResultStore(clients.s3, resolved.results_bucket),
-        cache_store=DynamoCacheStore(clients.dynamodb, resolved.table, backend.resolve),
+        result_store=backend.result_store,
+        cache_store=DynamoCacheStore(clients.dynamodb, resolved.table, backend.results),
         concurrency=DynamoConcurrencyStore(clients.dynamodb, resolved.table),
         persist_results_by_default=True,
         inline_result_max_bytes=settings.inline_result_max_bytes,

@@ -26,7 +26,8 @@ from stratoflow.backends.aws.items import (
     to_attribute,
 )
 from stratoflow.backends.aws.own_keys import OwnItems, string_attribute
-from stratoflow.backends.aws.results import StoreResolver
+from stratoflow.backends.aws.result_refs import ResultRefs
+from stratoflow.backends.aws.results import S3ResultStore
 from stratoflow.backends.aws.task_runs import TaskRunWriter
 from stratoflow.exceptions import ConflictError, ObjectNotFound
 from stratoflow.models import FlowRun, LogEntry, TaskRun
@@ -62,7 +63,9 @@ class AwsBackend:
         self.clients = clients
         self.dynamodb = clients.dynamodb
         self.table = names.table
-        self.resolve = StoreResolver(clients.s3)
+        # The only result store runs are read from: built from settings, never from an item.
+        self.result_store = S3ResultStore(clients.s3, names.results_bucket)
+        self.results = ResultRefs(self.result_store)
         self.logs = logs
         self.task_runs = TaskRunWriter(
             self.dynamodb, self.table, flush_seconds=task_run_flush_seconds
@@ -96,7 +99,7 @@ class AwsBackend:
         item = response.get("Item")
         if item is None:
             raise ObjectNotFound(f"No flow run with id {flow_run_id!r}")
-        return flow_run_from_item(item, self.resolve)
+        return flow_run_from_item(item, self.results)
 
     def list_flow_runs(self, *, limit: int | None = None) -> list[FlowRun]:
         """Newest first, over the last 30 days."""
@@ -117,7 +120,7 @@ class AwsBackend:
                     ScanIndexForward=False,
                 ):
                     for item in own(page["Items"]):
-                        runs.append(flow_run_from_item(item, self.resolve))
+                        runs.append(flow_run_from_item(item, self.results))
                         if limit is not None and len(runs) >= limit:
                             return runs
         return runs
@@ -288,7 +291,7 @@ class AwsBackend:
         with OwnItems("flow run", _flow_run_key) as own:
             for page in paginator.paginate(TableName=self.table, **query):
                 for item in own(page["Items"]):
-                    runs.append(flow_run_from_item(item, self.resolve))
+                    runs.append(flow_run_from_item(item, self.results))
                     if limit is not None and len(runs) >= limit:
                         return runs
         return runs
@@ -325,7 +328,7 @@ class AwsBackend:
         live = self.task_runs.live.get(task_run_id)
         if live is not None:
             return live
-        return task_run_from_item(self._task_run_item(task_run_id, flow_run_id), self.resolve)
+        return task_run_from_item(self._task_run_item(task_run_id, flow_run_id), self.results)
 
     def _task_run_item(self, task_run_id: str, flow_run_id: str | None) -> dict[str, Any]:
         response = self.dynamodb.get_item(
@@ -354,7 +357,7 @@ class AwsBackend:
         ):
             for item in page["Items"]:
                 seq = creation_seq(item)
-                found.append((task_run_from_item(item, self.resolve), -1 if seq is None else seq))
+                found.append((task_run_from_item(item, self.results), -1 if seq is None else seq))
         # Creation order: by `created`, then by creation sequence (equal `created` times).
         earliest = datetime.min.replace(tzinfo=UTC)
         found.sort(key=lambda pair: (pair[0].created or earliest, pair[1], pair[0].name))
@@ -397,7 +400,7 @@ class AwsBackend:
     ) -> TransitionResult:
         """A task run that no engine here owns (an operator's change): conditional put."""
         stored = self._task_run_item(task_run_id, flow_run_id)
-        run = task_run_from_item(stored, self.resolve)
+        run = task_run_from_item(stored, self.results)
         seen_version = run.version
         result = apply_transition(
             run,

@@ -6,23 +6,27 @@ every read.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from stratoflow import resources
-from stratoflow.backends.aws.items import from_item, result_from_map, result_to_map, to_item
-from stratoflow.backends.aws.results import StoreResolver
+from stratoflow.backends.aws.items import from_item, result_to_map, to_item
+from stratoflow.backends.aws.result_refs import ResultRefs, cache_entry_owner
 from stratoflow.cache import CacheEntry, CacheStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
+logger = logging.getLogger(__name__)
+
+
 class DynamoCacheStore(CacheStore):
-    def __init__(self, client: DynamoDBClient, table: str, resolve: StoreResolver) -> None:
+    def __init__(self, client: DynamoDBClient, table: str, results: ResultRefs) -> None:
         self.client = client
         self.table = table
-        self.resolve = resolve
+        self.results = results
 
     def _key(self, key: str) -> dict[str, Any]:
         return to_item(resources.cache_key(key))
@@ -34,8 +38,14 @@ class DynamoCacheStore(CacheStore):
         if item is None:
             return None
         raw = from_item(item)
-        result = result_from_map(raw.get("result"), self.resolve)
+        result = self.results.from_map(raw.get("result"), cache_entry_owner(key))
         if result is None:
+            return None
+        if result.refused is not None:
+            # A miss: the task computes its result again and overwrites the entry, so
+            # refusing loses nothing, and a forged entry cannot fail every run that
+            # shares its key.
+            logger.warning("Cache entry ignored (treated as a miss): %s", result.refused)
             return None
         expiration = raw.get("expiration")
         return CacheEntry(

@@ -7,7 +7,7 @@ Timestamps are ISO 8601 strings (they sort), counters are numbers, free-form val
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,8 +15,9 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from pydantic_core import to_jsonable_python
 
 from stratoflow import resources
+from stratoflow.backends.aws.result_refs import ResultRefs, flow_run_owner, task_run_owner
 from stratoflow.models import FlowRun, TaskRun
-from stratoflow.results import ResultRecord, ResultStore
+from stratoflow.results import ResultRecord
 from stratoflow.states import State, StateType
 
 MESSAGE_LIMIT = 2000
@@ -25,8 +26,6 @@ HISTORY_MESSAGE_LIMIT = 200
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
-
-StoreResolver = Callable[[str], ResultStore]
 
 
 def to_attribute(value: Any) -> Any:
@@ -89,8 +88,10 @@ def _with_result(state: State | None, record: ResultRecord | None) -> State | No
 
 
 def result_to_map(record: ResultRecord | None) -> dict[str, Any] | None:
-    if record is None:
-        return None
+    """The stored form of a result record. `store` is written for readers of the previous
+    version; readers compare it with the configured store and never follow it."""
+    if record is None or record.refused is not None:
+        return None  # a refused record is not written back as if it had been accepted
     return {
         "serializer": record.serializer,
         "key": record.key,
@@ -99,17 +100,23 @@ def result_to_map(record: ResultRecord | None) -> dict[str, Any] | None:
     }
 
 
-def result_from_map(raw: Mapping[str, Any] | None, resolve: StoreResolver) -> ResultRecord | None:
-    if not raw:
-        return None
-    inline = raw.get("inline")
-    store_uri = raw.get("store")
-    return ResultRecord(
-        store=resolve(str(store_uri)) if store_uri else None,
-        key=str(raw["key"]),
-        serializer=str(raw["serializer"]),
-        inline=bytes(inline) if inline is not None else None,
-    )
+def _key_part(raw: Mapping[str, Any], attribute: str, prefix: str) -> str | None:
+    value = raw.get(attribute)
+    if isinstance(value, str) and value.startswith(prefix):
+        return value.removeprefix(prefix)
+    return None
+
+
+def _task_run_ids(raw: Mapping[str, Any]) -> tuple[str | None, str]:
+    """(flow run id, task run id) of a task run item, from its key when it has one: the
+    key is where the item lives, while its attributes are whatever its writer put."""
+    in_flow = _key_part(raw, resources.SORT_KEY, resources.TASK_RUN_SORT_PREFIX)
+    if in_flow is not None:
+        return _key_part(raw, resources.PARTITION_KEY, "FLOWRUN#"), in_flow
+    alone = _key_part(raw, resources.PARTITION_KEY, "TASKRUN#")
+    if alone is not None:
+        return None, alone
+    return raw.get("flow_run_id"), str(raw["id"])
 
 
 def _history(states: list[State]) -> list[dict[str, Any]]:
@@ -192,9 +199,10 @@ def flow_run_to_item(run: FlowRun) -> dict[str, Any]:
     return to_item(values)
 
 
-def flow_run_from_item(item: Mapping[str, Any], resolve: StoreResolver) -> FlowRun:
+def flow_run_from_item(item: Mapping[str, Any], refs: ResultRefs) -> FlowRun:
     raw = from_item(item)
-    result = result_from_map(raw.get("result"), resolve)
+    owner = _key_part(raw, resources.PARTITION_KEY, "FLOWRUN#") or str(raw["id"])
+    result = refs.from_map(raw.get("result"), flow_run_owner(owner))
     return FlowRun(
         id=raw["id"],
         name=raw["name"],
@@ -271,9 +279,11 @@ def task_run_to_item(run: TaskRun, *, seq: int | None = None) -> dict[str, Any]:
     )
 
 
-def task_run_from_item(item: Mapping[str, Any], resolve: StoreResolver) -> TaskRun:
+def task_run_from_item(item: Mapping[str, Any], refs: ResultRefs) -> TaskRun:
     raw = from_item(item)
-    result = result_from_map(raw.get("result"), resolve)
+    flow_run_id, task_run_id = _task_run_ids(raw)
+    owner = task_run_owner(task_run_id, flow_run_id, raw.get("cache_key"))
+    result = refs.from_map(raw.get("result"), owner)
     return TaskRun(
         id=raw["id"],
         name=raw["name"],

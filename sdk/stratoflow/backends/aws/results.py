@@ -1,4 +1,7 @@
-"""S3 result storage: `s3://<results bucket>/results/<key>`."""
+"""S3 result storage: `s3://<results bucket>/results/<key>`.
+
+Only ever built from settings: a stored record names a key, never a store (see
+stratoflow.backends.aws.result_refs)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from stratoflow.exceptions import ObjectNotFound
 from stratoflow.resources import RESULTS_PREFIX
-from stratoflow.results import LocalFileSystemResultStore, ResultStore
+from stratoflow.results import ResultStore
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -48,6 +51,15 @@ class S3ResultStore(ResultStore):
             raise
         return True
 
+    def size(self, key: str) -> int:
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in _MISSING:
+                raise ObjectNotFound(f"No result at {self.uri(key)}") from None
+            raise
+        return int(response["ContentLength"])
+
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}{key}"
 
@@ -74,25 +86,3 @@ def _s3_store_in_new_process(bucket: str, prefix: str) -> S3ResultStore:
 
     clients = AwsClients(config=AwsConfig.from_settings(get_settings()))
     return S3ResultStore(clients.s3, bucket, prefix)
-
-
-class StoreResolver:
-    """Turns the store URI kept beside a result back into a store."""
-
-    def __init__(self, client: S3Client) -> None:
-        self.client = client
-        self._stores: dict[str, ResultStore] = {}
-
-    def __call__(self, uri: str) -> ResultStore:
-        store = self._stores.get(uri)
-        if store is None:
-            store = self._stores[uri] = self._build(uri)
-        return store
-
-    def _build(self, uri: str) -> ResultStore:
-        if uri.startswith("s3://"):
-            bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-            return S3ResultStore(self.client, bucket, prefix)
-        if uri.startswith("file://"):
-            return LocalFileSystemResultStore(uri.removeprefix("file://"))
-        raise ValueError(f"Unknown result store {uri!r}: expected s3:// or file://")
