@@ -422,6 +422,28 @@ def test_an_unknown_work_pool_or_queue_is_refused_at_deploy_time(
     assert installation.platform.deployments.list() == []
 
 
+def test_an_entrypoint_outside_the_project_is_refused_at_deploy_time(
+    installation: Installation, tmp_path: Path
+) -> None:
+    """A worker confines the entrypoint to the bundle; deploying confines it to the project,
+    so such a deployment is never stored."""
+    (tmp_path / "outside.py").write_text(textwrap.dedent(ADDER))
+    escaping = project(
+        tmp_path / "proj",
+        """
+        deployments:
+          - {name: adder, entrypoint: "../outside.py:add"}
+        """,
+    )
+
+    result = strato("deploy", str(escaping))
+
+    assert result.exit_code == 2
+    assert "../outside.py:add" in result.stderr
+    assert "Traceback" not in result.output
+    assert installation.platform.deployments.list() == []
+
+
 def test_a_missing_code_bundle_fails_the_run_with_what_to_do(
     installation: Installation,
 ) -> None:

@@ -108,8 +108,9 @@ def deploy_specs(
 
 def _check_flow(project_dir: Path, spec: DeploymentSpec) -> Flow[..., Any]:
     """Load the flow from the project and check the deployment's parameters against it."""
-    path, _, attribute = spec.entrypoint.rpartition(":")
-    flow = load_flow(f"{project_dir / path}:{attribute}")
+    # Confined to the project as a worker confines it to the bundle: an entrypoint that
+    # a worker would refuse (absolute, `..`, a symlink out) is refused now, not at run time.
+    flow = load_flow(spec.entrypoint, root=project_dir)
     facts = _signature_facts(flow)
     probe = Deployment.model_construct(name=spec.name, **facts)
     # A run of the deployment may give the required parameters its defaults leave out
