@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from infra import outputs
 from stratoflow import resources
 from stratoflow.deployments.models import WorkPoolSpec
 from stratoflow.exceptions import StratoflowError
@@ -96,6 +97,12 @@ class StackOptions(BaseModel):
         description="Longest session of the on-prem worker role, in hours (IAM allows 1 to "
         "12); the worker's credential provider renews its credentials before they expire.",
     )
+    on_prem_may_start_runs_in: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="Process pool → the other work pools whose queues its on-prem workers "
+        "may send to (a flow calling `run_deployment` for a deployment of that pool). "
+        "Default: none, each pool sends only to its own queues.",
+    )
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     webhook_allowed_hosts: str = ""
     bundle: bool = Field(
@@ -117,6 +124,11 @@ class StackOptions(BaseModel):
                 for name, spec in value.items()
             )
         return value
+
+    @field_validator("on_prem_may_start_runs_in", mode="before")
+    @classmethod
+    def _start_runs_in(cls, value: Any) -> Any:
+        return _json(value)
 
     @field_validator("ecs_subnet_ids", "ecs_security_group_ids", mode="before")
     @classmethod
@@ -217,6 +229,27 @@ class StackOptions(BaseModel):
                         "SQS queue names have at most 80 characters (with the '-dlq' suffix), "
                         "letters, digits, '-' and '_'"
                     )
+        # Each process pool has its own on-prem policy output, named from its name.
+        process = [pool.name for pool in value if pool.type == "process"]
+        for names in outputs.colliding_pools(process):
+            raise ValueError(
+                f"the process pools {names} would have the same output "
+                f"{outputs.on_prem_policy_output(names[0])!r}: rename one"
+            )
+        return value
+
+    @field_validator("on_prem_may_start_runs_in")
+    @classmethod
+    def _known_pools(
+        cls, value: dict[str, tuple[str, ...]], info: ValidationInfo
+    ) -> dict[str, tuple[str, ...]]:
+        pools = {pool.name: pool.type for pool in info.data.get("work_pools", ())}
+        for pool, others in value.items():
+            if pools.get(pool) != "process":
+                raise ValueError(f"{pool!r} is not a process pool of work_pools")
+            unknown = sorted(set(others) - set(pools))
+            if unknown:
+                raise ValueError(f"{pool!r} may start runs in {unknown}: not pools of work_pools")
         return value
 
     @field_validator("ecs_security_group_ids")

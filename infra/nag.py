@@ -15,6 +15,7 @@ from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
 from constructs import IConstruct
 
 from stratoflow import resources
+from stratoflow.automations.secrets import secret_name
 
 if TYPE_CHECKING:
     from infra.stacks.stratoflow_stack import StratoflowStack
@@ -52,6 +53,14 @@ ECR_AUTHORIZATION = (
     "BatchCheckLayerAvailability) stay limited to the image's repository ARN."
 )
 
+AUTOMATION_SECRETS = (
+    "secretsmanager:GetSecretValue on the secrets named <queue prefix>/automations/*: one "
+    "secret per automation (webhook URL and headers), created with the automation, so "
+    "their names are not known when the stack is deployed; Secrets Manager also appends a "
+    "random suffix to every secret's ARN. No other secret is readable, and only this role "
+    "may read them (workers may not)."
+)
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -76,7 +85,7 @@ def findings(stack: StratoflowStack) -> list[Finding]:
     runners: list[IConstruct] = [
         stack.functions.lambda_worker.role,  # type: ignore[list-item]
         stack.ecs.task_role,
-        stack.on_prem.policy,
+        *(access.policy for access in stack.on_prem.values()),
     ]
     found = [
         Finding(runner, rule, reason) for runner in runners for rule, reason in object_rules.items()
@@ -89,6 +98,12 @@ def findings(stack: StratoflowStack) -> list[Finding]:
             stack.functions.automations.role,  # type: ignore[arg-type]
             "AwsSolutions-IAM5[Resource::*]",
             LIST_STREAMS,
+        ),
+        Finding(
+            stack.functions.automations.role,  # type: ignore[arg-type]
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:"
+            f"<AWS::AccountId>:secret:{secret_name(stack.options.names.queue_prefix, '*')}]",
+            AUTOMATION_SECRETS,
         ),
         Finding(stack.ecs.task_definition, "AwsSolutions-ECS2", ECS_ENVIRONMENT),
         Finding(stack.functions.automations_failures, "AwsSolutions-SQS3", FAILURE_QUEUE),

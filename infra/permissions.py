@@ -154,3 +154,23 @@ def run_execution(
         logs_write(runs_log_group),
         queue_send(send_to),
     ]
+
+
+def automation_secrets_read(queue_prefix: str) -> iam.PolicyStatement:
+    """Read the secrets of the installation's automations (webhook URLs and headers,
+    `stratoflow.automations.secrets`) and no other secret: for the automations function's
+    role only. Worker roles get no Secrets Manager action, so a flow's code cannot read
+    them. Secrets Manager appends `-XXXXXX` to a secret's ARN, hence the trailing `*`."""
+    # Imported here so that this finding's grant stays one self-contained addition.
+    from aws_cdk import Aws
+
+    from stratoflow.automations.secrets import secret_name
+
+    return iam.PolicyStatement(
+        sid="ReadAutomationSecrets",
+        actions=["secretsmanager:GetSecretValue"],
+        resources=[
+            f"arn:{Aws.PARTITION}:secretsmanager:{Aws.REGION}:{Aws.ACCOUNT_ID}:secret:"
+            f"{secret_name(queue_prefix, '*')}"
+        ],
+    )

@@ -159,6 +159,8 @@ class Functions(Construct):
                 iam.PolicyStatement(
                     sid="PublishNotifications", actions=["sns:Publish"], resources=[topic.topic_arn]
                 ),
+                # Webhook secrets of automations: this role only (docs/security.md).
+                permissions.automation_secrets_read(shared.environment[env_var("queue_prefix")]),
             ],
         )
         self.automations.add_event_source(

@@ -1,14 +1,22 @@
-"""What an on-prem worker (`strato worker start`, outbound HTTPS only) may do, as a
-managed policy, and a role for it when `on_prem_principal_arn` names who assumes it (with
-`on_prem_external_id`, only with that `sts:ExternalId`; sessions of `on_prem_session_hours`).
+"""What the on-prem workers (`strato worker start`, outbound HTTPS only) of one process
+pool may do, as a managed policy, and a role for them when `on_prem_principal_arn` names
+who assumes it (with `on_prem_external_id`, only with that `sts:ExternalId`; sessions of
+`on_prem_session_hours`). The stack creates one per process pool, so a host of pool A
+holds no SQS permission on pool B's queues (docs/security.md, finding 3).
 
-The policy allows: receive, delete and change the visibility of the messages of its
-queues (the queues of pools of type "process"); send to work queues (a run not due yet
-goes back with a delay, a flow may `run_deployment`) and to its queues' DLQs (a malformed
-message is dead-lettered with its reason); read the table and write only run items
-(conditional writes on runs, task runs, cache, concurrency slots, its heartbeat,
-events); read code bundles; read and write results; write run logs. Nothing else: no
-Scan, no deployment or automation writes, no other bucket prefix, no other log group.
+The policy allows: receive, delete and change the visibility of the messages of its own
+pool's queues; send to its own pool's queues (a run not due yet goes back with a delay, a
+retry is re-enqueued, a flow may `run_deployment` a deployment of its own pool), to the
+queues of the pools `on_prem_may_start_runs_in` lists for it (`run_deployment` of their
+deployments), and to its own queues' DLQs (a malformed message is dead-lettered with its
+reason); read the table and write only run items (conditional writes on runs, task runs,
+cache, concurrency slots, its heartbeat, events); read code bundles; read and write
+results; write run logs. Nothing else: no Scan, no deployment or automation writes, no
+other bucket prefix, no other log group.
+
+Run items are the one thing IAM cannot confine to the pool: they are keyed by run id
+(`dynamodb:LeadingKeys` sees only the partition key), so the workers' ownership check
+(`stratoflow.workers.ownership`) stays the defence there.
 """
 
 from __future__ import annotations
@@ -32,32 +40,47 @@ class OnPremAccess(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        pool: str,
         policy_name: str,
         table: StateTable,
         code_bucket: s3.IBucket,
         results_bucket: s3.IBucket,
         runs_log_group: logs.ILogGroup,
         work_queues: Sequence[WorkQueue],
+        may_start_runs_in: Sequence[str] = (),
         principal_arn: str | None,
         external_id: str | None = None,
         session_hours: int = 1,
     ) -> None:
         super().__init__(scope, construct_id)
-        own = [q for q in work_queues if q.pool.type == "process"]
+        self.pool = pool
+        own = [q for q in work_queues if q.pool.name == pool]
+        if not own or any(q.pool.type != "process" for q in own):
+            raise ValueError(f"{pool!r} is not a process pool with queues")
+        # Sending to another pool's queues is opt-in: a compromised host could otherwise
+        # flood them (each message costs their workers a receive, and a Lambda or ECS
+        # pool an invocation) or hand them a run it forged right away.
+        others = [
+            q for q in work_queues if q.pool.name in may_start_runs_in and q.pool.name != pool
+        ]
         statements = permissions.run_execution(
             table=table,
             code_bucket=code_bucket,
             results_bucket=results_bucket,
             runs_log_group=runs_log_group,
-            send_to=[*(q.queue for q in work_queues), *(q.dead_letter_queue for q in own)],
+            send_to=[
+                *(q.queue for q in own),
+                *(q.queue for q in others),
+                *(q.dead_letter_queue for q in own),
+            ],
         )
-        if own:
-            statements.append(permissions.queue_consume(q.queue for q in own))
+        statements.append(permissions.queue_consume(q.queue for q in own))
         self.policy = iam.ManagedPolicy(
             self,
             "Policy",
             managed_policy_name=policy_name,
-            description="stratoflow on-prem worker: its queues, run items, code, results, logs",
+            description=f"stratoflow on-prem worker of pool {pool}: its queues, run items, "
+            "code, results, logs",
             statements=statements,
         )
         self.role: iam.Role | None = None
@@ -74,7 +97,7 @@ class OnPremAccess(Construct):
                 self,
                 "Role",
                 assumed_by=principal,
-                description="Assumed by stratoflow on-prem workers",
+                description=f"Assumed by the stratoflow on-prem workers of pool {pool}",
                 managed_policies=[self.policy],
                 # Short sessions bound how long leaked credentials work; boto3's
                 # credential provider of an assumed role renews them by itself.

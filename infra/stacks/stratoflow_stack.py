@@ -169,19 +169,26 @@ class StratoflowStack(Stack):
             ],
             topic=self.notifications.topic,
         )
-        self.on_prem = OnPremAccess(
-            self,
-            "OnPremWorker",
-            policy_name=f"{prefix}-on-prem-worker",
-            table=self.state,
-            code_bucket=self.buckets.code,
-            results_bucket=self.buckets.results,
-            runs_log_group=self.run_logs.log_group,
-            work_queues=self.work_queues.queues,
-            principal_arn=options.on_prem_principal_arn,
-            external_id=options.on_prem_external_id,
-            session_hours=options.on_prem_session_hours,
-        )
+        # One policy (and role) per process pool: a host of one pool holds no SQS
+        # permission on another pool's queues (docs/security.md, finding 3).
+        self.on_prem = {
+            pool.name: OnPremAccess(
+                self,
+                f"OnPremWorker{outputs.pascal_case(pool.name)}",
+                pool=pool.name,
+                policy_name=f"{prefix}-on-prem-{pool.name}",
+                table=self.state,
+                code_bucket=self.buckets.code,
+                results_bucket=self.buckets.results,
+                runs_log_group=self.run_logs.log_group,
+                work_queues=self.work_queues.queues,
+                may_start_runs_in=options.on_prem_may_start_runs_in.get(pool.name, ()),
+                principal_arn=options.on_prem_principal_arn,
+                external_id=options.on_prem_external_id,
+                session_hours=options.on_prem_session_hours,
+            )
+            for pool in options.pools_of_type("process")
+        }
         self._outputs(names.queue_prefix)
         nag.suppress(self)
 
@@ -205,19 +212,20 @@ class StratoflowStack(Stack):
             value=self.notifications.topic.topic_arn,
             description="SNS topic of automation notifications and alarms",
         )
-        CfnOutput(
-            self,
-            outputs.ON_PREM_WORKER_POLICY_ARN,
-            value=self.on_prem.policy.managed_policy_arn,
-            description="Managed policy for on-prem workers",
-        )
-        if self.on_prem.role is not None:
+        for pool, access in self.on_prem.items():
             CfnOutput(
                 self,
-                outputs.ON_PREM_WORKER_ROLE_ARN,
-                value=self.on_prem.role.role_arn,
-                description="Role on-prem workers assume",
+                outputs.on_prem_policy_output(pool),
+                value=access.policy.managed_policy_arn,
+                description=f"Managed policy of the on-prem workers of pool {pool}",
             )
+            if access.role is not None:
+                CfnOutput(
+                    self,
+                    outputs.on_prem_role_output(pool),
+                    value=access.role.role_arn,
+                    description=f"Role the on-prem workers of pool {pool} assume",
+                )
         CfnOutput(
             self,
             outputs.DASHBOARD_NAME,

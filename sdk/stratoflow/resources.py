@@ -78,7 +78,14 @@ def cache_key(key: str) -> dict[str, str]:
 
 
 def concurrency_key(name: str) -> dict[str, str]:
+    """A limit's usage: the leases and rate counter that holders (workers) write."""
     return {PARTITION_KEY: f"CONCURRENCY#{name}", SORT_KEY: META}
+
+
+def concurrency_limit_key(name: str) -> dict[str, str]:
+    """A limit's definition (slots, active, decay), written by operators only: its
+    partition is outside the worker roles' `CONCURRENCY#*` (docs/security.md)."""
+    return {PARTITION_KEY: f"CONCURRENCYLIMIT#{name}", SORT_KEY: META}
 
 
 def deployment_key(name: str) -> dict[str, str]:
@@ -252,7 +259,7 @@ STACK_OUTPUTS: dict[str, str] = {
 }
 """The outputs of the CDK stack (`infra/`) that configure the CLI and workers, each with
 the environment variable it sets: `strato config from-stack STACK` reads them. The stack
-has informational outputs too (`NotificationsTopicArn`, `OnPremWorkerPolicyArn`, ...)."""
+has informational outputs too (`NotificationsTopicArn`, `OnPremWorkerPolicyArn<Pool>`, ...)."""
 
 
 def provision(

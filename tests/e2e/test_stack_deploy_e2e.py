@@ -26,6 +26,7 @@ import boto3
 import pytest
 from _played_mappings import Installation, deployed_function, mapping_of, play_queue_mapping
 
+from infra.outputs import ON_PREM_POLICY_OUTPUT, ON_PREM_ROLE_OUTPUT, on_prem_policy_output
 from stratoflow import runs
 from stratoflow.context import set_process_services
 from stratoflow.deployments.deploy import deploy_project
@@ -256,6 +257,18 @@ def test_config_from_stack_takes_every_name_from_the_outputs(deployed: Deployed)
     assert deployed.client("dynamodb").list_tables()["TableNames"] == [
         exports[env_var("table_name")]
     ]
+
+
+def test_the_process_pool_has_its_on_prem_policy_output(deployed: Deployed):
+    """One on-prem policy per process pool (docs/security.md, finding 3); no principal is
+    given, so no role. The lambda and ecs pools have no on-prem policy."""
+    found = deployed.outputs
+    assert found[on_prem_policy_output("default")].endswith(
+        ":policy/stratoflow-emu-on-prem-default"
+    )
+    on_prem = {name for name in found if name.startswith(ON_PREM_POLICY_OUTPUT)}
+    assert on_prem == {on_prem_policy_output("default")}
+    assert not any(name.startswith(ON_PREM_ROLE_OUTPUT) for name in found)
 
 
 def completed(run_id: str, worker_log: str = "") -> FlowRun:

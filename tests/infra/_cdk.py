@@ -2,9 +2,9 @@
 
 The CDK app is synthesized once per session (a synthesis takes seconds): one app with
 the default stack (`Stratoflow-dev`, cdk.json's context only) and a stack with every
-option in use (`Stratoflow-full`: process, lambda and ecs pools, an on-prem principal,
-an alarm e-mail). Bundling is skipped with the CDK's own context key; the cdk-nag
-plugin runs on both stacks."""
+option in use (`Stratoflow-full`: two process pools, a lambda and an ecs pool, an on-prem
+principal, another pool one process pool may start runs in, an alarm e-mail). Bundling
+is skipped with the CDK's own context key; the cdk-nag plugin runs on both stacks."""
 
 from __future__ import annotations
 
@@ -50,8 +50,11 @@ FULL_CONTEXT: dict[str, Any] = {
             "default": {"queues": [{"name": "default"}, {"name": "critical", "priority": 0}]},
             "fast": {"type": "lambda", "concurrency_limit": 5},
             "gpu": {"type": "ecs"},
+            # A second process pool, with '-' in its name: one on-prem policy each.
+            "etl-nightly": {},
         }
     ),
+    "on_prem_may_start_runs_in": json.dumps({"etl-nightly": ["fast"]}),
     "on_prem_principal_arn": PRINCIPAL,
     "on_prem_external_id": "stratoflow-full",
     "alarm_email": "oncall@example.com",

@@ -91,6 +91,26 @@ def test_reads_every_option_from_the_context_getter():
         ({"on_prem_session_hours": "13"}, "-c on_prem_session_hours: Input should be less"),
         ({"on_prem_session_hours": "0"}, "-c on_prem_session_hours: Input should be greater"),
         ({"lambda_worker_timeout_seconds": 901}, "-c lambda_worker_timeout_seconds:"),
+        (
+            {"work_pools": {"etl-a": {}, "etl_a": {}}},
+            "-c work_pools: the process pools ['etl-a', 'etl_a'] would have the same output "
+            "'OnPremWorkerPolicyArnEtlA'",
+        ),
+        (
+            {"on_prem_may_start_runs_in": '{"nope": []}'},
+            "-c on_prem_may_start_runs_in: 'nope' is not a process pool",
+        ),
+        (
+            {
+                "work_pools": {"default": {}, "f": {"type": "lambda"}},
+                "on_prem_may_start_runs_in": {"f": ["default"]},
+            },
+            "'f' is not a process pool",
+        ),
+        (
+            {"on_prem_may_start_runs_in": {"default": ["gpu"]}},
+            "'default' may start runs in ['gpu']: not pools of work_pools",
+        ),
         ({"no_such_option": 1}, "-c no_such_option: Extra inputs are not permitted"),
     ],
 )
@@ -99,6 +119,17 @@ def test_errors_name_the_option(values: dict[str, object], expected: str):
         parse_options(values)
     assert expected in str(caught.value)
     assert str(caught.value).startswith("Invalid CDK context for the stratoflow app:")
+
+
+def test_on_prem_may_start_runs_in_from_a_json_string():
+    options = parse_options(
+        {
+            "work_pools": '{"default": {}, "fast": {"type": "lambda"}}',
+            "on_prem_may_start_runs_in": '{"default": ["fast"]}',
+        }
+    )
+    assert options.on_prem_may_start_runs_in == {"default": ("fast",)}
+    assert parse_options({}).on_prem_may_start_runs_in == {}
 
 
 def test_all_problems_are_reported_at_once():

@@ -36,13 +36,28 @@ def test_output_values(full_template: Any, synthesized: Synthesized):
     assert found[outputs.NOTIFICATIONS_TOPIC_ARN] == {
         "Ref": logical_id(stack, stack.notifications.topic)
     }
-    assert found[outputs.ON_PREM_WORKER_POLICY_ARN] == {
-        "Ref": logical_id(stack, stack.on_prem.policy)
+    per_pool = {
+        "OnPremWorkerPolicyArnDefault": stack.on_prem["default"].policy,
+        "OnPremWorkerRoleArnDefault": stack.on_prem["default"].role,
+        "OnPremWorkerPolicyArnEtlNightly": stack.on_prem["etl-nightly"].policy,
+        "OnPremWorkerRoleArnEtlNightly": stack.on_prem["etl-nightly"].role,
     }
-    assert set(found) == set(STACK_OUTPUTS) | set(outputs.INFO_OUTPUTS)
+    for name, resource in per_pool.items():
+        value = found[name]
+        reference = {"Ref": logical_id(stack, resource)}
+        assert value in (reference, {"Fn::GetAtt": [reference["Ref"], "Arn"]}), name
+    assert set(found) == set(STACK_OUTPUTS) | set(outputs.INFO_OUTPUTS) | set(per_pool)
 
 
 def test_role_output_only_with_a_principal(default_template: Any):
     found = default_template.to_json()["Outputs"]
-    assert outputs.ON_PREM_WORKER_ROLE_ARN not in found
-    assert outputs.ON_PREM_WORKER_POLICY_ARN in found
+    assert outputs.on_prem_role_output("default") not in found
+    assert outputs.on_prem_policy_output("default") in found
+
+
+def test_per_pool_output_names():
+    assert outputs.on_prem_policy_output("etl-nightly") == "OnPremWorkerPolicyArnEtlNightly"
+    assert outputs.on_prem_role_output("gpu_2.b") == "OnPremWorkerRoleArnGpu2B"
+    assert outputs.colliding_pools(["etl-a", "etl_a", "EtlA", "other"]) == [
+        ["etl-a", "etl_a", "EtlA"]
+    ]

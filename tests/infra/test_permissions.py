@@ -95,12 +95,25 @@ def test_run_partitions_cover_run_items_but_not_deployments():
     )
 
 
-def test_on_prem_policy_allows_exactly_what_a_worker_does(
+def test_one_on_prem_policy_per_process_pool(full_template: Any, synthesized: Synthesized):
+    stack = synthesized.full
+    policies = resources_of(full_template, "AWS::IAM::ManagedPolicy")
+    assert sorted(p["Properties"]["ManagedPolicyName"] for p in policies.values()) == [
+        "stratoflow-full-on-prem-default",
+        "stratoflow-full-on-prem-etl-nightly",
+    ]
+    assert set(stack.on_prem) == {"default", "etl-nightly"}
+
+
+def test_on_prem_policy_allows_exactly_what_a_worker_of_its_pool_does(
     full_template: Any, synthesized: Synthesized
 ):
     stack = synthesized.full
-    policy = only(full_template, "AWS::IAM::ManagedPolicy")
-    assert policy["ManagedPolicyName"] == "stratoflow-full-on-prem-worker"
+    policy = only(
+        full_template,
+        "AWS::IAM::ManagedPolicy",
+        {"ManagedPolicyName": "stratoflow-full-on-prem-default"},
+    )
     statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
     assert set(statements) == {
         "ReadStateTable",
@@ -114,26 +127,58 @@ def test_on_prem_policy_allows_exactly_what_a_worker_does(
     }
     consume = statements["ConsumeWorkQueues"]
     assert actions(consume) == set(permissions.QUEUE_CONSUME_ACTIONS)
-    process = [q for q in stack.work_queues.queues if q.pool.type == "process"]
-    assert {q.name for q in process} == {"default", "critical"}
-    assert consume["Resource"] == [
-        {"Fn::GetAtt": [logical_id(stack, q.queue), "Arn"]} for q in process
+    own = [q for q in stack.work_queues.queues if q.pool.name == "default"]
+    assert {q.name for q in own} == {"default", "critical"}
+
+    def arns(queues: Any) -> list[Any]:
+        return [{"Fn::GetAtt": [logical_id(stack, q), "Arn"]} for q in queues]
+
+    assert consume["Resource"] == arns(q.queue for q in own)
+    # Its own queues (sent back with a delay) and their DLQs; no other pool's queue.
+    assert statements["SendToWorkQueues"]["Resource"] == [
+        *arns(q.queue for q in own),
+        *arns(q.dead_letter_queue for q in own),
     ]
     assert all(s["Effect"] == "Allow" for s in statements.values())
 
 
+def test_on_prem_may_start_runs_in_adds_only_the_send(full_template: Any, synthesized: Synthesized):
+    """`on_prem_may_start_runs_in: {"etl-nightly": ["fast"]}`: its workers may also send
+    to the lambda pool's queue, never consume it nor dead-letter to its DLQ."""
+    stack = synthesized.full
+    policy = only(
+        full_template,
+        "AWS::IAM::ManagedPolicy",
+        {"ManagedPolicyName": "stratoflow-full-on-prem-etl-nightly"},
+    )
+    statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    by_pool = {q.pool.name: q for q in stack.work_queues.queues}
+    own, fast = by_pool["etl-nightly"], by_pool["fast"]
+
+    def arn(queue: Any) -> Any:
+        return {"Fn::GetAtt": [logical_id(stack, queue), "Arn"]}
+
+    assert statements["SendToWorkQueues"]["Resource"] == [
+        arn(own.queue),
+        arn(fast.queue),
+        arn(own.dead_letter_queue),
+    ]
+    assert statements["ConsumeWorkQueues"]["Resource"] == arn(own.queue)  # one: no list
+
+
 def test_on_prem_role_trusts_the_given_principal(full_template: Any, synthesized: Synthesized):
     stack = synthesized.full
-    assert stack.on_prem.role is not None
-    role = full_template.to_json()["Resources"][logical_id(stack, stack.on_prem.role)]
-    [trust] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-    assert trust["Action"] == "sts:AssumeRole"
-    assert trust["Principal"] == {"AWS": PRINCIPAL}
-    assert trust["Condition"] == {"StringEquals": {"sts:ExternalId": "stratoflow-full"}}
-    assert role["Properties"]["MaxSessionDuration"] == 3600  # one hour by default
-    assert role["Properties"]["ManagedPolicyArns"] == [
-        {"Ref": logical_id(stack, stack.on_prem.policy)}
-    ]
+    for access in stack.on_prem.values():
+        assert access.role is not None
+        role = full_template.to_json()["Resources"][logical_id(stack, access.role)]
+        [trust] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Action"] == "sts:AssumeRole"
+        assert trust["Principal"] == {"AWS": PRINCIPAL}
+        assert trust["Condition"] == {"StringEquals": {"sts:ExternalId": "stratoflow-full"}}
+        assert role["Properties"]["MaxSessionDuration"] == 3600  # one hour by default
+        assert role["Properties"]["ManagedPolicyArns"] == [
+            {"Ref": logical_id(stack, access.policy)}
+        ]
 
 
 def test_on_prem_role_session_length_and_no_external_id():
@@ -153,6 +198,7 @@ def test_on_prem_role_session_length_and_no_external_id():
     access = OnPremAccess(
         stack,
         "OnPremWorker",
+        pool="default",
         policy_name="on-prem",
         table=StateTable(stack, "State", spec=resources.TableSpec(name="t"), retain=False),
         code_bucket=s3.Bucket(stack, "Code"),
@@ -172,5 +218,6 @@ def test_on_prem_role_session_length_and_no_external_id():
 
 
 def test_without_a_principal_only_the_policy_is_created(synthesized: Synthesized):
-    assert synthesized.default.on_prem.role is None
-    assert synthesized.default.on_prem.policy is not None
+    [access] = synthesized.default.on_prem.values()
+    assert access.role is None
+    assert access.policy is not None

@@ -28,7 +28,7 @@ from stratoflow.concurrency import (
 )
 from stratoflow.concurrency.leases import get_renewer
 from stratoflow.models import TaskRun
-from stratoflow.resources import concurrency_key, provision
+from stratoflow.resources import concurrency_key, concurrency_limit_key, provision
 from stratoflow.testing import TestHarness, stratoflow_test_harness
 
 # TTLs, schedules or time windows: also run with the clock moved (tests/timeshift.py).
@@ -131,11 +131,20 @@ def test_the_item_layout(store: DynamoConcurrencyStore, aws: tuple[Any, str]) ->
     clock = FakeClock()
     store.create("db", 2)
     assert store.try_acquire(["db"], 2, "lease-1", clock.now(), 30)
+    # The definition, in a partition worker roles cannot write (docs/security.md)...
+    definition = client.get_item(
+        TableName=table, Key=_low_level(concurrency_limit_key("db")), ConsistentRead=True
+    )["Item"]
+    assert definition["pk"] == {"S": "CONCURRENCYLIMIT#db"}
+    assert definition["sk"] == {"S": "META"}
+    assert definition["limit"] == {"N": "2"}
+    assert definition["active"] == {"BOOL": True}
+    assert definition["version"] == {"N": "0"}
+    # ...and the usage the holders write, without any setting of the limit.
     item = client.get_item(TableName=table, Key=_key("db"), ConsistentRead=True)["Item"]
     assert item["pk"] == {"S": "CONCURRENCY#db"}
     assert item["sk"] == {"S": "META"}
-    assert item["limit"] == {"N": "2"}
-    assert item["active"] == {"BOOL": True}
+    assert not {"limit", "active", "slot_decay_per_second"} & set(item)
     assert item["version"] == {"N": "1"}
     expires = clock.now().timestamp() + 30
     lease = item["leases"]["M"]["lease-1"]["M"]
@@ -201,19 +210,19 @@ def test_a_write_based_on_a_stale_read_is_retried(store: DynamoConcurrencyStore)
     store.create("db", 1)
     interfering = DynamoConcurrencyStore(store.client, store.table_name)
     reads: list[int] = []
-    original_read = store.read
+    original_read = store._read_items  # both items, in one consistent read
 
-    def read(name: str) -> ConcurrencyLimit | None:
+    def read(name: str) -> tuple[Any, Any]:
         snapshot = original_read(name)
         reads.append(1)
         if len(reads) == 1:
             assert interfering.try_acquire([name], 1, "sneaky", clock.now(), 30)
         return snapshot
 
-    store.read = read  # type: ignore[method-assign]
+    store._read_items = read  # type: ignore[method-assign]
     assert not store.try_acquire(["db"], 1, "mine", clock.now(), 30)
     assert len(reads) == 2
-    limit = original_read("db")
+    limit = interfering.read("db")
     assert limit is not None
     assert [lease.lease_id for lease in limit.leases] == ["sneaky"]
 
@@ -346,3 +355,7 @@ def test_tag_limits_on_a_dynamodb_store(store: DynamoConcurrencyStore) -> None:
 
 def _key(name: str) -> dict[str, Any]:
     return {k: {"S": v} for k, v in concurrency_key(name).items()}
+
+
+def _low_level(key: dict[str, str]) -> dict[str, Any]:
+    return {k: {"S": v} for k, v in key.items()}

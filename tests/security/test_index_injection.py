@@ -225,8 +225,9 @@ def test_an_injected_concurrency_limit_is_not_listed(installation: Installation)
     limit = {"entity": "concurrency_limit", "limit": 0, "active": True, "version": 0}
     limit |= {"slot_decay_per_second": 0, "leases": {}, "decayed_slots": 0}
     inject(installation, "evil", name="evil", **limit)
-    # Under a key of another limit (workers may write `CONCURRENCY#` items: see the gap
-    # in docs/security.md), it is still not listed under another name.
+    # Under the usage key of another limit (workers may write `CONCURRENCY#` items), a
+    # whole limit is not a definition: not listed under either name
+    # (test_concurrency_definition_trust.py performs the rest of that attack).
     backend.dynamodb.put_item(  # type: ignore[attr-defined]
         TableName=backend.table,  # type: ignore[attr-defined]
         Item=to_item({**resources.concurrency_key("other"), "name": "evil", **limit}),

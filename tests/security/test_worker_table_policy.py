@@ -49,7 +49,7 @@ def policies(full_template_json: dict[str, Any]) -> dict[str, list[dict[str, Any
     )
     task = _only(template, "AWS::ECS::TaskDefinition")
     return {
-        "on-prem worker": managed_policy_statements(template, "on-prem-worker"),
+        "on-prem worker": managed_policy_statements(template, "on-prem-default"),
         "lambda worker": role_statements(template, _role_of(function["Role"])),
         "ecs task": role_statements(template, _role_of(task["TaskRoleArn"])),
     }
@@ -96,6 +96,8 @@ def test_a_worker_may_write_a_run_item_whatever_index_attributes_it_carries(
         resources.automation_key("a1"),
         resources.automation_name_key("pause-everything"),
         resources.automation_bucket_key("a1", "*"),
+        resources.concurrency_limit_key("db"),
+        resources.concurrency_limit_key("tag:gpu"),
     ],
     ids=lambda key: key[resources.PARTITION_KEY].split("#")[0],
 )
@@ -110,9 +112,17 @@ def test_a_worker_may_not_write_a_definition_item(
 
 
 @pytest.mark.parametrize("worker", WORKERS)
-def test_a_worker_may_write_a_concurrency_limit_item(
+def test_a_worker_may_write_a_limits_usage_and_only_read_its_definition(
     policies: dict[str, list[dict[str, Any]]], table_arn: str, worker: str
 ) -> None:
-    """Known gap (docs/security.md): a limit's definition shares its item with the slots
-    workers take, so the key check cannot tell a worker's write from an operator's."""
-    assert is_allowed(policies[worker], write(table_arn, resources.concurrency_key("db")))
+    """Concurrency limits (docs/security.md, finding 2): holders write the usage item
+    (`CONCURRENCY#<name>`) and read the definition (`CONCURRENCYLIMIT#<name>`), which
+    the `CONCURRENCY#*` pattern of the worker policies does not cover."""
+    usage, definition = resources.concurrency_key("db"), resources.concurrency_limit_key("db")
+    for action in ("PutItem", "UpdateItem"):
+        assert is_allowed(policies[worker], write(table_arn, usage, action))
+    for action in WRITES:
+        assert not is_allowed(policies[worker], write(table_arn, definition, action))
+    # What acquiring calls: one BatchGetItem of both items (GetItem when throttled).
+    for action in ("BatchGetItem", "GetItem"):
+        assert is_allowed(policies[worker], write(table_arn, definition, action))

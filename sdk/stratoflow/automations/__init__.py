@@ -61,6 +61,7 @@ from stratoflow.automations.models import (
     SequenceTrigger,
     Trigger,
 )
+from stratoflow.automations.secrets import SecretError, SecretRef
 from stratoflow.automations.store import (
     AutomationRecord,
     AutomationStore,
@@ -97,6 +98,8 @@ __all__ = [
     "ResumeDeployment",
     "ResumeWorkQueue",
     "RunDeployment",
+    "SecretError",
+    "SecretRef",
     "SendNotification",
     "SequenceTrigger",
     "Trigger",

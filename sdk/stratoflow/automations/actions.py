@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
 
 from stratoflow.automations.buckets import Fire, iso
 from stratoflow.automations.models import (
@@ -31,6 +32,7 @@ from stratoflow.automations.models import (
     RunDeployment,
     SendNotification,
 )
+from stratoflow.automations.secrets import SecretReader, SecretRef
 from stratoflow.automations.targets import (
     flow_run_document,
     triggering_deployment,
@@ -91,12 +93,14 @@ class ActionExecutor:
         http: HttpSender | None = None,
         sns: SnsPublisher | None = None,
         settings: Settings | None = None,
+        secrets: SecretReader | None = None,
     ) -> None:
         self.platform = platform
         self.store = store
         self.http = http or default_sender
         self._sns = sns
         self._settings = settings
+        self._secrets = secrets
 
     @property
     def settings(self) -> Settings:
@@ -119,6 +123,14 @@ class ActionExecutor:
             )
         assert self._sns is not None
         return self._sns
+
+    @property
+    def secrets(self) -> SecretReader:
+        """Reads webhook secrets; one reader (and its cache) per executor."""
+        if self._secrets is None:
+            clients = self._platform("a secret reference").backend.clients
+            self._secrets = SecretReader(clients.secretsmanager)
+        return self._secrets
 
     def _platform(self, what: str) -> Platform:
         if self.platform is None:
@@ -306,26 +318,49 @@ class ActionExecutor:
         return f"published to {action.topic_arn}" + (f" ({message_id})" if message_id else "")
 
     def _call_webhook(self, action: CallWebhook, context: ActionContext, label: str) -> str:
-        # Scheme, host and port here; the sender checks the addresses it connects to.
-        check_url(action.url, self.settings.webhook_hosts)
-        scope = self.scope(context)
-        headers = {k: render(v, scope) for k, v in action.headers.items()}
-        body = render(action.body, scope) if action.body else ""
-        if body and not any(k.lower() == "content-type" for k in headers):
-            headers["Content-Type"] = _content_type(body)
-        status = self.http(
-            WebhookRequest(
-                method=action.method,
-                url=action.url,
-                headers=headers,
-                body=body.encode() if body else None,
-                timeout=action.timeout,
+        secrets = [v for v in (action.url, *action.headers.values()) if isinstance(v, SecretRef)]
+        # Read before anything else: an unreadable secret fails this action only.
+        known = {ref: self.secrets.value(ref) for ref in secrets}
+        url = known[action.url] if isinstance(action.url, SecretRef) else action.url
+        shown = _shown_url(url) if isinstance(action.url, SecretRef) else url
+        try:
+            # Scheme, host and port here; the sender checks the addresses it connects to.
+            check_url(url, self.settings.webhook_hosts)
+            scope = self.scope(context)
+            # A secret is sent as stored, never rendered; other header values are templates.
+            headers = {
+                k: known[v] if isinstance(v, SecretRef) else render(v, scope)
+                for k, v in action.headers.items()
+            }
+            body = render(action.body, scope) if action.body else ""
+            if body and not any(k.lower() == "content-type" for k in headers):
+                headers["Content-Type"] = _content_type(body)
+            status = self.http(
+                WebhookRequest(
+                    method=action.method,
+                    url=url,
+                    headers=headers,
+                    body=body.encode() if body else None,
+                    timeout=action.timeout,
+                )
             )
-        )
-        return f"{action.method} {action.url}: HTTP {status}"
+        except (ActionError, ValueError) as exc:  # ValueError: http.client, a bad header
+            # Errors are recorded in the table and logged: never with a secret value.
+            message = str(exc).replace(url, shown)
+            for value in known.values():
+                message = message.replace(value, "***") if value else message
+            raise ActionError(message) from None
+        return f"{action.method} {shown}: HTTP {status}"
 
     def _do_nothing(self, action: Action, context: ActionContext, label: str) -> str:
         return "nothing to do"
+
+
+def _shown_url(url: str) -> str:
+    """A URL read from a secret, as messages show it: scheme and host only (a path or
+    query may be the credential, as in a Slack incoming-webhook URL)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or '?'}/<secret>"
 
 
 def _content_type(body: str) -> str:

@@ -7,15 +7,20 @@ from typing import Any
 
 from stratoflow.automations.loading import parse_automations
 from stratoflow.automations.models import Automation
+from stratoflow.automations.secrets import AutomationSecrets
 from stratoflow.automations.store import AutomationRecord, AutomationStore, BaseAutomationStore
 from stratoflow.platform import Platform, get_platform
 
 
 def automation_store(platform: Platform | None = None) -> BaseAutomationStore:
-    """The automations of the platform's state table."""
+    """The automations of the platform's state table; webhook secrets of new automations
+    go to Secrets Manager (secrets.py)."""
     platform = platform or get_platform()
     backend = platform.backend
-    return AutomationStore(backend.clients.dynamodb, backend.table, clock=platform.services.clock)
+    secrets = AutomationSecrets(backend.clients.secretsmanager, platform.settings.queue_prefix)
+    return AutomationStore(
+        backend.clients.dynamodb, backend.table, clock=platform.services.clock, secrets=secrets
+    )
 
 
 def create_automation(

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from stratoflow.automations.secrets import SecretRef
 from stratoflow.automations.templates import check_template
 from stratoflow.states import StateType
 
@@ -121,11 +122,9 @@ class CompoundTrigger(_Model):
 
     @property
     def required(self) -> int:
-        if self.require == "any":
-            return 1
-        if self.require == "all":
-            return len(self.triggers)
-        return self.require
+        if isinstance(self.require, int):
+            return self.require
+        return 1 if self.require == "any" else len(self.triggers)
 
 
 class SequenceTrigger(_Model):
@@ -296,9 +295,9 @@ class CallWebhook(_Templated):
     """An HTTP request to a URL whose host is in STRATOFLOW_WEBHOOK_ALLOWED_HOSTS."""
 
     type: Literal["call-webhook"] = "call-webhook"
-    url: str
+    url: str | SecretRef
     method: Literal["POST", "PUT", "PATCH", "GET", "DELETE"] = "POST"
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str | SecretRef] = Field(default_factory=dict)
     body: str = "{{ payload | tojson }}"
     """Templated; the default is a JSON document of the automation, firing and event."""
     timeout: float = Field(default=10.0, gt=0, le=MAX_WEBHOOK_TIMEOUT)
@@ -311,9 +310,9 @@ class CallWebhook(_Templated):
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+    def _http_url(cls, value: str | SecretRef) -> str | SecretRef:
+        parts = urlsplit(value) if isinstance(value, str) else None  # a secret's: when read
+        if parts is not None and (parts.scheme not in ("http", "https") or not parts.hostname):
             raise ValueError(f"expected an http:// or https:// URL with a host, got {value!r}")
         return value
 

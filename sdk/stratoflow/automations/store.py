@@ -36,6 +36,7 @@ from stratoflow.automations.base import (
 )
 from stratoflow.automations.buckets import Bucket, Fire, parse_time, sort_time
 from stratoflow.automations.models import Automation
+from stratoflow.automations.secrets import AutomationSecrets
 from stratoflow.backends.aws.items import from_item, to_attribute, to_item
 from stratoflow.backends.aws.own_keys import OwnItems, string_attribute
 from stratoflow.clock import Clock
@@ -59,10 +60,31 @@ __all__ = [
 class AutomationStore(BaseAutomationStore):
     """Automations, buckets and firings in the state table."""
 
-    def __init__(self, client: DynamoDBClient, table: str, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table: str,
+        clock: Clock | None = None,
+        *,
+        secrets: AutomationSecrets | None = None,
+    ) -> None:
         super().__init__(clock)
         self.client = client
         self.table = table
+        self.secrets = secrets  # `create` moves webhook secrets there; readers pass None
+
+    def create(self, automation: Automation) -> AutomationRecord:
+        if self.secrets is None:
+            return super().create(automation)
+        automation = automation.with_id()
+        assert automation.id is not None
+        stored = self.secrets.externalize(automation)
+        try:
+            return super().create(stored)
+        except DuplicateAutomationName:
+            if stored is not automation:  # its secret was made for this attempt only
+                self.secrets.delete(automation.id, now=True)
+            raise
 
     def list(self) -> list[AutomationRecord]:
         index = resources.BY_TIME
@@ -204,6 +226,8 @@ class AutomationStore(BaseAutomationStore):
                     self.table: [{"DeleteRequest": {"Key": k}} for k in keys[start : start + 25]]
                 }
             )
+        if self.secrets is not None and self.secrets.owns(record.automation):
+            self.secrets.delete(record.id)  # scheduled: see DELETION_RECOVERY_DAYS
 
     def _partition(self, automation_id: str, prefix: str | None) -> builtins.list[dict[str, Any]]:
         condition = "pk = :p" + (" AND begins_with(sk, :s)" if prefix else "")

@@ -60,9 +60,12 @@ def list_automations(as_json: JsonOption = False) -> None:
     if as_json:
         print_json([_document(r) for r in records])
         return
+    from stratoflow.automations.secrets import has_inline_secrets
+
     table = Table(title="Automations")
     for column in ("name", "id", "trigger", "actions", "enabled", "last fired", "last error"):
         table.add_column(column)
+    inline = [r.name for r in records if has_inline_secrets(r.automation)]
     for record in records:
         automation = record.automation
         actions = [
@@ -74,7 +77,7 @@ def list_automations(as_json: JsonOption = False) -> None:
             )
         ]
         table.add_row(
-            record.name,
+            record.name + (" [red](inline secrets)[/]" if record.name in inline else ""),
             record.id,
             describe_trigger(automation.trigger),
             ", ".join(actions),
@@ -83,6 +86,15 @@ def list_automations(as_json: JsonOption = False) -> None:
             (record.last_error or "-")[:60],
         )
     out.print(table)
+    if inline:
+        # Stored by an earlier version: the table (readable by workers) holds the values.
+        out.print(
+            f"[red]{len(inline)} automation(s) keep webhook secrets in the state table[/], "
+            "which workers can read. Rotate those secrets, then recreate each one to move "
+            "them to Secrets Manager: strato automation delete NAME && strato automation "
+            "create -f FILE (docs/automations.md#webhook-secrets).",
+            highlight=False,
+        )
 
 
 @automation_app.command("inspect")
@@ -133,7 +145,10 @@ def _document(record: AutomationRecord) -> dict[str, Any]:
     def when(moment: Any) -> str | None:
         return moment.isoformat() if moment else None
 
-    definition = record.automation.model_dump(mode="json", exclude={"id", "enabled"})
+    from stratoflow.automations.secrets import has_inline_secrets, redacted
+
+    # References are shown as they are; a value still inline (earlier versions) is not.
+    definition = redacted(record.automation.model_dump(mode="json", exclude={"id", "enabled"}))
     return {
         "id": record.id,
         "name": record.name,
@@ -143,6 +158,7 @@ def _document(record: AutomationRecord) -> dict[str, Any]:
         "last_fired": when(record.last_fired),
         "last_error": record.last_error,
         "last_error_at": when(record.last_error_at),
+        "inline_secrets": has_inline_secrets(record.automation),
         "definition": definition,
     }
 

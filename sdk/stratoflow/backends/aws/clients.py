@@ -97,6 +97,11 @@ class AwsClients:
         return self._client("sqs")  # type: ignore[no-any-return]
 
     @property
+    def secretsmanager(self) -> Any:
+        """Secrets Manager: automations' webhook secrets (no type stubs installed)."""
+        return self._client("secretsmanager")
+
+    @property
     def ecs(self) -> Any:
         """The ECS client (the ECS dispatcher's; no type stubs are installed for it)."""
         return self._client("ecs")

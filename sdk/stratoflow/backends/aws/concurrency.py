@@ -1,13 +1,19 @@
-"""Concurrency limits in DynamoDB: one item per limit at `CONCURRENCY#<name>` / `META`.
+"""Concurrency limits in DynamoDB: a definition item and a usage item per limit.
 
-The item holds the limit's settings, its leases (`leases`: a map lease id -> {slots,
-expires}), the rate counter (`decayed_slots` as of `decay_updated_at`) and a `version`.
-Taking slots is optimistic: read the item (consistently), apply the same pure rules as
-the memory store (`ConcurrencyLimit.plan_acquire`: drop expired leases, check capacity,
-add the lease), and write the result only if `version` is still the one read; when
-another holder got there first, read again. Renewing and releasing are single
-conditional updates on the lease's presence. Every change increments `version`, so a
-write never brings back a lease that was renewed, released or reclaimed meanwhile.
+The definition (`CONCURRENCYLIMIT#<name>` / `META`: limit, active, decay) is written by
+operators only; the usage (`CONCURRENCY#<name>` / `META`: leases, rate counter, version)
+by holders, i.e. workers (`concurrency_items`; docs/security.md on why they are apart).
+
+Taking slots is optimistic: read both items in one consistent BatchGetItem, apply the
+same pure rules as the memory store (`ConcurrencyLimit.plan_acquire`: drop expired
+leases, check capacity, add the lease), and write the usage only if its `version` is
+still the one read; when another holder got there first, read again. The definition is
+only read, never conditioned on: an operator change racing an acquisition orders after
+it, exactly as if the acquisition had finished first (held slots stay held when a limit
+is lowered), so no holder is ever admitted beyond a limit it read (docs/concurrency.md,
+"Where limits live"). Renewing and releasing are single conditional updates on the
+lease's presence. Every usage write increments `version`, so a write never brings back a
+lease that was renewed, released or reclaimed meanwhile.
 
 Times are epoch seconds (exact to the microsecond). Throttling and 5xx errors are retried
 by botocore (see `clients.py`), never here.
@@ -17,19 +23,19 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from stratoflow import resources
-from stratoflow.backends.aws.own_keys import OwnItems, string_attribute
+from stratoflow.backends.aws import concurrency_items as items
+from stratoflow.backends.aws import concurrency_legacy as legacy
+from stratoflow.backends.aws.own_keys import OwnItems
 from stratoflow.concurrency.errors import ConcurrencyLimitExists, ConcurrencyLimitNotFound
 from stratoflow.concurrency.store import (
     ConcurrencyLimit,
     ConcurrencyStore,
-    Lease,
     exists_message,
     validate_limit_settings,
     validate_slots,
@@ -38,8 +44,7 @@ from stratoflow.concurrency.store import (
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-ENTITY = "concurrency_limit"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ENTITY = items.ENTITY
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 
 # Attribute names (several are DynamoDB reserved words, so expressions use #names).
@@ -51,6 +56,8 @@ _NAMES = {
     "#decayed": "decayed_slots",
     "#decay_at": "decay_updated_at",
     "#version": "version",
+    "#name": "name",
+    "#entity": "entity",
 }
 
 
@@ -58,8 +65,9 @@ class DynamoConcurrencyStore(ConcurrencyStore):
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self.client = client
         self.table_name = table_name
+        self._warnings = legacy.Warnings()
 
-    # Limits
+    # Limits (operators)
 
     def create(
         self,
@@ -70,10 +78,13 @@ class DynamoConcurrencyStore(ConcurrencyStore):
         active: bool = True,
     ) -> ConcurrencyLimit:
         created = ConcurrencyLimit.new(name, limit, slot_decay_per_second, active)
+        # The usage item is left alone: leases in it are held by live holders (or, of an
+        # old-layout limit, by holders from before the upgrade), and its old definition
+        # fields are ignored from now on.
         try:
             self.client.put_item(
                 TableName=self.table_name,
-                Item=_to_item(created),
+                Item=items.definition_to_item(created),
                 ConditionExpression="attribute_not_exists(#pk)",
                 ExpressionAttributeNames={"#pk": resources.PARTITION_KEY},
             )
@@ -84,33 +95,53 @@ class DynamoConcurrencyStore(ConcurrencyStore):
         return created
 
     def read(self, name: str) -> ConcurrencyLimit | None:
-        item = self.client.get_item(
-            TableName=self.table_name, Key=_key(name), ConsistentRead=True
-        ).get("Item")
-        return _from_item(item) if item is not None else None
+        definition, usage = self._read_items(name)
+        if definition is None:
+            self._warnings.legacy(name, usage)
+            return None
+        try:
+            parsed = items.usage_from_item(usage)
+        except items.UNREADABLE:
+            self._warnings.unreadable(name)
+            parsed = items.Usage()
+        return items.combine(definition, parsed)
 
     def list(self) -> builtins.list[ConcurrencyLimit]:
-        # Limits are few and listing them is rare: a filtered Scan of the table.
-        prefix = resources.concurrency_key("")[resources.PARTITION_KEY]
-        limits: builtins.list[ConcurrencyLimit] = []
-        own = OwnItems("concurrency limit", _limit_key)
+        # Limits are few and listing them is rare: a filtered Scan of both partitions.
+        definitions: builtins.list[dict[str, Any]] = []
+        usages: dict[str, dict[str, Any]] = {}
+        own = OwnItems("concurrency limit", items.own_definition_key)
         for page in self.client.get_paginator("scan").paginate(
             TableName=self.table_name,
-            FilterExpression="begins_with(#pk, :prefix) AND #sk = :meta AND #entity = :entity",
-            ExpressionAttributeNames={
-                "#pk": resources.PARTITION_KEY,
-                "#sk": resources.SORT_KEY,
-                "#entity": "entity",
-            },
+            FilterExpression="(begins_with(#pk, :limits) OR begins_with(#pk, :usages)) "
+            "AND #sk = :meta",
+            ExpressionAttributeNames={"#pk": resources.PARTITION_KEY, "#sk": resources.SORT_KEY},
             ExpressionAttributeValues={
-                ":prefix": {"S": prefix},
+                ":limits": {"S": _partition(resources.concurrency_limit_key(""))},
+                ":usages": {"S": _partition(resources.concurrency_key(""))},
                 ":meta": {"S": resources.META},
-                ":entity": {"S": ENTITY},
             },
             ConsistentRead=True,
         ):
-            limits.extend(_from_item(item) for item in own(page.get("Items", [])))
+            for item in page.get("Items", []):
+                pk = item[resources.PARTITION_KEY]["S"]
+                if pk.startswith(_partition(resources.concurrency_limit_key(""))):
+                    definitions.extend(own([item]))
+                else:
+                    usages[pk] = item
         own.close()
+        limits = []
+        for definition in definitions:
+            name = definition["name"]["S"]
+            try:
+                usage = items.usage_from_item(
+                    usages.get(_partition(resources.concurrency_key(name)))
+                )
+            except items.UNREADABLE:
+                self._warnings.unreadable(name)
+                usage = items.Usage()
+            limits.append(items.combine(definition, usage))
+        self._warnings.legacy_listed(usages, {limit.name for limit in limits})
         return sorted(limits, key=lambda limit: limit.name)
 
     def update(
@@ -132,63 +163,77 @@ class DynamoConcurrencyStore(ConcurrencyStore):
             values[":active"] = {"BOOL": bool(active)}
         if slot_decay_per_second is not None:
             sets.append("#decay = :decay")
-            values[":decay"] = {"N": _number(float(slot_decay_per_second))}
-        try:
-            response = self.client.update_item(
-                TableName=self.table_name,
-                Key=_key(name),
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression="attribute_exists(#version)",
-                ExpressionAttributeNames=_names(sets),
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if _code(exc) == _CONDITION_FAILED:
-                raise ConcurrencyLimitNotFound(
-                    f"Concurrency limit {name!r} does not exist."
-                ) from None
-            raise
-        return _from_item(response["Attributes"])
+            values[":decay"] = {"N": items.number(float(slot_decay_per_second))}
+        # Twice at most: the second time after migrating an old-layout limit.
+        for _ in range(2):
+            try:
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key=items.definition_key(name),
+                    UpdateExpression="SET " + ", ".join(sets),
+                    ConditionExpression="attribute_exists(#version)",
+                    ExpressionAttributeNames=_names(sets),
+                    ExpressionAttributeValues=values,
+                )
+            except ClientError as exc:
+                if _code(exc) != _CONDITION_FAILED:
+                    raise
+                if not legacy.migrate(self.client, self.table_name, name):
+                    break
+                continue
+            updated = self.read(name)
+            if updated is not None:
+                return updated
+        raise ConcurrencyLimitNotFound(f"Concurrency limit {name!r} does not exist.")
 
     def delete(self, name: str) -> bool:
-        response = self.client.delete_item(
-            TableName=self.table_name, Key=_key(name), ReturnValues="ALL_OLD"
+        # The definition first: from then on nobody is limited, whatever the usage says.
+        removed = self.client.delete_item(
+            TableName=self.table_name, Key=items.definition_key(name), ReturnValues="ALL_OLD"
         )
-        return "Attributes" in response
+        usage = self.client.delete_item(
+            TableName=self.table_name, Key=items.usage_key(name), ReturnValues="ALL_OLD"
+        ).get("Attributes")
+        return removed.get("Attributes") is not None or legacy.is_legacy(usage)
 
-    # Slots
+    # Slots (holders)
 
     def _try_acquire_one(
         self, name: str, slots: int, lease_id: str, now: datetime, lease_seconds: float
     ) -> bool:
         while True:
-            current = self.read(name)
-            if current is None or not current.active:
+            found = self._read_for_slots(name)
+            if found is None:
                 return True
+            current, usage = found
+            if usage is None:
+                return False
             planned = current.plan_acquire(slots, lease_id, now, lease_seconds)
             if planned is None:
                 return False
-            if self._write_usage(planned, seen_version=current.version):
+            if self._write_usage(planned, seen=usage.version):
                 return True
 
     def try_consume_rate(self, name: str, slots: int, now: datetime) -> bool:
         validate_slots(slots)
         while True:
-            current = self.read(name)
-            if current is None or not current.active:
+            found = self._read_for_slots(name)
+            if found is None:
                 return True
+            current, usage = found
+            if usage is None:
+                return False
             planned = current.plan_consume_rate(slots, now)
             if planned is None:
                 return False
-            if self._write_usage(planned, seen_version=current.version):
+            if self._write_usage(planned, seen=usage.version):
                 return True
 
     def renew(self, name: str, lease_id: str, now: datetime, lease_seconds: float) -> bool:
         try:
             self.client.update_item(
                 TableName=self.table_name,
-                Key=_key(name),
+                Key=items.usage_key(name),
                 UpdateExpression="SET #leases.#id.#expires = :expires, #version = #version + :one",
                 ConditionExpression="attribute_exists(#leases.#id)",
                 ExpressionAttributeNames={
@@ -198,7 +243,7 @@ class DynamoConcurrencyStore(ConcurrencyStore):
                     "#version": "version",
                 },
                 ExpressionAttributeValues={
-                    ":expires": {"N": _epoch(now + timedelta(seconds=lease_seconds))},
+                    ":expires": {"N": items.epoch(now + timedelta(seconds=lease_seconds))},
                     ":one": {"N": "1"},
                 },
             )
@@ -212,7 +257,7 @@ class DynamoConcurrencyStore(ConcurrencyStore):
         try:
             self.client.update_item(
                 TableName=self.table_name,
-                Key=_key(name),
+                Key=items.usage_key(name),
                 UpdateExpression="REMOVE #leases.#id SET #version = #version + :one",
                 ConditionExpression="attribute_exists(#leases.#id)",
                 ExpressionAttributeNames={
@@ -226,29 +271,82 @@ class DynamoConcurrencyStore(ConcurrencyStore):
             if _code(exc) != _CONDITION_FAILED:
                 raise
 
-    def _write_usage(self, planned: ConcurrencyLimit, *, seen_version: int) -> bool:
-        """Write the leases and the rate counter if nobody changed the item since it was
-        read; False when somebody did (the caller reads again)."""
+    # Helpers
+
+    def _read_items(self, name: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The definition and usage items of `name` (None when missing), read
+        consistently in one call; keys DynamoDB leaves unprocessed (throttling) are read
+        one by one, which botocore retries."""
+        keys = [items.definition_key(name), items.usage_key(name)]
+        response = self.client.batch_get_item(
+            RequestItems={self.table_name: {"Keys": keys, "ConsistentRead": True}}
+        )
+        found = {
+            item[resources.PARTITION_KEY]["S"]: item
+            for item in response.get("Responses", {}).get(self.table_name, [])
+        }
+        unprocessed = response.get("UnprocessedKeys", {}).get(self.table_name)
+        for key in unprocessed["Keys"] if unprocessed else []:
+            item = self.client.get_item(
+                TableName=self.table_name, Key=key, ConsistentRead=True
+            ).get("Item")
+            if item is not None:
+                found[item[resources.PARTITION_KEY]["S"]] = item
+        return (
+            found.get(_partition(resources.concurrency_limit_key(name))),
+            found.get(_partition(resources.concurrency_key(name))),
+        )
+
+    def _read_for_slots(self, name: str) -> tuple[ConcurrencyLimit, items.Usage | None] | None:
+        """None when the limit does not limit (missing or inactive); else the limit and
+        its usage, the usage None when a worker left it unreadable (the limit is then
+        full: the same as a worker holding every slot)."""
+        definition, usage_item = self._read_items(name)
+        if definition is None:
+            self._warnings.legacy(name, usage_item)
+            return None
+        try:
+            usage: items.Usage | None = items.usage_from_item(usage_item)
+        except items.UNREADABLE:
+            self._warnings.unreadable(name)
+            usage = None
+        current = items.combine(definition, usage or items.Usage())
+        if not current.active:
+            return None
+        return current, usage
+
+    def _write_usage(self, planned: ConcurrencyLimit, *, seen: int | None) -> bool:
+        """Write the leases and the rate counter if nobody changed the usage item since it
+        was read (`seen`: its version, None when there was none); False when somebody did
+        (the caller reads again)."""
         sets = [
             "#leases = :leases",
             "#decayed = :decayed",
             "#version = :next",
+            "#name = :name",
+            "#entity = :entity",
         ]
         values: dict[str, Any] = {
-            ":leases": _leases_attribute(planned.leases),
-            ":decayed": {"N": _number(planned.decayed_slots)},
-            ":next": {"N": str(planned.version)},
-            ":seen": {"N": str(seen_version)},
+            ":leases": items.leases_attribute(planned.leases),
+            ":decayed": {"N": items.number(planned.decayed_slots)},
+            ":next": {"N": str((seen or 0) + 1)},
+            ":name": {"S": planned.name},
+            ":entity": {"S": items.USAGE_ENTITY},
         }
+        if seen is None:
+            condition = "attribute_not_exists(#version)"
+        else:
+            condition = "#version = :seen"
+            values[":seen"] = {"N": str(seen)}
         if planned.decay_updated_at is not None:
             sets.append("#decay_at = :decay_at")
-            values[":decay_at"] = {"N": _epoch(planned.decay_updated_at)}
+            values[":decay_at"] = {"N": items.epoch(planned.decay_updated_at)}
         try:
             self.client.update_item(
                 TableName=self.table_name,
-                Key=_key(planned.name),
+                Key=items.usage_key(planned.name),
                 UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression="#version = :seen",
+                ConditionExpression=condition,
                 ExpressionAttributeNames=_names(sets),
                 ExpressionAttributeValues=values,
             )
@@ -259,89 +357,13 @@ class DynamoConcurrencyStore(ConcurrencyStore):
         return True
 
 
-# Items
-
-
-def _key(name: str) -> dict[str, Any]:
-    return {k: {"S": v} for k, v in resources.concurrency_key(name).items()}
-
-
-def _limit_key(item: Mapping[str, Any]) -> Mapping[str, str]:
-    # `_from_item` takes the limit's name from this attribute.
-    return resources.concurrency_key(string_attribute(item, "name"))
+def _partition(key: Mapping[str, str]) -> str:
+    return key[resources.PARTITION_KEY]
 
 
 def _names(expressions: builtins.list[str]) -> dict[str, str]:
     used = {token for expression in expressions for token in expression.split() if token[0] == "#"}
     return {name: attribute for name, attribute in _NAMES.items() if name in used}
-
-
-def _to_item(limit: ConcurrencyLimit) -> dict[str, Any]:
-    item: dict[str, Any] = {k: {"S": v} for k, v in resources.concurrency_key(limit.name).items()}
-    item.update(
-        {
-            "entity": {"S": ENTITY},
-            "name": {"S": limit.name},
-            "limit": {"N": str(limit.limit)},
-            "active": {"BOOL": limit.active},
-            "slot_decay_per_second": {"N": _number(limit.slot_decay_per_second)},
-            "leases": _leases_attribute(limit.leases),
-            "decayed_slots": {"N": _number(limit.decayed_slots)},
-            "version": {"N": str(limit.version)},
-        }
-    )
-    if limit.decay_updated_at is not None:
-        item["decay_updated_at"] = {"N": _epoch(limit.decay_updated_at)}
-    return item
-
-
-def _from_item(item: dict[str, Any]) -> ConcurrencyLimit:
-    leases = tuple(
-        Lease(
-            lease_id=lease_id,
-            slots=int(Decimal(value["M"]["slots"]["N"])),
-            expires=_moment(value["M"]["expires"]["N"]),
-        )
-        for lease_id, value in sorted(item.get("leases", {}).get("M", {}).items())
-    )
-    decay_at = item.get("decay_updated_at")
-    return ConcurrencyLimit(
-        name=item["name"]["S"],
-        limit=int(Decimal(item["limit"]["N"])),
-        active=bool(item["active"]["BOOL"]),
-        slot_decay_per_second=float(Decimal(item["slot_decay_per_second"]["N"])),
-        leases=leases,
-        decayed_slots=float(Decimal(item.get("decayed_slots", {"N": "0"})["N"])),
-        decay_updated_at=_moment(decay_at["N"]) if decay_at else None,
-        version=int(Decimal(item["version"]["N"])),
-    )
-
-
-def _leases_attribute(leases: tuple[Lease, ...]) -> dict[str, Any]:
-    return {
-        "M": {
-            lease.lease_id: {
-                "M": {"slots": {"N": str(lease.slots)}, "expires": {"N": _epoch(lease.expires)}}
-            }
-            for lease in leases
-        }
-    }
-
-
-def _number(value: float) -> str:
-    """A float as a plain decimal DynamoDB number (rounded to 1e-9: counters and rates)."""
-    return format(Decimal(repr(round(value, 9))), "f")
-
-
-def _epoch(moment: datetime) -> str:
-    """Epoch seconds, exact to the microsecond."""
-    delta = moment - _EPOCH
-    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    return format(Decimal(micros).scaleb(-6), "f")
-
-
-def _moment(epoch: str) -> datetime:
-    return _EPOCH + timedelta(microseconds=int(Decimal(epoch).scaleb(6)))
 
 
 def _code(exc: ClientError) -> str:
