@@ -150,3 +150,23 @@ def managed_policy_statements(template: Mapping[str, Any], name_part: str) -> li
     if len(found) != 1:
         raise CannotJudge(f"{len(found)} managed policies named *{name_part}*")
     return [dict(s) for s in found[0]["PolicyDocument"]["Statement"]]
+
+
+def only_resource(template: Mapping[str, Any], kind: str, **properties: Any) -> dict[str, Any]:
+    """The properties of the one resource of type `kind` whose (resolved) properties
+    include `properties`."""
+    found = [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == kind
+        and all(resolve(r["Properties"].get(k)) == v for k, v in properties.items())
+    ]
+    assert len(found) == 1, f"{len(found)} {kind} with {properties}"
+    return dict(found[0])
+
+
+def role_of(arn: Any) -> str:
+    """The logical id of the role a `Fn::GetAtt [Role, Arn]` names."""
+    logical_id, attribute = arn["Fn::GetAtt"]
+    assert attribute == "Arn"
+    return str(logical_id)

@@ -52,7 +52,9 @@ from tests.security._iam import (
     Request,
     is_allowed,
     managed_policy_statements,
+    only_resource,
     resolve,
+    role_of,
     role_statements,
 )
 
@@ -322,23 +324,6 @@ def test_an_automation_stored_inline_still_runs_and_is_flagged(
 # IAM: who may read the secret (the synthesized stack, judged by tests/security/_iam.py)
 
 
-def _only(template: dict[str, Any], kind: str, **properties: Any) -> dict[str, Any]:
-    found = [
-        r["Properties"]
-        for r in template["Resources"].values()
-        if r["Type"] == kind
-        and all(resolve(r["Properties"].get(k)) == v for k, v in properties.items())
-    ]
-    assert len(found) == 1, f"{len(found)} {kind} with {properties}"
-    return found[0]
-
-
-def _role_of(arn: Any) -> str:
-    logical_id, attribute = arn["Fn::GetAtt"]
-    assert attribute == "Arn"
-    return str(logical_id)
-
-
 @pytest.fixture(scope="module")
 def principals(full_template_json: dict[str, Any]) -> dict[str, list[list[dict[str, Any]]]]:
     """Each principal's statements; the on-prem worker: every on-prem policy (one per
@@ -346,8 +331,10 @@ def principals(full_template_json: dict[str, Any]) -> dict[str, list[list[dict[s
     template = full_template_json
 
     def function_role(name: str) -> list[dict[str, Any]]:
-        function = _only(template, "AWS::Lambda::Function", FunctionName=f"stratoflow-full-{name}")
-        return role_statements(template, _role_of(function["Role"]))
+        function = only_resource(
+            template, "AWS::Lambda::Function", FunctionName=f"stratoflow-full-{name}"
+        )
+        return role_statements(template, role_of(function["Role"]))
 
     on_prem = [
         str(resolve(r["Properties"]["ManagedPolicyName"]))
@@ -356,11 +343,11 @@ def principals(full_template_json: dict[str, Any]) -> dict[str, list[list[dict[s
         and "-on-prem-" in str(resolve(r["Properties"].get("ManagedPolicyName", "")))
     ]
     assert on_prem, "no on-prem worker policy in the full stack"
-    task = _only(template, "AWS::ECS::TaskDefinition")
+    task = only_resource(template, "AWS::ECS::TaskDefinition")
     return {
         "on-prem worker": [managed_policy_statements(template, name) for name in on_prem],
         "lambda worker": [function_role("lambda-worker")],
-        "ecs task": [role_statements(template, _role_of(task["TaskRoleArn"]))],
+        "ecs task": [role_statements(template, role_of(task["TaskRoleArn"]))],
         "automations": [function_role("automations")],
     }
 
@@ -383,7 +370,7 @@ def test_no_worker_may_read_an_automation_secret(
             assert not is_allowed(statements, Request(action, arn)), (worker, action)
 
 
-def test_the_automations_role_reads_its_installations_automation_secrets_only(
+def test_the_automations_role_reads_its_installations_automation_secretsonly_resource(
     principals: dict[str, list[list[dict[str, Any]]]], full_template_json: dict[str, Any]
 ):
     [statements] = principals["automations"]

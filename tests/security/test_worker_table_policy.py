@@ -16,7 +16,9 @@ from tests.security._iam import (
     Request,
     is_allowed,
     managed_policy_statements,
+    only_resource,
     resolve,
+    role_of,
     role_statements,
 )
 
@@ -24,34 +26,17 @@ WORKERS = ("on-prem worker", "lambda worker", "ecs task")
 WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem")
 
 
-def _only(template: dict[str, Any], kind: str, **properties: Any) -> dict[str, Any]:
-    found = [
-        r["Properties"]
-        for r in template["Resources"].values()
-        if r["Type"] == kind
-        and all(resolve(r["Properties"].get(k)) == v for k, v in properties.items())
-    ]
-    assert len(found) == 1, f"{len(found)} {kind} with {properties}"
-    return found[0]
-
-
-def _role_of(arn: Any) -> str:
-    logical_id, attribute = arn["Fn::GetAtt"]
-    assert attribute == "Arn"
-    return str(logical_id)
-
-
 @pytest.fixture(scope="module")
 def policies(full_template_json: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     template = full_template_json
-    function = _only(
+    function = only_resource(
         template, "AWS::Lambda::Function", FunctionName="stratoflow-full-lambda-worker"
     )
-    task = _only(template, "AWS::ECS::TaskDefinition")
+    task = only_resource(template, "AWS::ECS::TaskDefinition")
     return {
         "on-prem worker": managed_policy_statements(template, "on-prem-default"),
-        "lambda worker": role_statements(template, _role_of(function["Role"])),
-        "ecs task": role_statements(template, _role_of(task["TaskRoleArn"])),
+        "lambda worker": role_statements(template, role_of(function["Role"])),
+        "ecs task": role_statements(template, role_of(task["TaskRoleArn"])),
     }
 
 
