@@ -16,6 +16,7 @@ import boto3
 import pytest
 
 from stratoflow.context import set_process_services
+from stratoflow.dev.event_sources import sqs_event
 from stratoflow.dev.lambda_runtime import LocalLambdaContext, load_handler
 from stratoflow.platform import get_platform
 from stratoflow.settings import get_settings
@@ -117,34 +118,6 @@ def deployed_function(
             get_platform().backend.close()  # what the function buffered, written
             set_process_services(previous)
             get_settings.cache_clear()
-
-
-def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
-    """Received messages as the SQS event source mapping delivers them to a function."""
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m.get("Attributes", {}),
-                "messageAttributes": {
-                    name: {
-                        "stringValue": value.get("StringValue"),
-                        "dataType": value["DataType"],
-                        "stringListValues": [],
-                        "binaryListValues": [],
-                    }
-                    for name, value in m.get("MessageAttributes", {}).items()
-                },
-                "md5OfBody": m["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": region,
-            }
-            for m in messages
-        ]
-    }
 
 
 def play_queue_mapping(installation: Installation, function: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from stratoflow import resources, runs
 from stratoflow.context import set_process_services
 from stratoflow.deployments.deploy import deploy_project
 from stratoflow.deployments.runs import run_deployment
+from stratoflow.dev.event_sources import sqs_event as lambda_sqs_event
 from stratoflow.emulator import emulator
 from stratoflow.models import FlowRun
 from stratoflow.platform import get_platform
@@ -274,18 +275,7 @@ def sqs_event(stack: Stack, *, body: str | None = None) -> dict[str, Any]:
             "Attributes": {},
             "MD5OfBody": "0" * 32,
         }
-    record = {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": message.get("Attributes", {}),
-        "messageAttributes": message.get("MessageAttributes", {}),
-        "md5OfBody": message["MD5OfBody"],
-        "eventSource": "aws:sqs",
-        "eventSourceARN": arn,
-        "awsRegion": "us-east-1",
-    }
-    return {"Records": [record]}
+    return lambda_sqs_event([message], arn)
 
 
 def test_the_lambda_worker_runs_hands_back_and_dead_letters(stack: Stack):

@@ -27,6 +27,7 @@ from _deploy_fixtures import Installation, installation  # noqa: F401
 from stratoflow.backends.aws import AwsClients
 from stratoflow.deployments.deploy import deploy_project
 from stratoflow.deployments.runs import enqueue, schedule_flow_run
+from stratoflow.dev.event_sources import sqs_event
 from stratoflow.models import FlowRun
 from stratoflow.provisioning import provision_work_queue
 from stratoflow.states import Running, StateType
@@ -121,22 +122,7 @@ class World:
             QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], VisibilityTimeout=60
         ).get("Messages", [])
         assert messages, f"no message in the queue of pool {pool}"
-        return {
-            "Records": [
-                {
-                    "messageId": m["MessageId"],
-                    "receiptHandle": m["ReceiptHandle"],
-                    "body": m["Body"],
-                    "attributes": m.get("Attributes", {}),
-                    "messageAttributes": {},
-                    "md5OfBody": m["MD5OfBody"],
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": arn,
-                    "awsRegion": "us-east-1",
-                }
-                for m in messages
-            ]
-        }
+        return sqs_event(messages, arn)
 
     def dead_letters(self, pool: str) -> dict[str, str]:
         """Body → reason of the messages in `pool`'s default dead-letter queue."""

@@ -6,7 +6,7 @@ source mapping (delete what succeeded)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -135,7 +135,7 @@ class LambdaWorkerSource:
                 continue
             name = work_queue_name(self.platform.settings.queue_prefix, pool, queue)
             arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
-            event = {"Records": [_sqs_record(dict(m), arn) for m in messages]}
+            event = sqs_event(messages, arn)
             response = self.invoke("lambda_worker", event) or {}
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
             for message in messages:
@@ -145,7 +145,15 @@ class LambdaWorkerSource:
         return delivered
 
 
-def _sqs_record(message: dict[str, Any], arn: str) -> dict[str, Any]:
+def sqs_event(
+    messages: Iterable[Mapping[str, Any]], queue_arn: str, region: str = REGION
+) -> dict[str, Any]:
+    """Messages from ReceiveMessage as the SQS event source mapping hands them to a
+    function (the local runtime plays that mapping; tests use it too)."""
+    return {"Records": [_sqs_record(message, queue_arn, region) for message in messages]}
+
+
+def _sqs_record(message: Mapping[str, Any], arn: str, region: str) -> dict[str, Any]:
     return {
         "messageId": message["MessageId"],
         "receiptHandle": message["ReceiptHandle"],
@@ -163,5 +171,5 @@ def _sqs_record(message: dict[str, Any], arn: str) -> dict[str, Any]:
         "md5OfBody": message.get("MD5OfBody", ""),
         "eventSource": "aws:sqs",
         "eventSourceARN": arn,
-        "awsRegion": REGION,
+        "awsRegion": region,
     }
