@@ -16,7 +16,7 @@ import pytest
 
 from stratoflow.backends.aws.items import to_item
 from stratoflow.deployments.runs import run_deployment
-from stratoflow.dev.event_sources import StreamSource, _sqs_record
+from stratoflow.dev.event_sources import StreamSource, sqs_event
 from stratoflow.dev.lambda_runtime import invoke
 from stratoflow.events.store import EventStore
 from stratoflow.models import FlowRun
@@ -149,10 +149,11 @@ def test_malformed_records_reach_the_lambda_worker_and_are_dead_lettered(stack: 
         "Messages", []
     )
     assert [json.loads(m["Body"])["flow_run_id"] for m in received] == [good.id]
-    records = [_sqs_record(dict(received[0]), arn)]
+    [record] = sqs_event(received, arn)["Records"]
+    records = [record]
     for index, (body, _) in enumerate(MALFORMED):
         fake = {"MessageId": f"malformed-{index}", "ReceiptHandle": "-", "Body": body}
-        records.insert(index % len(records), _sqs_record(fake, arn))
+        records.insert(index % len(records), sqs_event([fake], arn)["Records"][0])
 
     response = invoke("lambda_worker", {"Records": records})
 
