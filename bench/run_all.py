@@ -48,6 +48,7 @@ STEPS: list[tuple[str, str, dict[str, str]]] = [
     ("pickup", "bench.pickup", {}),
     ("throughput", "bench.throughput", {}),
     ("cold_start", "bench.cold_start", {}),
+    ("result_signing", "bench.result_signing", {}),
 ]
 """(name, module, environment): the order keeps the long pickup run in the middle, where
 the machine is warm, and the CPU-bound steps away from each other."""
@@ -202,6 +203,18 @@ def rows(results: dict[str, Any]) -> list[Row]:
             g("scheduler_10000", "tick_seconds"),
             "< 60",
             lambda v: v < 60,
+        ),
+        (
+            "Signing: extra API calls of a run with pickled results",
+            g("result_signing", "extra_calls_per_pickled_run"),
+            "",
+            None,
+        ),
+        (
+            "Signing: HMAC sign (µs per KB)",
+            g("result_signing", "sign_us_per_kb"),
+            "",
+            None,
         ),
     ]
     for pollers, rate in (g("throughput", "runs_per_second") or {}).items():

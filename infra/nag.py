@@ -61,6 +61,14 @@ AUTOMATION_SECRETS = (
     "may read them (workers may not)."
 )
 
+RESULT_KEY_ROTATION = (
+    "An HMAC key that signs pickled results: rotating it needs no rotation Lambda (put a "
+    "new random value: `aws secretsmanager put-secret-value`, docs/security.md); readers "
+    "verify under the previous value (AWSPREVIOUS) too, so results signed before a "
+    "rotation stay readable. An automatic rotation would make the value before last "
+    "unusable for results older than two rotations without warning."
+)
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -104,6 +112,10 @@ def findings(stack: StratoflowStack) -> list[Finding]:
             "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:"
             f"<AWS::AccountId>:secret:{secret_name(stack.options.names.queue_prefix, '*')}]",
             AUTOMATION_SECRETS,
+        ),
+        *(
+            Finding(secret, "AwsSolutions-SMG4", RESULT_KEY_ROTATION)
+            for secret in stack.result_keys.secrets.values()
         ),
         Finding(stack.ecs.task_definition, "AwsSolutions-ECS2", ECS_ENVIRONMENT),
         Finding(stack.functions.automations_failures, "AwsSolutions-SQS3", FAILURE_QUEUE),

@@ -22,6 +22,7 @@ from infra.constructs.functions import (
 from infra.constructs.lambda_code import lambda_code
 from infra.constructs.observability import Monitoring, Notifications, QueueMetrics, RunLogs
 from infra.constructs.on_prem_access import OnPremAccess
+from infra.constructs.result_keys import ResultKeys
 from infra.constructs.state_table import StateTable
 from infra.constructs.work_queues import WorkQueues
 from infra.context import StackOptions
@@ -114,6 +115,13 @@ class StratoflowStack(Stack):
             assign_public_ip=options.ecs_assign_public_ip,
             flow_log_retention_days=options.log_retention_days,
         )
+        self.result_keys = ResultKeys(
+            self,
+            "ResultKeys",
+            prefix=names.queue_prefix,
+            pools=[pool.name for pool in options.work_pools],
+            retain=options.retain_data,
+        )
         for statement in permissions.run_execution(
             table=self.state,
             code_bucket=self.buckets.code,
@@ -145,6 +153,8 @@ class StratoflowStack(Stack):
             lambda_worker_timeout_seconds=options.lambda_worker_timeout_seconds,
             webhook_allowed_hosts=options.webhook_allowed_hosts,
         )
+        # Each worker principal reads the signing keys of the pools it runs, no other.
+        self._grant_result_keys()
         # send-notification actions publish to the encrypted topic.
         automations_role = self.functions.automations.role
         assert automations_role is not None  # _function gives each function its role
@@ -189,8 +199,23 @@ class StratoflowStack(Stack):
             )
             for pool in options.pools_of_type("process")
         }
+        for pool, access in self.on_prem.items():
+            own = self.result_keys.read_statement([pool], sid="ReadOwnPoolResultKey")
+            assert own is not None
+            access.policy.add_statements(own)
         self._outputs(names.queue_prefix)
         nag.suppress(self)
+
+    def _grant_result_keys(self) -> None:
+        pools = self.options.pools_of_type
+        lambda_role = self.functions.lambda_worker.role
+        assert lambda_role is not None
+        for role, kind in ((lambda_role, "lambda"), (self.ecs.task_role, "ecs")):
+            statement = self.result_keys.read_statement(
+                [pool.name for pool in pools(kind)], sid="ReadOwnPoolsResultKeys"
+            )
+            if statement is not None:
+                role.add_to_principal_policy(statement)
 
     def _outputs(self, queue_prefix: str) -> None:
         values = {

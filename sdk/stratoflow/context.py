@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from stratoflow.concurrency.store import ConcurrencyStore
     from stratoflow.flows import Flow
     from stratoflow.models import FlowRun, TaskRun
+    from stratoflow.result_signing import ResultSigner
     from stratoflow.results import ResultStore
     from stratoflow.task_runners import TaskRunner
     from stratoflow.tasks import Task
@@ -58,6 +59,10 @@ class Services:
     """Results up to this size live in the run's record instead of the result store."""
     concurrency: ConcurrencyStore = field(default_factory=_memory_concurrency_store)
     """Concurrency limits and their leases (`stratoflow.concurrency`)."""
+    pickle_results: bool = True
+    """May 'auto' fall back to cloudpickle? Opt-in for shared stores (docs/security.md)."""
+    result_signer: ResultSigner | None = None
+    """Signs pickled results written to a shared store (`stratoflow.result_signing`)."""
 
 
 _services_override: ContextVar[Services | None] = ContextVar("stratoflow_services", default=None)

@@ -46,6 +46,12 @@ class ResultNotAvailable(StratoflowError):
     """A state's result was not kept in memory and was not persisted."""
 
 
+class ResultRefused(ResultNotAvailable):
+    """A stored result record that is not read: it points outside the configured result
+    store, outside the part of it its run owns, names an unknown serializer, or is a
+    pickle whose signature does not verify (docs/security.md)."""
+
+
 class FlowRunCancelled(BaseException):
     """Raised inside a flow run when cancellation was requested.
 

@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from stratoflow.backends.aws.clients import AwsClients, AwsConfig
+from stratoflow.backends.aws.result_keys import create_result_key
 from stratoflow.resources import (
     LOG_RETENTION_DAYS,
     MAX_RECEIVE_COUNT,
+    OPERATORS_SIGNING_DOMAIN,
     QUEUE_RETENTION_SECONDS,
     ResourceNames,
     dead_letter_queue_name,
@@ -33,6 +35,7 @@ def provision_all(
     for bucket in (names.results_bucket, names.code_bucket):
         provision_bucket(clients, bucket, versioned=bucket == names.code_bucket)
     provision_log_group(clients, names.runs_log_group)
+    create_result_key(clients.secretsmanager, names.queue_prefix, OPERATORS_SIGNING_DOMAIN)
     for pool, queue in names.work_queues:
         provision_work_queue(clients, names.queue_prefix, pool, queue)
 
@@ -131,6 +134,8 @@ def provision_log_group(clients: AwsClients, name: str) -> None:
 
 
 def provision_work_queue(clients: AwsClients, prefix: str, pool: str, queue: str) -> None:
+    """A work queue with its DLQ, and its pool's result-signing key."""
+    create_result_key(clients.secretsmanager, prefix, pool)
     sqs = clients.sqs
     retention = {"MessageRetentionPeriod": str(QUEUE_RETENTION_SECONDS)}
     dlq_url = _queue(sqs, dead_letter_queue_name(prefix, pool, queue), retention)

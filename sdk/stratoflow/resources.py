@@ -197,6 +197,19 @@ def log_stream_name(flow_run_id: str | None, task_run_id: str | None = None) -> 
 LOG_RETENTION_DAYS = 30
 
 
+# Result signing keys
+OPERATORS_SIGNING_DOMAIN = "_operators"
+"""Whose key signs the pickled results of runs no worker ran (an operator's local run
+with the AWS backend, `strato flow-run execute` by hand). Pool names cannot start with
+`_`, so it is never a pool's."""
+
+
+def result_key_secret_name(prefix: str, domain: str) -> str:
+    """The Secrets Manager secret holding the key that signs one pool's pickled results
+    (`stratoflow.result_signing`); the stack grants each worker principal its own pools'."""
+    return f"{prefix}/result-keys/{domain}"
+
+
 # Queues
 DEFAULT_WORK_POOL = "default"
 DEFAULT_WORK_QUEUE = "default"

@@ -13,28 +13,29 @@ import os
 import tempfile
 import uuid
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import cloudpickle
 
-from stratoflow.exceptions import ObjectNotFound, OptionError, ResultNotAvailable
+from stratoflow.exceptions import ObjectNotFound, OptionError, ResultRefused
+from stratoflow.result_signing import ResultSigner, ResultVerifier
+
+__all__ = ["ResultRefused"]  # re-exported: it was defined here before
 
 
-class ResultRefused(ResultNotAvailable):
-    """A stored result record that is not read: it points outside the configured result
-    store, outside the part of it its run owns, or names an unknown serializer."""
+class PickleNotAllowed(OptionError):
+    """A value only cloudpickle can store, where cloudpickle was not opted in."""
 
 
 def load_pickle(data: bytes) -> Any:
     """Every persisted cloudpickle payload is loaded here, and only here.
 
-    Loading a pickle runs code chosen by whoever wrote it. Callers have already checked
-    that the bytes come from the configured store and from the location their run owns
-    (stratoflow.backends.aws.result_refs); this is where the integrity check of the
-    payload (a signature workers cannot forge, security.md "Open") will be added, so that
-    no load path can skip it.
+    Loading a pickle runs code chosen by whoever wrote it. Callers check before: a record
+    read from a shared store (stratoflow.backends.aws.result_refs) points into the
+    configured store at a key its owner may write, and its signature verifies
+    (ResultRecord.load, stratoflow.result_signing); a local store's files are the user's.
     """
     return cloudpickle.loads(data)
 
@@ -66,7 +67,7 @@ class PickleSerializer:
         return bytes(cloudpickle.dumps(value))
 
     def loads(self, data: bytes) -> Any:
-        return load_pickle(data)
+        return load_pickle(data)  # after ResultRecord.load verified a stored payload
 
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
@@ -115,9 +116,27 @@ def serializer_for(name: str) -> Serializer:
         ) from None
 
 
-def serialize(value: Any, serializer: str = "auto") -> tuple[str, bytes]:
-    """Serialize `value`; returns the name of the serializer used and the bytes."""
+PICKLE_OPT_IN = (
+    "Return a JSON value (dict, list, str, int, float, bool, None), or opt in to "
+    "cloudpickle results: result_serializer='cloudpickle' on the flow or task, "
+    "`pickle_results: true` on the deployment, or STRATOFLOW_PICKLE_RESULTS=true "
+    '(docs/security.md, "Results and cache entries").'
+)
+
+
+def serialize(
+    value: Any, serializer: str = "auto", *, pickle_allowed: bool = True
+) -> tuple[str, bytes]:
+    """Serialize `value`; returns the name of the serializer used and the bytes.
+
+    With `pickle_allowed` False, 'auto' stores JSON values only: anything else raises
+    PickleNotAllowed (an explicit 'cloudpickle' is the opt-in itself)."""
     chosen = AutoSerializer.choose(value) if serializer == "auto" else serializer_for(serializer)
+    if serializer == "auto" and chosen.name == "cloudpickle" and not pickle_allowed:
+        raise PickleNotAllowed(
+            f"A {type(value).__name__} result needs cloudpickle, which is opt-in for "
+            f"results stored in a shared store. {PICKLE_OPT_IN}"
+        )
     return chosen.name, chosen.dumps(value)
 
 
@@ -205,6 +224,10 @@ class ResultRecord:
 
     `refused` is set (and nothing else is trusted) when the stored record was not
     accepted; loading it raises ResultRefused with that explanation, and it never exists.
+
+    `signature` signs a pickled payload (stratoflow.result_signing). A record read from a
+    shared store carries the `verifier` that must accept it before it is unpickled, and
+    `owner`, who it belongs to (for messages); records of a local store have neither.
     """
 
     store: ResultStore | None
@@ -212,10 +235,27 @@ class ResultRecord:
     serializer: str
     inline: bytes | None = None
     refused: str | None = None
+    signature: str | None = None
+    verifier: ResultVerifier | None = field(default=None, compare=False, repr=False)
+    owner: str = field(default="", compare=False)
 
     def load(self) -> Any:
         data = self.raw_bytes()  # first: a refused record says why, whatever it names
+        if self.serializer == PickleSerializer.name and self.verifier is not None:
+            self.verify(data)
         return serializer_for(self.serializer).loads(data)
+
+    def verify(self, data: bytes | None = None) -> str:
+        """The domain that signed this pickled record; raises ResultRefused."""
+        if self.verifier is None:
+            raise ResultRefused(f"{self.owner or 'Result'}: nothing to verify it with")
+        return self.verifier.verify(
+            self.signature,
+            serializer=self.serializer,
+            key=self.key,
+            data=self.raw_bytes() if data is None else data,
+            what=self.owner or "Result",
+        )
 
     def raw_bytes(self) -> bytes:
         """The stored bytes, not deserialized (reading them runs nothing)."""
@@ -259,13 +299,20 @@ def persist(
     key: str | None = None,
     serializer: str = "auto",
     inline_max_bytes: int = 0,
+    pickle_allowed: bool = True,
+    signer: ResultSigner | None = None,
 ) -> ResultRecord:
     """Serialize `value`; keep it inline when it is at most `inline_max_bytes`, else
-    write it to `store` under `key` (a random key when None)."""
-    name, data = serialize(value, serializer)
+    write it to `store` under `key` (a random key when None). A pickled payload is signed
+    by `signer` when one is given (shared stores: see ResultRecord)."""
+    name, data = serialize(value, serializer, pickle_allowed=pickle_allowed)
+    key = key or uuid.uuid4().hex
+    signature = None
+    if signer is not None and name == PickleSerializer.name:
+        signature = signer.sign(serializer=name, key=key, data=data)
     if len(data) <= inline_max_bytes:
-        return ResultRecord(store=None, key=key or "", serializer=name, inline=data)
-    record = ResultRecord(store=store, key=key or uuid.uuid4().hex, serializer=name)
+        return ResultRecord(store=None, key=key, serializer=name, inline=data, signature=signature)
+    record = ResultRecord(store=store, key=key, serializer=name, signature=signature)
     store.write(record.key, data)
     return record
 

@@ -113,6 +113,12 @@ class Settings(BaseSettings):
         "`http://host[:port]` (plain http, an opt-in); empty: none. Their addresses must be "
         "public.",
     )
+    pickle_results: bool = Field(
+        default=False,
+        description="AWS backend: let results that JSON cannot hold be stored with "
+        "cloudpickle (signed; docs/security.md) for every run of this process. Per flow or "
+        "task: result_serializer='cloudpickle'; per deployment: `pickle_results: true`.",
+    )
     event_retention_days: int = Field(
         default=7,
         ge=1,

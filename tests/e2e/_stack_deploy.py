@@ -118,6 +118,46 @@ def prune(template: dict[str, Any], unsupported: Iterable[str] = UNSUPPORTED) ->
     return Pruned(pruned, removed, gone)
 
 
+STOOD_IN: dict[str, str] = {
+    "AWS::SecretsManager::Secret": "no CloudFormation model in moto: created through the "
+    "Secrets Manager API before the stack (same name, a generated value) and each `Ref` "
+    "to it replaced by its ARN, so the policies that grant it stay in the template",
+}
+"""Resource types the test creates through their API instead, with the reason."""
+
+
+def stand_in(template: dict[str, Any], secretsmanager: Any) -> dict[str, str]:
+    """Create the template's secrets through the API and make its `Ref`s to them their
+    ARNs, in place; returns logical id → type of the resources taken out."""
+    resources: dict[str, Any] = template["Resources"]
+    arns: dict[str, str] = {}
+    for name, resource in list(resources.items()):
+        if resource["Type"] != "AWS::SecretsManager::Secret":
+            continue
+        properties = resource["Properties"]
+        generated = properties.get("GenerateSecretString", {})
+        value = secretsmanager.get_random_password(
+            PasswordLength=generated.get("PasswordLength", 32),
+            ExcludePunctuation=generated.get("ExcludePunctuation", False),
+        )["RandomPassword"]
+        created = secretsmanager.create_secret(Name=properties["Name"], SecretString=value)
+        arns[name] = created["ARN"]
+        del resources[name]
+
+    def replace(node: Any) -> Any:
+        if isinstance(node, dict):
+            if set(node) == {"Ref"} and node["Ref"] in arns:
+                return arns[node["Ref"]]
+            return {k: replace(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [replace(v) for v in node]
+        return node
+
+    template["Resources"] = replace(resources)
+    template["Outputs"] = replace(template.get("Outputs", {}))
+    return dict.fromkeys(arns, "AWS::SecretsManager::Secret")
+
+
 def give_containers_memory(template: dict[str, Any]) -> list[str]:
     """The one change (not a removal) moto needs: its `RunTask` adds up the containers'
     `memory` and fails (HTTP 500, a TypeError) on a container without one, which Fargate

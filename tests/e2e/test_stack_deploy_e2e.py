@@ -83,6 +83,8 @@ class Deployed(Installation):
     outputs: dict[str, str]
     pruned: cfn.Pruned
     adapted: list[str]
+    stood_in: dict[str, str]
+    """Logical id → type of the resources created through their API (cfn.STOOD_IN)."""
     bootstrap_version: str
     published: dict[str, str]
     """s3:// URL → SHA-256 (base64) of each published asset."""
@@ -127,6 +129,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     with emulator() as url, pytest.MonkeyPatch.context() as patch:
         session = boto3.Session(region_name=REGION)
         s3 = session.client("s3", endpoint_url=url)
+        stood_in = cfn.stand_in(pruned.template, session.client("secretsmanager", endpoint_url=url))
         version = cfn.bootstrap(session.client("ssm", endpoint_url=url), s3, artifact, REGION)
         published = cfn.publish_assets(s3, assembly, STACK, REGION)
         cloudformation = session.client("cloudformation", endpoint_url=url)
@@ -169,6 +172,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
                 outputs=outputs,
                 pruned=pruned,
                 adapted=adapted,
+                stood_in=stood_in,
                 bootstrap_version=version,
                 published=published,
             )
@@ -199,7 +203,11 @@ def test_the_template_loses_exactly_what_moto_cannot_create(deployed: Deployed):
     created = set(deployed.physical)
     kept = set(deployed.pruned.template["Resources"])
     assert created == kept, "moto skipped a resource of the template it was given"
-    assert created | set(deployed.pruned.removed) == set(deployed.template["Resources"])
+    assert created | set(deployed.pruned.removed) | set(deployed.stood_in) == set(
+        deployed.template["Resources"]
+    )
+    # The result-signing keys: one per pool and the operators'.
+    assert sorted(deployed.stood_in.values()) == ["AWS::SecretsManager::Secret"] * (len(POOLS) + 1)
     # moto does not evaluate the template's Rules: the one CDK adds refuses bootstrap
     # versions it lists, which the one written to SSM is not among.
     rule = deployed.template["Rules"]["CheckBootstrapVersion"]["Assertions"]

@@ -124,6 +124,7 @@ def test_on_prem_policy_allows_exactly_what_a_worker_of_its_pool_does(
         "WriteRunLogs",
         "SendToWorkQueues",
         "ConsumeWorkQueues",
+        "ReadOwnPoolResultKey",
     }
     consume = statements["ConsumeWorkQueues"]
     assert actions(consume) == set(permissions.QUEUE_CONSUME_ACTIONS)

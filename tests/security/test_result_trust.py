@@ -36,6 +36,7 @@ from stratoflow.cli import app
 from stratoflow.clock import FakeClock
 from stratoflow.context import Services, set_process_services
 from stratoflow.resources import RESULTS_PREFIX, ResourceNames, provision
+from stratoflow.result_signing import ResultVerifier, StaticKeys
 from stratoflow.results import ResultRefused, ResultStore, cache_result_key
 from stratoflow.settings import load_settings
 from tests.contract.conftest import (
@@ -124,7 +125,7 @@ def test_inspect_shows_a_forged_pickle_without_loading_it(aws: Any, marker: Path
 
     shown = runner.invoke(app, ["flow-run", "inspect", flow_run_id])
     assert shown.exit_code == 0, shown.output
-    assert f"<cloudpickle, {len(payload)} bytes>" in shown.output
+    assert f"<cloudpickle, {len(payload)} bytes> inline; unsigned" in shown.output
     as_json = runner.invoke(app, ["flow-run", "inspect", flow_run_id, "--json"])
     assert as_json.exit_code == 0, as_json.output
     assert json.loads(as_json.output)["result"].startswith(f"<cloudpickle, {len(payload)} bytes>")
@@ -132,9 +133,11 @@ def test_inspect_shows_a_forged_pickle_without_loading_it(aws: Any, marker: Path
     assert flow_run_id in listed.output
     assert not marker.exists()
 
-    # Loading is what --load-result asks for, and only then.
-    runner.invoke(app, ["flow-run", "inspect", flow_run_id, "--load-result"])
-    assert marker.exists()
+    # Even --load-result does not load it: it is not signed by any pool's key.
+    loaded = runner.invoke(app, ["flow-run", "inspect", flow_run_id, "--load-result"])
+    assert loaded.exit_code == 0, loaded.output
+    assert "its pickled result is not signed" in " ".join(loaded.output.split())
+    assert not marker.exists()
 
 
 def test_the_load_result_flag_warns_that_it_runs_code() -> None:
@@ -221,7 +224,7 @@ def test_a_cache_entry_pointing_elsewhere_is_a_miss(aws: Any, marker: Path, tmp_
     _, services = aws
     calls: list[int] = []
 
-    @task(cache_policy=INPUTS, persist_result=True)
+    @task(cache_policy=INPUTS, persist_result=True, result_serializer="cloudpickle")
     def compute(x: int) -> tuple[int, int]:
         calls.append(x)
         return (x, x)  # a tuple: stored with cloudpickle
@@ -270,7 +273,7 @@ def test_genuine_results_still_read_inline_and_from_s3(aws: Any) -> None:
         calls.append(x)
         return big
 
-    @flow
+    @flow(result_serializer="cloudpickle")  # the opt-in, for its tasks too
     def pipeline() -> Any:
         return cached_big(1)
 
@@ -321,7 +324,7 @@ class _NoStore(ResultStore):
 
 
 def test_the_owner_comes_from_the_items_table_key_not_its_attributes() -> None:
-    refs = ResultRefs(_NoStore())
+    refs = ResultRefs(_NoStore(), ResultVerifier(StaticKeys({})))
     forged = {"serializer": "cloudpickle", "key": "victim/flow"}
     task_item = to_item(
         {

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from stratoflow.exceptions import StratoflowError
 from stratoflow.models import FlowRun, LogEntry, TaskRun
+from stratoflow.result_signing import signer_of
 from stratoflow.results import ResultRecord
 from stratoflow.states import State, StateType
 
@@ -69,10 +70,18 @@ def describe_result(state: State | None, record: ResultRecord | None = None) -> 
         if record.serializer == "json":
             return json.loads(record.raw_bytes())  # JSON decoding runs no code
         place = "inline" if record.inline is not None else f"at {record.uri}"
-        return NotLoaded(
-            f"<{record.serializer}, {record.size()} bytes> {place}; "
-            "not loaded (--load-result loads it)"
+        if record.verifier is None:  # a local store's record: nothing to check
+            return NotLoaded(
+                f"<{record.serializer}, {record.size()} bytes> {place}; "
+                "not loaded (--load-result loads it)"
+            )
+        signer = signer_of(record.signature)
+        signed = (
+            f"signed as {signer!r} (checked by --load-result, which loads it)"
+            if signer
+            else "unsigned (--load-result refuses it)"
         )
+        return NotLoaded(f"<{record.serializer}, {record.size()} bytes> {place}; {signed}")
     except (StratoflowError, ValueError) as exc:
         return NotLoaded(f"<not available: {exc}>")
 

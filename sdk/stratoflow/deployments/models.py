@@ -81,6 +81,12 @@ class DeploymentSpec(_Model):
     version: str | None = None
     description: str | None = None
     job_variables: dict[str, Any] = Field(default_factory=dict)
+    pickle_results: bool = Field(
+        default=False,
+        description="Let results that JSON cannot hold be stored with cloudpickle (signed "
+        "with the work pool's key; docs/security.md). Off: such results stay in the run's "
+        "process.",
+    )
 
     @field_validator("schedules", mode="before")
     @classmethod

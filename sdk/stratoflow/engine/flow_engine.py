@@ -345,6 +345,8 @@ class FlowRunEngine:
             inline_max_bytes=self.services.inline_result_max_bytes,
             required=required,
             logger=self.logger,
+            pickle_allowed=self.services.pickle_results,
+            signer=self.services.result_signer,
         )
         if isinstance(stored, State):
             return stored

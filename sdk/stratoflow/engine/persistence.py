@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from stratoflow.context import Services
-from stratoflow.results import ResultRecord, ResultStore, persist
+from stratoflow.result_signing import ResultSigner
+from stratoflow.results import PickleNotAllowed, ResultRecord, ResultStore, persist
 from stratoflow.states import Failed, State
 
 
@@ -35,6 +36,8 @@ def persist_value(
     inline_max_bytes: int,
     required: bool,
     logger: logging.LoggerAdapter[Any],
+    pickle_allowed: bool = True,
+    signer: ResultSigner | None = None,
 ) -> ResultRecord | State | None:
     """The stored result's record; a Failed state when a required persist failed; None
     when an optional one failed (logged)."""
@@ -49,8 +52,21 @@ def persist_value(
         )
     try:
         return persist(
-            value, store, key=key, serializer=serializer, inline_max_bytes=inline_max_bytes
+            value,
+            store,
+            key=key,
+            serializer=serializer,
+            inline_max_bytes=inline_max_bytes,
+            pickle_allowed=pickle_allowed,
+            signer=signer,
         )
+    except PickleNotAllowed as exc:
+        if not required:
+            logger.warning(
+                "The result was not persisted; it is available in this process only. %s", exc
+            )
+            return None
+        return Failed(f"The result could not be persisted: {exc}", data=exc)
     except Exception as exc:  # noqa: BLE001 - turned into a state or a warning below
         if not required:
             logger.warning(

@@ -330,6 +330,10 @@ class TaskRunEngine:
             inline_max_bytes=self.services.inline_result_max_bytes,
             required=required,
             logger=self.logger,
+            # A flow's result_serializer='cloudpickle' opts its tasks in too.
+            pickle_allowed=self.services.pickle_results
+            or (flow_ctx is not None and flow_ctx.flow.options.result_serializer == "cloudpickle"),
+            signer=self.services.result_signer,
         )
         if isinstance(stored, State):
             return stored

@@ -8,6 +8,7 @@ from contextlib import ExitStack
 
 from stratoflow.context import use_services
 from stratoflow.deployments.bundles import BundleError, BundleRef
+from stratoflow.deployments.models import Deployment
 from stratoflow.engine.flow_engine import FlowRunEngine
 from stratoflow.entrypoints import EntrypointError, load_flow
 from stratoflow.exceptions import ObjectNotFound, StratoflowError
@@ -64,11 +65,18 @@ def execute_flow_run(
         raise NotRunnable(f"Flow run {flow_run_id} is {state!r}, not waiting to run.")
     # The run's code lives in a directory of its own, removed when the run ends.
     with ExitStack() as code:
-        flow = _load(platform, run, code)
-        if isinstance(flow, State):
-            return flow
+        loaded = _load(platform, run, code)
+        if isinstance(loaded, State):
+            return loaded
+        flow, deployment = loaded
+        signer = platform.services.result_signer
         services = dataclasses.replace(
-            platform.services, retry_handoff=lambda r, delay: hand_off_retry(platform, r, delay)
+            platform.services,
+            retry_handoff=lambda r, delay: hand_off_retry(platform, r, delay),
+            # A pool's runs sign their pickled results with that pool's key, which only
+            # its workers (and operators) can read: docs/security.md.
+            result_signer=signer.for_domain(run_pool_and_queue(run)[0]) if signer else None,
+            pickle_results=platform.services.pickle_results or deployment.pickle_results,
         )
         heartbeat = Heartbeat(
             backend, run.id, services.clock, interval=platform.settings.heartbeat_seconds
@@ -77,10 +85,13 @@ def execute_flow_run(
             return FlowRunEngine(flow, services).run_existing(run)
 
 
-def _load(platform: Platform, run: FlowRun, code: ExitStack) -> Flow[..., object] | State:
+def _load(
+    platform: Platform, run: FlowRun, code: ExitStack
+) -> tuple[Flow[..., object], Deployment] | State:
     """The run's flow from its deployment's code bundle, checked out into a fresh directory
-    that `code` removes; or the Failed state saying why not. The deployment's bundle
-    location and entrypoint are checked (BundleStore.check_ref, load_flow's `root`)."""
+    that `code` removes, and the deployment; or the Failed state saying why not. The
+    deployment's bundle location and entrypoint are checked (BundleStore.check_ref,
+    load_flow's `root`)."""
     backend = platform.services.backend
     try:
         if run.deployment_name is None:
@@ -89,7 +100,7 @@ def _load(platform: Platform, run: FlowRun, code: ExitStack) -> Flow[..., object
         bundle = deployment.bundle
         ref = BundleRef(bundle.bucket, bundle.key, bundle.sha256)
         directory = code.enter_context(platform.bundles.checkout(ref))
-        return load_flow(deployment.entrypoint, root=directory)
+        return load_flow(deployment.entrypoint, root=directory), deployment
     except (BundleError, EntrypointError, ObjectNotFound) as exc:
         message = f"The flow's code could not be loaded: {exc}"
         logger.error("Flow run %s: %s", run.id, message)

@@ -11,7 +11,8 @@ from stratoflow.backends.aws.clients import AwsClients, AwsConfig
 from stratoflow.backends.aws.concurrency import DynamoConcurrencyStore
 from stratoflow.backends.aws.logs import CloudWatchLogShipper
 from stratoflow.backends.aws.results import S3ResultStore
-from stratoflow.resources import ResourceNames
+from stratoflow.resources import OPERATORS_SIGNING_DOMAIN, ResourceNames
+from stratoflow.result_signing import ResultSigner
 
 if TYPE_CHECKING:
     import boto3
@@ -53,6 +54,8 @@ def build_aws_services(
         concurrency=DynamoConcurrencyStore(clients.dynamodb, resolved.table),
         persist_results_by_default=True,
         inline_result_max_bytes=settings.inline_result_max_bytes,
+        pickle_results=settings.pickle_results,
+        result_signer=ResultSigner(backend.result_keys, OPERATORS_SIGNING_DOMAIN),
     )
 
 

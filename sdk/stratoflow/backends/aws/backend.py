@@ -26,12 +26,14 @@ from stratoflow.backends.aws.items import (
     to_attribute,
 )
 from stratoflow.backends.aws.own_keys import OwnItems, string_attribute
+from stratoflow.backends.aws.result_keys import SecretsManagerResultKeys
 from stratoflow.backends.aws.result_refs import ResultRefs
 from stratoflow.backends.aws.results import S3ResultStore
 from stratoflow.backends.aws.task_runs import TaskRunWriter
 from stratoflow.exceptions import ConflictError, ObjectNotFound
 from stratoflow.models import FlowRun, LogEntry, TaskRun
 from stratoflow.orchestration.transitions import TransitionResult, apply_transition
+from stratoflow.result_signing import ResultVerifier
 from stratoflow.states import State, StateType
 
 if TYPE_CHECKING:
@@ -65,7 +67,8 @@ class AwsBackend:
         self.table = names.table
         # The only result store runs are read from: built from settings, never from an item.
         self.result_store = S3ResultStore(clients.s3, names.results_bucket)
-        self.results = ResultRefs(self.result_store)
+        self.result_keys = SecretsManagerResultKeys(clients.secretsmanager, names.queue_prefix)
+        self.results = ResultRefs(self.result_store, ResultVerifier(self.result_keys))
         self.logs = logs
         self.task_runs = TaskRunWriter(
             self.dynamodb, self.table, flush_seconds=task_run_flush_seconds

@@ -14,6 +14,8 @@ from stratoflow import resources
 from stratoflow.backends.aws.items import from_item, result_to_map, to_item
 from stratoflow.backends.aws.result_refs import ResultRefs, cache_entry_owner
 from stratoflow.cache import CacheEntry, CacheStore
+from stratoflow.exceptions import ObjectNotFound, ResultRefused
+from stratoflow.results import PickleSerializer
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -47,6 +49,14 @@ class DynamoCacheStore(CacheStore):
             # shares its key.
             logger.warning("Cache entry ignored (treated as a miss): %s", result.refused)
             return None
+        if result.serializer == PickleSerializer.name:
+            try:
+                result.verify()  # reads the bytes once more on a hit; JSON entries do not
+            except ResultRefused as exc:
+                logger.warning("Cache entry ignored (treated as a miss): %s", exc)
+                return None
+            except ObjectNotFound:
+                return None  # its result was deleted: a miss, as CacheEntry.exists() says
         expiration = raw.get("expiration")
         return CacheEntry(
             key=key,

@@ -97,6 +97,7 @@ def result_to_map(record: ResultRecord | None) -> dict[str, Any] | None:
         "key": record.key,
         "inline": record.inline,
         "store": None if record.store is None else record.store.uri(""),
+        "signature": record.signature,
     }
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from boto3.dynamodb.types import Binary
 
+from stratoflow.result_signing import ResultVerifier
 from stratoflow.results import (
     CACHE_RESULTS,
     STORED_SERIALIZERS,
@@ -105,11 +106,13 @@ def key_problem(key: str) -> str | None:
 
 
 class ResultRefs:
-    """Reads result records back from items, into the one store built from settings."""
+    """Reads result records back from items, into the one store built from settings.
+    A pickled record carries `verifier`: it is loaded only if its signature verifies."""
 
-    def __init__(self, store: ResultStore) -> None:
+    def __init__(self, store: ResultStore, verifier: ResultVerifier) -> None:
         self.store = store
         self.store_uri = store.uri("")
+        self.verifier = verifier
 
     def from_map(self, raw: Any, owner: Owner) -> ResultRecord | None:
         if not raw:
@@ -124,11 +127,15 @@ class ResultRefs:
                 "expect this, check which workers can write this installation's table."
             )
         inline = raw.get("inline")
+        signature = raw.get("signature")
         return ResultRecord(
             store=None if inline is not None else self.store,
             key=str(raw.get("key") or ""),
             serializer=str(raw["serializer"]),
             inline=bytes(inline) if inline is not None else None,
+            signature=signature if isinstance(signature, str) else None,
+            verifier=self.verifier,
+            owner=owner.description,
         )
 
     def _problem(self, raw: Mapping[str, Any], owner: Owner) -> str | None:
