@@ -3,12 +3,15 @@
 Run with `make bench`. Measures, on the local (memory) backend:
 - per-task overhead of 10,000 sequential task calls inside one flow,
 - per-task overhead of one `task.map()` over 10,000 items,
+- the same for `async def` tasks: 10,000 awaited one after the other inside an async
+  flow, and 10,000 run together with `asyncio.gather`,
 - the duration of a flow call with no tasks, first call after import and warm.
 Merges the figures into bench/results.json under "sdk_overhead" and prints a table.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
@@ -39,6 +42,13 @@ def trivial(x: int) -> int:
 trivial_task = task(trivial)
 
 
+async def async_trivial(x: int) -> int:
+    return x + 1
+
+
+async_trivial_task = task(async_trivial)
+
+
 @flow
 def empty() -> None:
     return None
@@ -65,10 +75,44 @@ def mapped(n: int) -> int:
     return sum(trivial_task.map(range(n)).result())
 
 
+@flow
+async def async_sequential(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += await async_trivial_task(i)
+    return total
+
+
+@flow
+async def async_plain_sequential(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += await async_trivial(i)
+    return total
+
+
+@flow
+async def async_gathered(n: int) -> int:
+    return sum(await asyncio.gather(*(async_trivial_task(i) for i in range(n))))
+
+
+@flow
+async def async_plain_gathered(n: int) -> int:
+    return sum(await asyncio.gather(*(async_trivial(i) for i in range(n))))
+
+
+def _run(async_flow: Any) -> Any:
+    return lambda n: asyncio.run(async_flow(n))
+
+
 def _timed(fn: Any, *args: Any) -> float:
     started = time.perf_counter()
     fn(*args)
     return time.perf_counter() - started
+
+
+def _per_task(seconds: float) -> float:
+    return round(seconds / N_TASKS * 1e6, 2)
 
 
 def main() -> dict[str, Any]:
@@ -77,6 +121,10 @@ def main() -> dict[str, Any]:
     baseline = _timed(plain_sequential, N_TASKS)
     seq = min(_timed(sequential, N_TASKS) for _ in range(3))
     mapped_time = min(_timed(mapped, N_TASKS) for _ in range(3))
+    async_baseline = min(_timed(_run(async_plain_sequential), N_TASKS) for _ in range(3))
+    async_seq = min(_timed(_run(async_sequential), N_TASKS) for _ in range(3))
+    gather_baseline = min(_timed(_run(async_plain_gathered), N_TASKS) for _ in range(3))
+    gathered = min(_timed(_run(async_gathered), N_TASKS) for _ in range(3))
     return {
         "python": sys.version.split()[0],
         "machine": f"{platform.machine()} {os.cpu_count()} cpus",
@@ -86,9 +134,13 @@ def main() -> dict[str, Any]:
         "empty_flow_warm_call_ms": round(warm_empty * 1e3, 3),
         "sequential_overhead_us_per_task": round((seq - baseline) / N_TASKS * 1e6, 2),
         "mapped_overhead_us_per_task": round((mapped_time - baseline) / N_TASKS * 1e6, 2),
+        "async_sequential_overhead_us_per_task": _per_task(async_seq - async_baseline),
+        "async_gather_overhead_us_per_task": _per_task(gathered - gather_baseline),
         "targets": {
             "sequential_overhead_us_per_task": 50,
             "mapped_overhead_us_per_task": 150,
+            "async_sequential_overhead_us_per_task": 50,
+            "async_gather_overhead_us_per_task": 50,
             "empty_flow_first_call_ms": 5,
         },
     }

@@ -10,7 +10,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from stratoflow._callables import BoundSignature, identity_key
 from stratoflow._options import FlowOptions, validate_options
-from stratoflow.engine.flow_engine import call_flow
+from stratoflow.engine.flow_engine import call_flow, call_flow_async
 from stratoflow.engine.parameters import ParameterValidator
 from stratoflow.exceptions import OptionError
 
@@ -20,24 +20,27 @@ R = TypeVar("R")
 
 @dataclass(frozen=True, eq=False)
 class Flow(Generic[P, R]):
-    """A flow definition. Calling it runs a flow run in this process."""
+    """A flow definition. Calling it runs a flow run in this process; calling an
+    `async def` flow returns a coroutine that runs it when awaited."""
 
     fn: Callable[P, R]
     options: FlowOptions
     name: str = field(init=False)
+    isasync: bool = field(init=False)
     flow_key: str = field(init=False)
     _signature: BoundSignature = field(init=False, repr=False)
     _validator: ParameterValidator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if inspect.iscoroutinefunction(self.fn) or inspect.isasyncgenfunction(self.fn):
+        if inspect.isasyncgenfunction(self.fn):
             raise OptionError(
-                f"@flow {self.fn.__name__!r} is an async function; stratoflow runs synchronous "
-                "functions. Define it with `def` (use asyncio.run inside it if needed)."
+                f"@flow {self.fn.__name__!r} is an async generator; flows are functions "
+                "(`def` or `async def`) that return their result. Return a list instead."
             )
         name = self.options.name or self.fn.__name__.replace("_", "-")
         set_ = object.__setattr__
         set_(self, "name", name)
+        set_(self, "isasync", inspect.iscoroutinefunction(self.fn))
         set_(self, "flow_key", identity_key(self.fn, name))
         set_(self, "_signature", BoundSignature(self.fn))
         # Built now (at decoration) so that the first flow call pays nothing for it.
@@ -88,6 +91,8 @@ class Flow(Generic[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return_state = bool(kwargs.pop("return_state", False))
+        if self.isasync:
+            return call_flow_async(self, args, kwargs, return_state=return_state)  # type: ignore[return-value]
         return call_flow(self, args, kwargs, return_state=return_state)  # type: ignore[no-any-return]
 
 

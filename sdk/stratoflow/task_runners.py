@@ -86,7 +86,7 @@ class ThreadPoolTaskRunner(TaskRunner):
     def submit(
         self, task: Task[..., Any], parameters: dict[str, Any], *, wait_for: Iterable[Any] | None
     ) -> StratoFuture[Any]:
-        from stratoflow.engine.task_engine import create_task_run, run_task_run
+        from stratoflow.engine.task_calls import create_task_run, run_task_run
 
         flow_ctx = _current_flow(task)
         services = flow_ctx.services
@@ -150,7 +150,7 @@ class ProcessPoolTaskRunner(TaskRunner):
         self, task: Task[..., Any], parameters: dict[str, Any], *, wait_for: Iterable[Any] | None
     ) -> StratoFuture[Any]:
         from stratoflow.engine.remote import dispatch_to_process
-        from stratoflow.engine.task_engine import create_task_run
+        from stratoflow.engine.task_calls import create_task_run
 
         flow_ctx = _current_flow(task)
         task_run = create_task_run(task, flow_ctx, parameters, flow_ctx.services)

@@ -12,7 +12,7 @@ from stratoflow._callables import BoundSignature, identity_key
 from stratoflow._options import TaskOptions, validate_options
 from stratoflow.annotations import unmapped
 from stratoflow.cache_policies import NONE, CacheKeyFnPolicy, CachePolicy
-from stratoflow.engine.task_engine import call_task
+from stratoflow.engine.task_calls import call_task, call_task_async
 from stratoflow.exceptions import MappingLengthMismatch, MissingContextError, OptionError
 
 if TYPE_CHECKING:
@@ -24,20 +24,23 @@ R = TypeVar("R")
 
 @dataclass(frozen=True, eq=False)
 class Task(Generic[P, R]):
-    """A task definition. Call it to run it; `.submit()` and `.map()` run it concurrently."""
+    """A task definition. Call it to run it; `.submit()` and `.map()` run it concurrently.
+
+    Calling an `async def` task returns a coroutine: awaiting it runs the task run."""
 
     fn: Callable[P, R]
     options: TaskOptions
     name: str = field(init=False)
+    isasync: bool = field(init=False)
     task_key: str = field(init=False)
     cache_policy: CachePolicy = field(init=False)
     _signature: BoundSignature = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if inspect.iscoroutinefunction(self.fn) or inspect.isasyncgenfunction(self.fn):
+        if inspect.isasyncgenfunction(self.fn):
             raise OptionError(
-                f"@task {self.fn.__name__!r} is an async function; stratoflow runs synchronous "
-                "functions. Define it with `def` (use asyncio.run inside it if needed)."
+                f"@task {self.fn.__name__!r} is an async generator; tasks are functions "
+                "(`def` or `async def`) that return their result. Return a list instead."
             )
         # A callable object has no __name__: it is named after its class (as in Prefect).
         name = self.options.name or str(getattr(self.fn, "__name__", type(self.fn).__name__))
@@ -53,6 +56,7 @@ class Task(Generic[P, R]):
             )
         set_ = object.__setattr__
         set_(self, "name", name)
+        set_(self, "isasync", inspect.iscoroutinefunction(self.fn))
         set_(self, "task_key", identity_key(self.fn, name))
         set_(self, "cache_policy", policy)
         set_(self, "_signature", BoundSignature(self.fn))
@@ -86,6 +90,12 @@ class Task(Generic[P, R]):
         return_state = bool(kwargs.pop("return_state", False))
         wait_for = kwargs.pop("wait_for", None)
         parameters = self.bind(args, kwargs)
+        if self.isasync:
+            # As in Prefect 3, from sync code too: run it with `asyncio.run(...)`, or
+            # `.submit()` it from a flow.
+            return call_task_async(  # type: ignore[return-value]
+                self, parameters, wait_for=_wait_for(wait_for), return_state=return_state
+            )
         result: R = call_task(
             self, parameters, wait_for=_wait_for(wait_for), return_state=return_state
         )

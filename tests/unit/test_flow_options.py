@@ -476,12 +476,13 @@ def test_every_problem_is_listed() -> None:
     ]
 
 
-def test_async_function_is_rejected_with_a_fix() -> None:
-    with pytest.raises(OptionError, match=r"async function; .*Define it with `def`"):
+def test_async_generator_is_rejected_with_a_fix() -> None:
+    # async def flows are supported (tests/unit/test_async_flows.py); generators are not.
+    with pytest.raises(OptionError, match=r"async generator; .*Return a list instead"):
 
         @flow
-        async def async_flow() -> None:
-            return None
+        async def async_flow() -> Any:
+            yield 1
 
 
 def test_decorating_a_non_callable_is_rejected() -> None:

@@ -1,13 +1,15 @@
-"""Runs one flow run: parameters, attempts with retries and timeout, final state, hooks."""
+"""Runs one flow run: parameters, attempts with retries and timeout, final state, hooks.
+
+The run's steps are written once (generators, see `stratoflow.engine.steps`): a `def`
+flow's run blocks on them (`run`), an `async def` flow's run awaits them (`run_async`).
+"""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from stratoflow._callables import render_run_name
 from stratoflow._tags import current_tags, merge_tags
 from stratoflow.context import (
     FlowRunContext,
@@ -16,10 +18,18 @@ from stratoflow.context import (
     get_services,
     task_run_context,
 )
-from stratoflow.engine.hooks import run_hooks
+from stratoflow.engine.active_runs import (
+    register_active_run,
+    request_cancellation,
+    signal_cancellation,
+    unregister_active_run,
+)
+from stratoflow.engine.hooks import Hooks
 from stratoflow.engine.inputs import resolve_value
+from stratoflow.engine.naming import name_flow_run
 from stratoflow.engine.persistence import persist_value, wants_persistence
-from stratoflow.engine.user_code import call_user_code
+from stratoflow.engine.steps import Blocking, Sleep, Steps, drive, drive_async, run_to_completion
+from stratoflow.engine.user_code import Body
 from stratoflow.exceptions import (
     FlowRunCancelled,
     FlowRunTimeoutError,
@@ -32,12 +42,11 @@ from stratoflow.logging import (
     run_logger_for,
 )
 from stratoflow.models import FlowRun
-from stratoflow.names import generate_run_name
 from stratoflow.retries import delay_before_retry, jittered
+from stratoflow.run_ids import subflow_run_id
 from stratoflow.states import (
     AwaitingRetry,
     Cancelled,
-    Cancelling,
     Completed,
     Crashed,
     Failed,
@@ -52,42 +61,37 @@ from stratoflow.task_runners import TaskRunner, ThreadPoolTaskRunner
 if TYPE_CHECKING:
     from stratoflow.flows import Flow
 
-_active_runs: dict[str, FlowRunContext] = {}
-_active_lock = threading.Lock()
+# signal_cancellation and request_cancellation are imported from here by their callers.
+__all__ = [
+    "FlowRunEngine",
+    "call_flow",
+    "call_flow_async",
+    "request_cancellation",
+    "signal_cancellation",
+]
 
 
 def call_flow(
     flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, return_state: bool
 ) -> Any:
-    """A call `my_flow(...)`: runs a flow run (a child run when inside another flow)."""
-    parent = flow_run_context.get()
-    services = parent.services if parent is not None else get_services()
-    state = FlowRunEngine(flow, services, parent).run(args, kwargs)
+    """A call `my_flow(...)`: runs a flow run (a child run when inside another flow) to
+    its end, an async flow's too (the CLI runs any flow this way)."""
+    state = _new_engine(flow).run(args, kwargs)
     return state if return_state else state.result()
 
 
-def signal_cancellation(flow_run_id: str) -> bool:
-    """Tell a run executing in this process to stop at its next task boundary (its state
-    is already Cancelling). Returns whether such a run was found."""
-    with _active_lock:
-        ctx = _active_runs.get(flow_run_id)
-    if ctx is None:
-        return False
-    ctx.cancel_requested.set()
-    return True
+async def call_flow_async(
+    flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, return_state: bool
+) -> Any:
+    """`await my_async_flow(...)`: runs the flow run on the running event loop."""
+    state = await _new_engine(flow).run_async(args, kwargs)
+    return state if return_state else state.result()
 
 
-def request_cancellation(flow_run_id: str, services: Services) -> State:
-    """Move a flow run to Cancelling; a run executing in this process stops at its next
-    task boundary and ends Cancelled."""
-    cancelling = Cancelling("Cancellation requested.")
-    cancelling.timestamp = services.clock.now()  # the grace period runs on the same clock
-    result = services.backend.set_flow_run_state(flow_run_id, cancelling)
-    with _active_lock:
-        ctx = _active_runs.get(flow_run_id)
-    if ctx is not None:
-        ctx.cancel_requested.set()
-    return result.state
+def _new_engine(flow: Flow[..., Any]) -> FlowRunEngine:
+    parent = flow_run_context.get()
+    services = parent.services if parent is not None else get_services()
+    return FlowRunEngine(flow, services, parent)
 
 
 class FlowRunEngine:
@@ -119,7 +123,29 @@ class FlowRunEngine:
         self.run_record.version = result.version
         return result.state
 
+    # Entry points. The blocking ones also run an async flow, on an event loop of its own.
+
     def run(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> State:
+        """Create the flow run and run it to its final state."""
+        return self._drive(self._run(args, kwargs))
+
+    async def run_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> State:
+        """`run` for an async flow, on the running event loop."""
+        return await drive_async(self._run(args, kwargs))
+
+    def run_existing(self, flow_run: FlowRun) -> State:
+        """Run a flow run that already exists (a deployment's run claimed by a worker):
+        its parameters are validated now, and its attempts continue from its run count."""
+        return self._drive(self._run_existing(flow_run))
+
+    def _drive(self, steps: Steps[State]) -> State:
+        if self.flow.isasync:
+            return run_to_completion(drive_async(steps))
+        return drive(steps)
+
+    # The steps.
+
+    def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Steps[State]:
         problem: Exception | None = None
         try:
             parameters = self.flow.bind(args, kwargs)
@@ -137,12 +163,10 @@ class FlowRunEngine:
             except ParameterValidationError as exc:
                 problem = exc
         if problem is not None:
-            return self.finish(Failed(str(problem), data=problem))
-        return self._run_with_context(parameters)
+            return (yield from self._finish(Failed(str(problem), data=problem)))
+        return (yield from self._run_with_context(parameters))
 
-    def run_existing(self, flow_run: FlowRun) -> State:
-        """Run a flow run that already exists (a deployment's run claimed by a worker):
-        its parameters are validated now, and its attempts continue from its run count."""
+    def _run_existing(self, flow_run: FlowRun) -> Steps[State]:
         self.flow_run = flow_run
         self.services.backend.adopt_flow_run(flow_run)
         self.logger.info(
@@ -156,32 +180,8 @@ class FlowRunEngine:
             try:
                 parameters = self.flow.validate_parameters(parameters)
             except ParameterValidationError as exc:
-                return self.finish(Failed(str(exc), data=exc))
-        return self._run_with_context(parameters)
-
-    def _run_name(self, parameters: dict[str, Any]) -> tuple[str, Exception | None]:
-        template = self.options.flow_run_name
-        if template is None:
-            return generate_run_name(), None
-        token = None
-        if callable(template):
-            # As in Prefect, a callable reads the run (parameters, flow name, id)
-            # from stratoflow.runtime.
-            naming = FlowRunContext(
-                flow=self.flow,
-                flow_run=self.run_record,
-                parameters=parameters,
-                task_runner=ThreadPoolTaskRunner(),
-                services=self.services,
-            )
-            token = flow_run_context.set(naming)
-        try:
-            return render_run_name(template, parameters, f"flow {self.flow.name!r}"), None
-        except ValueError as exc:
-            return generate_run_name(), exc
-        finally:
-            if token is not None:
-                flow_run_context.reset(token)
+                return (yield from self._finish(Failed(str(exc), data=exc)))
+        return (yield from self._run_with_context(parameters))
 
     def _create_run(self, parameters: dict[str, Any]) -> Exception | None:
         """Create the run record; returns the problem with its run name template, if any."""
@@ -189,7 +189,9 @@ class FlowRunEngine:
         parent_task = task_run_context.get() if parent is not None else None
         extra_tags = current_tags()
         self.flow_run = FlowRun(
-            id=str(uuid.uuid4()),
+            # A subflow's id carries its parent's pool tag: its items are written with
+            # the parent's credentials (stratoflow.run_ids).
+            id=subflow_run_id(parent.flow_run.id) if parent is not None else str(uuid.uuid4()),
             name="",
             flow_name=self.flow.name,
             flow_version=self.options.version,
@@ -199,12 +201,14 @@ class FlowRunEngine:
             parent_task_run_id=parent_task.task_run.id if parent_task is not None else None,
             created=self.services.clock.now(),
         )
-        self.flow_run.name, problem = self._run_name(parameters)
+        self.flow_run.name, problem = name_flow_run(
+            self.flow, self.flow_run, parameters, self.services
+        )
         self.services.backend.create_flow_run(self.flow_run)
         self.services.backend.adopt_flow_run(self.flow_run)
         return problem
 
-    def _run_with_context(self, parameters: dict[str, Any]) -> State:
+    def _run_with_context(self, parameters: dict[str, Any]) -> Steps[State]:
         record = self.run_record
         runner = (self.options.task_runner or ThreadPoolTaskRunner()).duplicate()
         ctx = FlowRunContext(
@@ -214,37 +218,42 @@ class FlowRunEngine:
             task_runner=runner,
             services=self.services,
         )
-        with _active_lock:
-            _active_runs[record.id] = ctx
+        register_active_run(ctx)
         token = flow_run_context.set(ctx)
         # A subflow called inside a task: its body (and its own subflows) are not part
         # of that task run.
         task_token = task_run_context.set(None)
         try:
             # Hooks run inside the run's context, so they can use get_run_logger().
-            return self.finish(self._attempts_then_drain(ctx, runner))
+            state = yield from self._attempts_then_drain(ctx, runner)
+            return (yield from self._finish(state))
         finally:
             task_run_context.reset(task_token)
             flow_run_context.reset(token)
-            with _active_lock:
-                _active_runs.pop(record.id, None)
+            unregister_active_run(record.id)
 
-    def _attempts_then_drain(self, ctx: FlowRunContext, runner: TaskRunner) -> State:
+    def _attempts_then_drain(self, ctx: FlowRunContext, runner: TaskRunner) -> Steps[State]:
         """Run the attempts, then wait for every submitted task run to finish."""
         try:
-            state = self._attempts(ctx)
-        except FlowRunCancelled as exc:
-            state = Cancelled(str(exc) or "The flow run was cancelled.")
+            state = yield from self._attempts_or_cancelled(ctx)
+            yield Blocking(lambda: runner.shutdown(wait=True))
         except BaseException as exc:
             runner.shutdown(wait=False)
-            self.finish(Crashed(f"Flow run crashed: {type(exc).__name__}: {exc}", data=exc))
+            yield from self._finish(
+                Crashed(f"Flow run crashed: {type(exc).__name__}: {exc}", data=exc)
+            )
             raise
-        runner.shutdown(wait=True)
         # The run ends now, after its submitted task runs, not when its body returned.
         # (A copy: a returned state may be a task run's own state.)
         return state.copy(timestamp=datetime.now(UTC), details=dict(state.details))
 
-    def _attempts(self, ctx: FlowRunContext) -> State:
+    def _attempts_or_cancelled(self, ctx: FlowRunContext) -> Steps[State]:
+        try:
+            return (yield from self._attempts(ctx))
+        except FlowRunCancelled as exc:
+            return Cancelled(str(exc) or "The flow run was cancelled.")
+
+    def _attempts(self, ctx: FlowRunContext) -> Steps[State]:
         record = self.run_record
         retries = self.options.retries
         record.retries = retries  # written with the next transition, for the crash sweep
@@ -256,8 +265,8 @@ class FlowRunEngine:
             if attempt == 1:
                 record.start_time = running.timestamp
                 if self.options.on_running:
-                    run_hooks(self.options.on_running, (self.flow, record, running), self.logger)
-            state = self._call(ctx)
+                    yield Hooks(self.options.on_running, (self.flow, record, running), self.logger)
+            state = yield from self._call(ctx)
             if state.type is StateType.FAILED and ctx.cancel_requested.is_set():
                 # e.g. future.result() of a task stopped by the cancellation raised in
                 # the body: the run was cancelled, not failed, and is not retried.
@@ -286,9 +295,9 @@ class FlowRunEngine:
                 # A deployed run: its queue redelivers it after the delay, and a worker
                 # claims it again; this process does not wait.
                 return awaiting
-            clock.sleep(delay)
+            yield Sleep(clock, delay)
 
-    def _call(self, ctx: FlowRunContext) -> State:
+    def _call(self, ctx: FlowRunContext) -> Steps[State]:
         flow = self.flow
         parameters = ctx.parameters
         log_prints = bool(self.options.log_prints)
@@ -296,12 +305,12 @@ class FlowRunEngine:
             install_print_capture()
         prints_token = log_prints_enabled.set(log_prints)
         try:
-            outcome = call_user_code(
+            outcome = yield Body(
                 lambda: flow.call_fn(parameters),
-                kind="Flow",
-                run_name=self.run_record.name,
-                timeout=self.options.timeout_seconds,
-                timeout_error=FlowRunTimeoutError,
+                "Flow",
+                self.run_record.name,
+                self.options.timeout_seconds,
+                FlowRunTimeoutError,
             )
         finally:
             log_prints_enabled.reset(prints_token)
@@ -354,7 +363,7 @@ class FlowRunEngine:
         record.result_record = stored
         return state
 
-    def finish(self, state: State) -> State:
+    def _finish(self, state: State) -> Steps[State]:
         record = self.run_record
         record.end_time = state.timestamp
         # Task runs are durable before the flow run says it is over.
@@ -383,7 +392,7 @@ class FlowRunEngine:
             self.logger.error("Finished in state %r", final, exc_info=exc)
         hooks = hooks_by_type.get(final.type, ())
         if hooks:
-            run_hooks(hooks, (self.flow, record, final), self.logger)
+            yield Hooks(hooks, (self.flow, record, final), self.logger)
         if self.parent is None:
             self.services.backend.flush()  # the run's last log lines
         return final

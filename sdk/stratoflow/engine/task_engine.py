@@ -1,30 +1,24 @@
-"""Runs one task run: inputs, cache, attempts with retries and timeout, result, hooks."""
+"""Runs one task run: inputs, cache, attempts with retries and timeout, result, hooks.
+
+The run's steps are written once (generators, see `stratoflow.engine.steps`): a `def`
+task's run blocks on them (`run`), an `async def` task's run awaits them (`run_async`).
+"""
 
 from __future__ import annotations
 
-import itertools
 import logging
-import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from stratoflow._callables import render_run_name
-from stratoflow._tags import current_tags, merge_tags
-from stratoflow.context import (
-    FlowRunContext,
-    Services,
-    TaskRunContext,
-    flow_run_context,
-    get_services,
-    task_run_context,
-)
+from stratoflow.context import FlowRunContext, Services, TaskRunContext, task_run_context
 from stratoflow.engine.caching import cache_key_for, cached_state, store_in_cache
 from stratoflow.engine.concurrency_slots import acquire_tag_slots, release_tag_slots
-from stratoflow.engine.hooks import run_hooks
+from stratoflow.engine.hooks import Hooks
 from stratoflow.engine.inputs import resolve_inputs
 from stratoflow.engine.persistence import persist_value, wants_persistence
-from stratoflow.engine.user_code import call_user_code
+from stratoflow.engine.steps import Blocking, Sleep, Steps, drive, drive_async, run_to_completion
+from stratoflow.engine.user_code import Body
 from stratoflow.exceptions import FlowRunCancelled, TaskRunTimeoutError, UpstreamTaskError
 from stratoflow.logging import (
     TASK_RUN_LOGGER,
@@ -51,97 +45,6 @@ from stratoflow.states import (
 
 if TYPE_CHECKING:
     from stratoflow.tasks import Task
-
-_standalone_keys = itertools.count()
-
-
-def call_task(
-    task: Task[..., Any],
-    parameters: dict[str, Any],
-    *,
-    wait_for: Iterable[Any] | None,
-    return_state: bool,
-) -> Any:
-    """A direct call `my_task(...)`: runs the task run in this thread."""
-    flow_ctx = flow_run_context.get()
-    if flow_ctx is not None and flow_ctx.cancel_requested.is_set():
-        raise FlowRunCancelled(f"Flow run {flow_ctx.flow_run.name!r} was cancelled.")
-    services = flow_ctx.services if flow_ctx is not None else get_services()
-    task_run = create_task_run(task, flow_ctx, parameters, services)
-    state = run_task_run(task, task_run, parameters, wait_for, flow_ctx, services)
-    if flow_ctx is None:
-        services.backend.flush()  # a task run outside any flow: nothing flushes it later
-    return state if return_state else state.result()
-
-
-def create_task_run(
-    task: Task[..., Any],
-    flow_ctx: FlowRunContext | None,
-    parameters: dict[str, Any],
-    services: Services,
-) -> TaskRun:
-    """Create the task run record (named in submission order) before it runs."""
-    if flow_ctx is not None:
-        dynamic_key = flow_ctx.next_dynamic_key(task.task_key)
-        flow_run_id: str | None = flow_ctx.flow_run.id
-    else:
-        dynamic_key = next(_standalone_keys)
-        flow_run_id = None
-    extra_tags = current_tags()
-    task_run = TaskRun(
-        id=str(uuid.uuid4()),
-        name=f"{task.name}-{dynamic_key}",
-        task_key=task.task_key,
-        dynamic_key=str(dynamic_key),
-        task_name=task.name,
-        flow_run_id=flow_run_id,
-        task_version=task.options.version,
-        tags=merge_tags(task.options.tags, extra_tags) if extra_tags else task.options.tags,
-        created=services.clock.now(),
-    )
-    template = task.options.task_run_name
-    if template is not None:
-        task_run.name = _render_task_run_name(template, task, task_run, parameters, flow_ctx)
-    services.backend.create_task_run(task_run)
-    return task_run
-
-
-def _render_task_run_name(
-    template: str | Callable[[], str],
-    task: Task[..., Any],
-    task_run: TaskRun,
-    parameters: dict[str, Any],
-    flow_ctx: FlowRunContext | None,
-) -> str:
-    owner = f"task {task.name!r}"
-    if not callable(template):
-        return render_run_name(template, parameters, owner)
-    # A callable reads the run from stratoflow.runtime (task_run.parameters, ...), as in
-    # Prefect, so it is called inside a context for the run being named.
-    context = TaskRunContext(
-        task=task,
-        task_run=task_run,
-        parameters=parameters,
-        flow_run_context=flow_ctx,
-        log_prints=False,
-    )
-    token = task_run_context.set(context)
-    try:
-        return render_run_name(template, parameters, owner)
-    finally:
-        task_run_context.reset(token)
-
-
-def run_task_run(
-    task: Task[..., Any],
-    task_run: TaskRun,
-    parameters: dict[str, Any],
-    wait_for: Iterable[Any] | None,
-    flow_ctx: FlowRunContext | None,
-    services: Services,
-) -> State:
-    """Run a created task run to a final state; only a crash (BaseException) escapes."""
-    return TaskRunEngine(task, task_run, flow_ctx, services).run(parameters, wait_for)
 
 
 class TaskRunEngine:
@@ -184,17 +87,48 @@ class TaskRunEngine:
         self.run_record.version = result.version
         return result.state
 
+    # Entry points. The blocking ones also run an async task: on an event loop of
+    # their own (a task runner's thread, a worker process).
+
     def run(self, parameters: dict[str, Any], wait_for: Iterable[Any] | None) -> State:
-        prepared = self.prepare(parameters, wait_for)
-        if isinstance(prepared, State):
-            return prepared
-        return self.execute(prepared)
+        """Run the task run to a final state; only a crash (BaseException) escapes."""
+        return self._drive(self._run(parameters, wait_for))
+
+    async def run_async(self, parameters: dict[str, Any], wait_for: Iterable[Any] | None) -> State:
+        """`run` for an async task, on the running event loop."""
+        return await drive_async(self._run(parameters, wait_for))
 
     def prepare(
         self, parameters: dict[str, Any], wait_for: Iterable[Any] | None
     ) -> dict[str, Any] | State:
         """Resolve inputs and set Pending. Returns the resolved parameters, or the final
         state when the run must not start (an upstream failed, the flow was cancelled)."""
+        return drive(self._prepare(parameters, wait_for))
+
+    def execute(self, parameters: dict[str, Any]) -> State:
+        """Cache lookup, attempts with retries, cache write, final state and hooks."""
+        return self._drive(self._execute(parameters))
+
+    def finish(self, state: State) -> State:
+        """Record the final state and run its hooks."""
+        return drive(self._finish(state))
+
+    def _drive(self, steps: Steps[State]) -> State:
+        if self.task.isasync:
+            return run_to_completion(drive_async(steps))
+        return drive(steps)
+
+    # The steps.
+
+    def _run(self, parameters: dict[str, Any], wait_for: Iterable[Any] | None) -> Steps[State]:
+        prepared = yield from self._prepare(parameters, wait_for)
+        if isinstance(prepared, State):
+            return prepared
+        return (yield from self._execute(prepared))
+
+    def _prepare(
+        self, parameters: dict[str, Any], wait_for: Iterable[Any] | None
+    ) -> Steps[dict[str, Any] | State]:
         resolved = resolve_inputs(parameters, wait_for)
         self.run_record.task_inputs = resolved.task_inputs
         self.set_state(Pending())
@@ -205,17 +139,30 @@ class TaskRunEngine:
                 f"ended in state {failure.state.name!r}, so this task run did not start. "
                 "Wrap the argument in allow_failure(...) to run it anyway."
             )
-            return self.finish(NotReady(message, data=UpstreamTaskError(message)))
+            return (yield from self._finish(NotReady(message, data=UpstreamTaskError(message))))
         flow_ctx = self.flow_ctx
         if flow_ctx is not None and flow_ctx.cancel_requested.is_set():
-            return self.finish(
-                Cancelled("The flow run was cancelled before this task run started.")
+            return (
+                yield from self._finish(
+                    Cancelled("The flow run was cancelled before this task run started.")
+                )
             )
-        waited = acquire_tag_slots(self)  # tag concurrency limits: may wait, then hold slots
-        return waited if waited is not None else resolved.parameters
+        if self.run_record.tags:  # tag concurrency limits: may wait, then hold slots
+            try:
+                waited: State | None = yield Blocking(lambda: acquire_tag_slots(self))
+            except BaseException as exc:
+                # An async run cancelled while it waited. (A crash inside the wait has
+                # already ended the run.)
+                current = self.run_record.state
+                if current is None or not current.is_final():
+                    crashed = Crashed(f"Task run crashed: {type(exc).__name__}: {exc}", data=exc)
+                    yield from self._finish(crashed)  # gives back a slot taken meanwhile
+                raise
+            if waited is not None:
+                return waited
+        return resolved.parameters
 
-    def execute(self, parameters: dict[str, Any]) -> State:
-        """Cache lookup, attempts with retries, cache write, final state and hooks."""
+    def _execute(self, parameters: dict[str, Any]) -> Steps[State]:
         record = self.run_record
         context = TaskRunContext(
             task=self.task,
@@ -230,20 +177,24 @@ class TaskRunEngine:
             if not self.options.refresh_cache:
                 hit = cached_state(cache_key, self.services, record)
                 if hit is not None:
-                    return self.finish(hit)
+                    return (yield from self._finish(hit))
         try:
-            state = self._attempts(context)
+            state = yield from self._attempts(context)
         except FlowRunCancelled:
-            self.finish(Cancelled("The flow run was cancelled while this task run ran."))
+            yield from self._finish(
+                Cancelled("The flow run was cancelled while this task run ran.")
+            )
             raise
         except BaseException as exc:
-            self.finish(Crashed(f"Task run crashed: {type(exc).__name__}: {exc}", data=exc))
+            yield from self._finish(
+                Crashed(f"Task run crashed: {type(exc).__name__}: {exc}", data=exc)
+            )
             raise
         if state.type is StateType.COMPLETED and cache_key is not None:
             store_in_cache(cache_key, state, self.services, record, self.options.cache_expiration)
-        return self.finish(state)
+        return (yield from self._finish(state))
 
-    def _attempts(self, context: TaskRunContext) -> State:
+    def _attempts(self, context: TaskRunContext) -> Steps[State]:
         options = self.options
         record = self.run_record
         retries = options.retries
@@ -254,7 +205,7 @@ class TaskRunEngine:
             running = self.set_state(Running() if attempt == 1 else Retrying())
             if record.start_time is None:
                 record.start_time = running.timestamp
-            state = self._call(context)
+            state = yield from self._call(context)
             if state.type is not StateType.FAILED or attempt > retries:
                 return state
             if not self._should_retry(state):
@@ -275,20 +226,20 @@ class TaskRunEngine:
             self.set_state(
                 AwaitingRetry(state.message, scheduled_time=_in_seconds(clock.now(), delay))
             )
-            clock.sleep(delay)
+            yield Sleep(clock, delay)
 
-    def _call(self, context: TaskRunContext) -> State:
+    def _call(self, context: TaskRunContext) -> Steps[State]:
         task = self.task
         parameters = context.parameters
         token = task_run_context.set(context)
         prints_token = log_prints_enabled.set(context.log_prints)
         try:
-            outcome = call_user_code(
+            outcome = yield Body(
                 lambda: task.call_fn(parameters),
-                kind="Task",
-                run_name=self.run_record.name,
-                timeout=self.options.timeout_seconds,
-                timeout_error=TaskRunTimeoutError,
+                "Task",
+                self.run_record.name,
+                self.options.timeout_seconds,
+                TaskRunTimeoutError,
             )
         finally:
             log_prints_enabled.reset(prints_token)
@@ -351,7 +302,7 @@ class TaskRunEngine:
             self.logger.exception("retry_condition_fn raised; the task run will not be retried")
             return False
 
-    def finish(self, state: State) -> State:
+    def _finish(self, state: State) -> Steps[State]:
         record = self.run_record
         record.end_time = state.timestamp
         final = self.set_state(state)
@@ -359,14 +310,14 @@ class TaskRunEngine:
         if final.type is StateType.COMPLETED:
             self._log_debug("Finished in state %r", final)
             if self.options.on_completion:
-                run_hooks(self.options.on_completion, (task, record, final), self.logger)
+                yield Hooks(self.options.on_completion, (task, record, final), self.logger)
         elif final.type is StateType.FAILED:
             exc = final.data if isinstance(final.data, BaseException) else None
             self.logger.error(
                 "Finished in state %r", final, exc_info=exc if final.name != "NotReady" else None
             )
             if self.options.on_failure:
-                run_hooks(self.options.on_failure, (task, record, final), self.logger)
+                yield Hooks(self.options.on_failure, (task, record, final), self.logger)
         else:
             self.logger.warning("Finished in state %r", final)
         return final

@@ -1,0 +1,143 @@
+"""Calling a task: `my_task(...)` (sync), `await my_async_task(...)`, and the task runs
+that task runners start. Each creates the task run record, then runs it with
+`TaskRunEngine`."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from stratoflow._callables import render_run_name
+from stratoflow._tags import current_tags, merge_tags
+from stratoflow.context import (
+    FlowRunContext,
+    Services,
+    TaskRunContext,
+    flow_run_context,
+    get_services,
+    task_run_context,
+)
+from stratoflow.engine.task_engine import TaskRunEngine
+from stratoflow.exceptions import FlowRunCancelled
+from stratoflow.models import TaskRun
+from stratoflow.states import State
+
+if TYPE_CHECKING:
+    from stratoflow.tasks import Task
+
+_standalone_keys = itertools.count()
+
+
+def call_task(
+    task: Task[..., Any],
+    parameters: dict[str, Any],
+    *,
+    wait_for: Iterable[Any] | None,
+    return_state: bool,
+) -> Any:
+    """A direct call `my_task(...)`: runs the task run in this thread."""
+    engine = _new_engine(task, parameters)
+    state = engine.run(parameters, wait_for)
+    return _outcome(engine, state, return_state)
+
+
+async def call_task_async(
+    task: Task[..., Any],
+    parameters: dict[str, Any],
+    *,
+    wait_for: Iterable[Any] | None,
+    return_state: bool,
+) -> Any:
+    """`await my_async_task(...)`: runs the task run on the running event loop. (As in
+    Prefect, the run is created when the coroutine starts, not when it is made.)"""
+    engine = _new_engine(task, parameters)
+    state = await engine.run_async(parameters, wait_for)
+    return _outcome(engine, state, return_state)
+
+
+def _new_engine(task: Task[..., Any], parameters: dict[str, Any]) -> TaskRunEngine:
+    flow_ctx = flow_run_context.get()
+    if flow_ctx is not None and flow_ctx.cancel_requested.is_set():
+        raise FlowRunCancelled(f"Flow run {flow_ctx.flow_run.name!r} was cancelled.")
+    services = flow_ctx.services if flow_ctx is not None else get_services()
+    task_run = create_task_run(task, flow_ctx, parameters, services)
+    return TaskRunEngine(task, task_run, flow_ctx, services)
+
+
+def _outcome(engine: TaskRunEngine, state: State, return_state: bool) -> Any:
+    if engine.flow_ctx is None:
+        engine.services.backend.flush()  # a task run outside any flow: nothing flushes it later
+    return state if return_state else state.result()
+
+
+def run_task_run(
+    task: Task[..., Any],
+    task_run: TaskRun,
+    parameters: dict[str, Any],
+    wait_for: Iterable[Any] | None,
+    flow_ctx: FlowRunContext | None,
+    services: Services,
+) -> State:
+    """Run a created task run to a final state in this thread (an async task on an event
+    loop of its own); only a crash (BaseException) escapes."""
+    return TaskRunEngine(task, task_run, flow_ctx, services).run(parameters, wait_for)
+
+
+def create_task_run(
+    task: Task[..., Any],
+    flow_ctx: FlowRunContext | None,
+    parameters: dict[str, Any],
+    services: Services,
+) -> TaskRun:
+    """Create the task run record (named in submission order) before it runs."""
+    if flow_ctx is not None:
+        dynamic_key = flow_ctx.next_dynamic_key(task.task_key)
+        flow_run_id: str | None = flow_ctx.flow_run.id
+    else:
+        dynamic_key = next(_standalone_keys)
+        flow_run_id = None
+    extra_tags = current_tags()
+    task_run = TaskRun(
+        id=str(uuid.uuid4()),
+        name=f"{task.name}-{dynamic_key}",
+        task_key=task.task_key,
+        dynamic_key=str(dynamic_key),
+        task_name=task.name,
+        flow_run_id=flow_run_id,
+        task_version=task.options.version,
+        tags=merge_tags(task.options.tags, extra_tags) if extra_tags else task.options.tags,
+        created=services.clock.now(),
+    )
+    template = task.options.task_run_name
+    if template is not None:
+        task_run.name = _render_task_run_name(template, task, task_run, parameters, flow_ctx)
+    services.backend.create_task_run(task_run)
+    return task_run
+
+
+def _render_task_run_name(
+    template: str | Callable[[], str],
+    task: Task[..., Any],
+    task_run: TaskRun,
+    parameters: dict[str, Any],
+    flow_ctx: FlowRunContext | None,
+) -> str:
+    owner = f"task {task.name!r}"
+    if not callable(template):
+        return render_run_name(template, parameters, owner)
+    # A callable reads the run from stratoflow.runtime (task_run.parameters, ...), as in
+    # Prefect, so it is called inside a context for the run being named.
+    context = TaskRunContext(
+        task=task,
+        task_run=task_run,
+        parameters=parameters,
+        flow_run_context=flow_ctx,
+        log_prints=False,
+    )
+    token = task_run_context.set(context)
+    try:
+        return render_run_name(template, parameters, owner)
+    finally:
+        task_run_context.reset(token)
