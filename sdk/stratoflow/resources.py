@@ -285,3 +285,49 @@ def provision(
     resolved = names or ResourceNames.from_settings(get_settings())
     provision_all(session, resolved, endpoint_url=endpoint_url)
     return resolved
+
+
+# Variables and artifacts (stratoflow.variables, stratoflow.artifacts)
+def variable_key(name: str) -> dict[str, str]:
+    """A variable: its JSON value, tags and times. Workers may write it (flows set
+    variables), so nothing of the control plane reads it."""
+    return {PARTITION_KEY: f"VARIABLE#{name}", SORT_KEY: META}
+
+
+VARIABLES_PARTITION = "VARIABLES"
+"""`by_time` partition listing every variable (sort key: its name)."""
+
+
+def artifact_key(artifact_id: str) -> dict[str, str]:
+    """One artifact version (flows create them: workers may write it)."""
+    return {PARTITION_KEY: f"ARTIFACT#{artifact_id}", SORT_KEY: META}
+
+
+ARTIFACT_BY_KEY = BY_DEPLOYMENT
+"""Versions of a keyed artifact: `ARTIFACTKEY#<key>` / `<created, ISO UTC>#<id>`."""
+ARTIFACT_BY_FLOW_RUN = BY_STATE
+"""Artifacts of a flow run (and its task runs): `ARTIFACTRUN#<run id>` / `<created>#<id>`."""
+ARTIFACT_BY_DAY = BY_TIME
+"""Every artifact by the UTC day it was created: `ARTIFACTS#<day>` / `<created>#<id>`."""
+
+
+def artifact_key_partition(key: str) -> str:
+    return f"ARTIFACTKEY#{key}"
+
+
+def artifact_flow_run_partition(flow_run_id: str) -> str:
+    return f"ARTIFACTRUN#{flow_run_id}"
+
+
+def artifacts_day_partition(day: date | str) -> str:
+    return f"ARTIFACTS#{day.isoformat() if isinstance(day, date) else day}"
+
+
+ARTIFACTS_PREFIX = "artifacts/"
+"""Artifact bodies too large for their item, under `RESULTS_PREFIX` (where worker roles
+may write): `results/artifacts/<artifact id>.json`, named by the item's own key."""
+
+
+def artifact_body_key(artifact_id: str) -> str:
+    """The S3 key (in the results bucket) of a large artifact body."""
+    return f"{RESULTS_PREFIX}{ARTIFACTS_PREFIX}{artifact_id}.json"

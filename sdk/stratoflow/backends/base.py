@@ -8,6 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from stratoflow.models import FlowRun, LogEntry, TaskRun
 from stratoflow.orchestration.transitions import TransitionResult
+from stratoflow.records import ArtifactRecord, VariableRecord
 from stratoflow.states import State, StateType
 
 
@@ -16,8 +17,15 @@ class Backend(Protocol):
     """Storage of flow runs, task runs, their states and their logs.
 
     State changes go through `set_*_state`, which applies the transition rules
-    (`stratoflow.orchestration.transitions`) atomically.
+    (`stratoflow.orchestration.transitions`) atomically. Variables and artifacts are
+    kept by the backend's `variables` and `artifacts` stores.
     """
+
+    @property
+    def variables(self) -> VariableStore: ...
+
+    @property
+    def artifacts(self) -> ArtifactStore: ...
 
     def create_flow_run(self, run: FlowRun) -> FlowRun: ...
 
@@ -90,3 +98,54 @@ class Backend(Protocol):
 
     def flush(self) -> None:
         """Make everything written so far durable (backends may write behind)."""
+
+
+class VariableStore(Protocol):
+    """Named JSON values (`stratoflow.variables`); names are checked by the caller."""
+
+    def read(self, name: str) -> VariableRecord | None: ...
+
+    def write(
+        self, name: str, value: Any, tags: list[str], *, now: datetime, overwrite: bool
+    ) -> VariableRecord:
+        """Create the variable, or replace its value and tags when `overwrite` (keeping
+        its creation time); raises VariableAlreadyExists when it exists and not
+        `overwrite`."""
+
+    def delete(self, name: str) -> bool:
+        """Whether there was a variable to delete."""
+
+    def list_variables(self, *, limit: int | None = None) -> list[VariableRecord]:
+        """By name."""
+
+
+class ArtifactStore(Protocol):
+    """Artifact versions (`stratoflow.artifacts`); records are checked by the caller.
+
+    Listings are newest first and may leave a large body unread (`body_loaded`);
+    `load_body` reads it.
+    """
+
+    def create(self, record: ArtifactRecord) -> ArtifactRecord: ...
+
+    def read(self, artifact_id: str) -> ArtifactRecord:
+        """With its body; raises ObjectNotFound for an unknown id."""
+
+    def update_progress(
+        self, artifact_id: str, progress: float, *, description: str | None, now: datetime
+    ) -> ArtifactRecord:
+        """Set a progress artifact's progress (and description when given)."""
+
+    def latest(self, key: str | None = None) -> ArtifactRecord | None:
+        """The newest version of `key` (of any artifact when None), with its body."""
+
+    def versions(self, key: str, *, limit: int | None = None) -> list[ArtifactRecord]: ...
+
+    def of_flow_run(self, flow_run_id: str, *, limit: int | None = None) -> list[ArtifactRecord]:
+        """The artifacts created in a flow run and its task runs."""
+
+    def recent(self, *, limit: int | None = None) -> list[ArtifactRecord]:
+        """Every artifact, newest first (the AWS backend looks back 30 days)."""
+
+    def load_body(self, record: ArtifactRecord) -> ArtifactRecord:
+        """`record` with its body read (raises ArtifactBodyUnavailable)."""

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from stratoflow.backends.memory_stores import MemoryArtifactStore, MemoryVariableStore
 from stratoflow.exceptions import ObjectNotFound
 from stratoflow.models import FlowRun, LogEntry, TaskRun
 from stratoflow.orchestration.transitions import TransitionResult, apply_transition
@@ -23,6 +24,8 @@ class MemoryBackend:
         self._task_runs: dict[str, TaskRun] = {}
         self._task_runs_by_flow: defaultdict[str | None, list[str]] = defaultdict(list)
         self._logs: defaultdict[str | None, list[LogEntry]] = defaultdict(list)
+        self.variables = MemoryVariableStore()
+        self.artifacts = MemoryArtifactStore()
 
     def create_flow_run(self, run: FlowRun) -> FlowRun:
         with self._lock:

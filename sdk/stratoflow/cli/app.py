@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from stratoflow.cli.artifacts import artifact_app
 from stratoflow.cli.automations import automation_app
 from stratoflow.cli.common import fail, out, parse_params
 from stratoflow.cli.concurrency_limits import concurrency_limit_app
@@ -16,6 +17,7 @@ from stratoflow.cli.events import events_app
 from stratoflow.cli.flow_runs import flow_run_app
 from stratoflow.cli.render import describe_result, flow_run_document, render_flow_run
 from stratoflow.cli.task_runs import task_run_app
+from stratoflow.cli.variables import variable_app
 from stratoflow.cli.work_pools import work_pool_app, work_queue_app
 from stratoflow.cli.worker import worker_app
 from stratoflow.engine.flow_engine import call_flow
@@ -43,6 +45,8 @@ app.add_typer(work_queue_app, name="work-queue")
 app.add_typer(concurrency_limit_app, name="concurrency-limit")
 app.add_typer(events_app, name="events")
 app.add_typer(worker_app, name="worker")
+app.add_typer(artifact_app, name="artifact")
+app.add_typer(variable_app, name="variable")
 
 
 @app.command()

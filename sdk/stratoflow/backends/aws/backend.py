@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from stratoflow import resources
+from stratoflow.backends.aws.artifacts import DynamoArtifactStore
 from stratoflow.backends.aws.items import (
     creation_seq,
     flow_run_from_item,
@@ -30,6 +31,7 @@ from stratoflow.backends.aws.result_keys import SecretsManagerResultKeys
 from stratoflow.backends.aws.result_refs import ResultRefs
 from stratoflow.backends.aws.results import S3ResultStore
 from stratoflow.backends.aws.task_runs import TaskRunWriter
+from stratoflow.backends.aws.variables import DynamoVariableStore
 from stratoflow.exceptions import ConflictError, ObjectNotFound
 from stratoflow.models import FlowRun, LogEntry, TaskRun
 from stratoflow.orchestration.transitions import TransitionResult, apply_transition
@@ -75,6 +77,10 @@ class AwsBackend:
         )
         self._flow_runs: dict[str, FlowRun] = {}
         """Flow runs this process created or changed: the objects the engine holds."""
+        self.variables = DynamoVariableStore(self.dynamodb, self.table)
+        self.artifacts = DynamoArtifactStore(
+            self.dynamodb, clients.s3, self.table, names.results_bucket
+        )
 
     # Flow runs
 

@@ -1,0 +1,42 @@
+"""Artifacts and variables, as in Prefect 3: a report flow reads its threshold from a
+variable (with a default when the variable is not set), publishes a table of regions
+from a task and a markdown summary from the flow, both keyed so that each run adds a
+new version.
+
+    strato run examples/artifacts_flow.py:regional_report
+    strato variable set report_threshold 50        # then run again
+    strato artifact inspect regional-summary
+"""
+
+from __future__ import annotations
+
+from stratoflow import flow, get_run_logger, task
+from stratoflow.artifacts import create_markdown_artifact, create_table_artifact
+from stratoflow.variables import Variable
+
+DEFAULT_THRESHOLD = 100
+
+
+@task
+def count_rows() -> list[dict[str, object]]:
+    rows = [
+        {"region": "eu-west-1", "rows": 120},
+        {"region": "us-east-1", "rows": 80},
+        {"region": "ap-south-1", "rows": 45},
+    ]
+    create_table_artifact(rows, key="regional-rows", description="Rows loaded per region")
+    return rows
+
+
+@flow
+def regional_report() -> list[str]:
+    threshold = Variable.get("report_threshold", default=DEFAULT_THRESHOLD)
+    rows = count_rows()
+    below = [str(r["region"]) for r in rows if int(str(r["rows"])) < threshold]
+    lines = [f"- {region}" for region in below] or ["- none"]
+    create_markdown_artifact(
+        f"# Regional report\n\nRegions below {threshold} rows:\n\n" + "\n".join(lines),
+        key="regional-summary",
+    )
+    get_run_logger().info("%d region(s) below %s rows", len(below), threshold)
+    return below
