@@ -19,6 +19,7 @@ from infra import outputs
 from stratoflow import resources
 from stratoflow.deployments.models import WorkPoolSpec
 from stratoflow.exceptions import StratoflowError
+from stratoflow.run_ids import pool_tag
 
 DEFAULT_ECS_IMAGE = "public.ecr.aws/docker/library/python:3.12-slim"
 """A public Python image. Flow runs need stratoflow and the flows' dependencies in the
@@ -236,6 +237,16 @@ class StackOptions(BaseModel):
                 f"the process pools {names} would have the same output "
                 f"{outputs.on_prem_policy_output(names[0])!r}: rename one"
             )
+        # Run ids carry a 32-bit tag of their pool (stratoflow.run_ids), the key of each
+        # on-prem pool's write permission: two pools may not share one.
+        tags: dict[str, str] = {}
+        for pool in value:
+            other = tags.setdefault(pool_tag(pool.name), pool.name)
+            if other != pool.name:
+                raise ValueError(
+                    f"the work pools {other!r} and {pool.name!r} have the same run-id tag "
+                    f"{pool_tag(pool.name)!r}: rename one"
+                )
         return value
 
     @field_validator("on_prem_may_start_runs_in")

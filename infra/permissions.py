@@ -18,6 +18,7 @@ from aws_cdk import aws_sqs as sqs
 
 from infra.constructs.state_table import StateTable
 from stratoflow import resources
+from stratoflow.run_ids import pool_tag
 
 TABLE_READ_ACTIONS = (
     "dynamodb:GetItem",
@@ -53,11 +54,33 @@ RUN_PARTITIONS: tuple[str, ...] = (
     _partition(resources.concurrency_key("*")),
     _partition(resources.worker_key("*", "-")),
     _partition(resources.event_key("*")),
+    _partition(resources.artifact_key("*")),
+    _partition(resources.variable_key("*")),
 )
 """Item partitions a process executing flow runs writes (its runs, their task runs, the
-task cache, concurrency slots, its worker heartbeat, emitted events), built with the
+task cache, concurrency slots, its worker heartbeat, emitted events, artifacts and
+variables: docs/artifacts-and-variables.md), built with the
 resource model's key builders. Deployments, work pools and automations are read-only
 to it: a compromised worker cannot point a deployment at other code."""
+
+
+def pool_run_partitions(pool: str, may_start_runs_in: Iterable[str] = ()) -> tuple[str, ...]:
+    """RUN_PARTITIONS narrowed to one pool (its on-prem workers): the runs whose id
+    carries the pool's tag (stratoflow.run_ids; and those of the pools it may start runs
+    in), its own heartbeats; the shared task cache, concurrency usage, events, artifacts,
+    variables and task runs outside flows stay shared (cache entries are signed,
+    docs/security.md)."""
+    pools = (pool, *may_start_runs_in)
+    return (
+        *(_partition(resources.flow_run_key(f"{pool_tag(p)}-*")) for p in pools),
+        _partition(resources.task_run_key(None, "*")),
+        _partition(resources.cache_key("*")),
+        _partition(resources.concurrency_key("*")),
+        _partition(resources.worker_key(pool, "-")),
+        _partition(resources.event_key("*")),
+        _partition(resources.artifact_key("*")),
+        _partition(resources.variable_key("*")),
+    )
 
 
 def table_read(table: StateTable) -> iam.PolicyStatement:
@@ -142,13 +165,14 @@ def run_execution(
     results_bucket: s3.IBucket,
     runs_log_group: logs.ILogGroup,
     send_to: Iterable[sqs.IQueue],
+    run_partitions: Sequence[str] = RUN_PARTITIONS,
 ) -> list[iam.PolicyStatement]:
     """What executing a flow run needs (Lambda worker, ECS task, on-prem worker): read
     the table and write run items, read code, read/write results, write run logs, send to
     work queues (a run not due yet is sent on; a flow may `run_deployment`)."""
     return [
         table_read(table),
-        table_write(table, partitions=RUN_PARTITIONS),
+        table_write(table, partitions=run_partitions),
         code_read(code_bucket),
         *results_read_write(results_bucket),
         logs_write(runs_log_group),

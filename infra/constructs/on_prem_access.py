@@ -9,14 +9,12 @@ pool's queues; send to its own pool's queues (a run not due yet goes back with a
 retry is re-enqueued, a flow may `run_deployment` a deployment of its own pool), to the
 queues of the pools `on_prem_may_start_runs_in` lists for it (`run_deployment` of their
 deployments), and to its own queues' DLQs (a malformed message is dead-lettered with its
-reason); read the table and write only run items (conditional writes on runs, task runs,
-cache, concurrency slots, its heartbeat, events); read code bundles; read and write
-results; write run logs. Nothing else: no Scan, no deployment or automation writes, no
-other bucket prefix, no other log group.
-
-Run items are the one thing IAM cannot confine to the pool: they are keyed by run id
-(`dynamodb:LeadingKeys` sees only the partition key), so the workers' ownership check
-(`stratoflow.workers.ownership`) stays the defence there.
+reason); read the table and write only its pool's run items (ids carrying the pool's tag,
+`stratoflow.run_ids`, and those of the pools it may start runs in: runs, their task runs
+and subflows), its heartbeats, and the shared task cache, concurrency slots and events;
+read code bundles; read and write results; read its pool's result-signing key (added by
+the stack); write run logs. Nothing else: no Scan, no deployment or automation writes,
+no other pool's runs, no other bucket prefix, no other log group.
 """
 
 from __future__ import annotations
@@ -73,6 +71,10 @@ class OnPremAccess(Construct):
                 *(q.queue for q in others),
                 *(q.dead_letter_queue for q in own),
             ],
+            # Its own pool's runs (and those it may start), not every pool's.
+            run_partitions=permissions.pool_run_partitions(
+                pool, sorted({q.pool.name for q in others})
+            ),
         )
         statements.append(permissions.queue_consume(q.queue for q in own))
         self.policy = iam.ManagedPolicy(

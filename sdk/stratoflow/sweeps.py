@@ -25,6 +25,7 @@ conditional on the version the sweep read, so a run that moved meanwhile is not 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -34,6 +35,9 @@ from stratoflow.exceptions import ConflictError, InvalidTransitionError
 from stratoflow.models import FlowRun
 from stratoflow.platform import Platform
 from stratoflow.states import AwaitingRetry, Cancelled, Crashed, Scheduled, State, StateType
+from stratoflow.workers.ownership import NotInPoolNamespace
+
+logger = logging.getLogger(__name__)
 
 RETRY_GRACE = timedelta(seconds=10)
 """A crash whose decided retry was not made this long after it is retried by the sweep."""
@@ -106,7 +110,11 @@ def resend_expired(platform: Platform, now: datetime) -> int:
         if run.deployment_name is None or run.enqueued_at is None:
             continue  # not a worker's run; or never sent, which the scheduler tick sends
         if run.enqueued_at <= expired_before:
-            enqueue(platform, run, now=now)
+            try:
+                enqueue(platform, run, now=now)
+            except NotInPoolNamespace as exc:
+                logger.warning("Not sent again: %s", exc)
+                continue
             resent += 1
     return resent
 

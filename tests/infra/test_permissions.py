@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra import permissions
+from stratoflow.run_ids import pool_tag
 from tests.infra._cdk import PRINCIPAL, Synthesized, logical_id, only, resources_of
 from tests.infra.test_ecs_runner import policy_statements
 
@@ -90,9 +91,14 @@ def test_run_executors_write_only_run_items(full_template: Any, synthesized: Syn
 def test_run_partitions_cover_run_items_but_not_deployments():
     assert "FLOWRUN#*" in permissions.RUN_PARTITIONS
     assert "TASKRUN#*" in permissions.RUN_PARTITIONS
-    assert not any(
-        p.startswith(("DEPLOYMENT#", "WORKPOOL#", "AUTOMATION")) for p in permissions.RUN_PARTITIONS
-    )
+    pool = permissions.pool_run_partitions("etl", ["fast"])
+    assert f"FLOWRUN#{pool_tag('etl')}-*" in pool and f"FLOWRUN#{pool_tag('fast')}-*" in pool
+    assert "FLOWRUN#*" not in pool and "WORKER#etl" in pool
+    for partitions in (permissions.RUN_PARTITIONS, pool):
+        assert not any(
+            p.startswith(("DEPLOYMENT#", "WORKPOOL#", "AUTOMATION", "CONCURRENCYLIMIT#"))
+            for p in partitions
+        )
 
 
 def test_one_on_prem_policy_per_process_pool(full_template: Any, synthesized: Synthesized):
@@ -126,6 +132,16 @@ def test_on_prem_policy_allows_exactly_what_a_worker_of_its_pool_does(
         "ConsumeWorkQueues",
         "ReadOwnPoolResultKey",
     }
+    # Its own pool's runs (ids with its tag) and heartbeats only (docs/security.md).
+    assert statements["WriteRunItems"]["Condition"] == {
+        "ForAllValues:StringLike": {
+            "dynamodb:LeadingKeys": list(permissions.pool_run_partitions("default"))
+        }
+    }
+    assert statements["ReadOwnPoolResultKey"]["Action"] == "secretsmanager:GetSecretValue"
+    assert statements["ReadOwnPoolResultKey"]["Resource"] == [
+        {"Ref": logical_id(stack, stack.result_keys.secrets["default"])}
+    ]
     consume = statements["ConsumeWorkQueues"]
     assert actions(consume) == set(permissions.QUEUE_CONSUME_ACTIONS)
     own = [q for q in stack.work_queues.queues if q.pool.name == "default"]

@@ -198,7 +198,7 @@ def test_an_idempotency_key_gives_the_same_run_and_one_message(
     second = run_deployment("nightly-etl", {"rows": 2}, idempotency_key="order-42", timeout=0)
     other = run_deployment("nightly-etl", {"rows": 2}, idempotency_key="order-43", timeout=0)
 
-    assert second.id == first.id == flow_run_id_for("nightly-etl", "order-42")
+    assert second.id == first.id == flow_run_id_for("nightly-etl", "order-42", pool="default")
     assert other.id != first.id
     assert [m.flow_run_id for m in messages(installation.receive())] == [first.id, other.id]
 

@@ -93,7 +93,7 @@ def test_a_tick_creates_the_slots_from_2_minutes_ago_to_15_minutes_ahead(
     key = installation.platform.deployments.get("every-minute").schedules[0].key
     later = messages(installation.receive(after=41))
     assert [m.flow_run_id for m in later] == [
-        flow_run_id_for("every-minute", f"{key}|{(START + MINUTE).isoformat()}")
+        flow_run_id_for("every-minute", f"{key}|{(START + MINUTE).isoformat()}", pool="default")
     ]
 
 

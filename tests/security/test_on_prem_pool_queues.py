@@ -11,6 +11,7 @@ import pytest
 
 from infra import outputs
 from stratoflow import resources
+from stratoflow.run_ids import new_flow_run_id, subflow_run_id
 from tests.security._iam import Request, is_allowed, managed_policy_statements, resolve
 from tests.security.test_worker_table_policy import policies, table_arn, write
 
@@ -92,14 +93,48 @@ def test_start_runs_in_grants_only_the_send_to_the_named_pool(
         assert not may(b, "SendMessage", queue_arns[other]), other
 
 
-def test_run_items_stay_shared(
-    pool_policies: dict[str, list[dict[str, Any]]], table_arn: str
+def test_a_pool_writes_only_its_own_runs(
+    pool_policies: dict[str, list[dict[str, Any]]],
+    policies: dict[str, list[dict[str, Any]]],
+    table_arn: str,
 ) -> None:
-    """What IAM cannot confine (docs/security.md): run items are keyed by run id, so a
-    pool's policy may write any run, another pool's included; the workers' ownership
-    check is the defence."""
-    for statements in pool_policies.values():
-        assert is_allowed(statements, write(table_arn, resources.flow_run_key("of-another-pool")))
+    """Run ids carry their pool's tag (stratoflow.run_ids), and each pool's policy may
+    write only runs (with their task runs and subflows) and heartbeats of its own pool,
+    plus the runs of the pools it may start runs in. The attack: pool default's host
+    rewrites or deletes a run of pool etl-nightly, or plants one with a plain id."""
+    own = new_flow_run_id("default")
+    mine = [
+        resources.flow_run_key(own),
+        resources.task_run_key(own, "t1"),
+        resources.flow_run_key(subflow_run_id(own)),
+        resources.worker_key("default", "host-1"),
+    ]
+    theirs = [
+        resources.flow_run_key(new_flow_run_id("etl-nightly")),
+        resources.task_run_key(new_flow_run_id("etl-nightly"), "t1"),
+        resources.flow_run_key(new_flow_run_id("fast")),
+        resources.flow_run_key(new_flow_run_id(None)),  # an operator's, or an earlier id
+        resources.flow_run_key("evil"),
+        resources.worker_key("etl-nightly", "host-1"),
+    ]
+    a = pool_policies["default"]
+    for action in ("PutItem", "UpdateItem", "DeleteItem"):
+        for key in mine:
+            assert is_allowed(a, write(table_arn, key, action)), (key, action)
+        for key in theirs:
+            assert not is_allowed(a, write(table_arn, key, action)), (key, action)
+    # etl-nightly may start runs in fast (on_prem_may_start_runs_in): it writes those too.
+    b = pool_policies["etl-nightly"]
+    assert is_allowed(b, write(table_arn, resources.flow_run_key(new_flow_run_id("etl-nightly"))))
+    assert is_allowed(b, write(table_arn, resources.flow_run_key(new_flow_run_id("fast"))))
+    assert not is_allowed(b, write(table_arn, resources.flow_run_key(own)))
+    # The shared items stay shared (cache entries are signed; usage is not a definition).
+    for key in (resources.cache_key("k"), resources.concurrency_key("db")):
+        assert is_allowed(a, write(table_arn, key)) and is_allowed(b, write(table_arn, key))
+    # The Lambda worker and ECS task roles write runs of every pool (run_deployment).
+    for worker in ("lambda worker", "ecs task"):
+        for key in (*mine, *theirs[:4]):
+            assert is_allowed(policies[worker], write(table_arn, key)), (worker, key)
 
 
 @pytest.mark.parametrize("worker", ["lambda worker", "ecs task"])

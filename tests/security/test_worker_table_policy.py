@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from stratoflow import resources
+from stratoflow.run_ids import new_flow_run_id
 from tests.security._iam import (
     Request,
     is_allowed,
@@ -66,7 +67,10 @@ def test_a_worker_may_write_a_run_item_whatever_index_attributes_it_carries(
 ) -> None:
     # The attack's write: `FLOWRUN#evil` / META with gsi3pk = DEPLOYMENTS (or AUTOMATIONS,
     # WORKPOOLS, ...). Its index attributes are not part of the request IAM judges.
-    assert is_allowed(policies[worker], write(table_arn, resources.flow_run_key("evil"), action))
+    # (A run of the on-prem policy's pool: it may write no other, see
+    # test_on_prem_pool_queues.py.)
+    key = resources.flow_run_key(new_flow_run_id("default"))
+    assert is_allowed(policies[worker], write(table_arn, key, action))
     # ...and no statement could have judged them: none conditions on the attributes.
     conditions = [str(s.get("Condition", "")) for s in policies[worker]]
     assert not any("dynamodb:Attributes" in c for c in conditions)

@@ -5,24 +5,49 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stratoflow.deployments.models import Deployment
 from stratoflow.deployments.parameter_schema import check_parameter_types
-from stratoflow.exceptions import ConflictError, InvalidTransitionError, ParameterValidationError
+from stratoflow.exceptions import (
+    ConflictError,
+    InvalidTransitionError,
+    ObjectNotFound,
+    ParameterValidationError,
+)
 from stratoflow.models import FlowRun
 from stratoflow.names import generate_run_name
 from stratoflow.platform import Platform, get_platform
-from stratoflow.states import AwaitingRetry, Scheduled
+from stratoflow.run_ids import new_flow_run_id
+from stratoflow.states import AwaitingRetry, Scheduled, StateType
 from stratoflow.workers.messages import FlowRunMessage
+from stratoflow.workers.ownership import NotInPoolNamespace, namespace_problem
+
+if TYPE_CHECKING:
+    from stratoflow.backends.base import Backend
 
 _NAMESPACE = uuid.UUID("5f1d9a36-8c1e-4a57-9c7e-2d1b7a0f3e42")
 
 
-def flow_run_id_for(deployment_name: str, idempotency_key: str) -> str:
+def _key_seed(deployment_name: str, idempotency_key: str) -> uuid.UUID:
+    return uuid.uuid5(_NAMESPACE, f"{deployment_name}\x00{idempotency_key}")
+
+
+def flow_run_id_for(deployment_name: str, idempotency_key: str, *, pool: str) -> str:
     """The same deployment and key always give the same run id: creating it twice is a
-    conditional-put conflict, never a second run."""
-    return str(uuid.uuid5(_NAMESPACE, f"{deployment_name}\x00{idempotency_key}"))
+    conditional-put conflict, never a second run. It carries the pool (run_ids)."""
+    return new_flow_run_id(pool, seed=_key_seed(deployment_name, idempotency_key))
+
+
+def _made_before_ids_carried_pools(
+    backend: Backend, deployment_name: str, idempotency_key: str
+) -> FlowRun | None:
+    """The run an earlier version made for this key (its id was the plain uuid5), so
+    that upgrading never runs a scheduled slot or a keyed run twice."""
+    try:
+        return backend.read_flow_run(str(_key_seed(deployment_name, idempotency_key)))
+    except ObjectNotFound:
+        return None
 
 
 def check_parameters(deployment: Deployment, parameters: Mapping[str, Any]) -> None:
@@ -66,7 +91,9 @@ def schedule_flow_run(
     check_parameters(deployment, merged)
     backend = platform.services.backend
     run_id = (
-        flow_run_id_for(deployment.name, idempotency_key) if idempotency_key else str(uuid.uuid4())
+        flow_run_id_for(deployment.name, idempotency_key, pool=deployment.work_pool)
+        if idempotency_key
+        else new_flow_run_id(deployment.work_pool)
     )
     state = Scheduled(scheduled_time=scheduled_time.isoformat())
     run = FlowRun(
@@ -91,11 +118,22 @@ def schedule_flow_run(
         backend.create_flow_run(run)
     except ConflictError:
         return backend.read_flow_run(run_id), False
+    if idempotency_key:
+        # One read per run created (not per existing slot); a hit happens only for
+        # runs made before the upgrade: the new copy goes, the earlier run stays.
+        earlier = _made_before_ids_carried_pools(backend, deployment.name, idempotency_key)
+        if earlier is not None:
+            backend.delete_flow_run(run_id, only_in=StateType.SCHEDULED)
+            return earlier, False
     return run, True
 
 
 def enqueue(platform: Platform, run: FlowRun, *, now: datetime | None = None) -> None:
-    """Send the run's message, delayed until its start (at most 15 minutes ahead)."""
+    """Send the run's message, delayed until its start (at most 15 minutes ahead).
+    Raises NotInPoolNamespace, sending nothing, for a run whose id is not its pool's."""
+    problem = namespace_problem(run)
+    if problem is not None:
+        raise NotInPoolNamespace(problem)
     now = now or platform.services.clock.now()
     delay = 0.0
     if run.expected_start_time is not None:

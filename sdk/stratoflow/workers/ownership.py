@@ -13,7 +13,9 @@ does not split back into one pool and queue.
 from __future__ import annotations
 
 from stratoflow import resources
+from stratoflow.exceptions import StratoflowError
 from stratoflow.models import FlowRun
+from stratoflow.run_ids import carries_pool, pool_tag
 from stratoflow.workers.messages import FlowRunMessage
 
 DEFAULT = "default"
@@ -50,4 +52,26 @@ def foreign_run_reason(
         f"as it was, for its own queue's workers. If this message was meant to run it, send "
         f"it to {own!r}; otherwise find out who sent it (anything with worker permissions "
         "can send to every work queue)."
+    )
+
+
+class NotInPoolNamespace(StratoflowError):
+    """A run whose id is not in its pool's namespace: it is not sent to a work queue."""
+
+
+def namespace_problem(run: FlowRun) -> str | None:
+    """Why a run may not be sent to its pool's queue (None: it may).
+
+    A pool's on-prem workers may write only run items whose id carries their pool's tag
+    (stratoflow.run_ids), but an item says which pool it claims: a worker of pool A could
+    write one claiming pool B. Whoever sends runs it did not create (the scheduler's
+    tick, the sweeps, a retry) sends only runs whose id is in their pool's namespace."""
+    pool, _ = run_pool_and_queue(run)
+    if carries_pool(run.id, pool):
+        return None
+    return (
+        f"flow run {run.id} claims work pool {pool!r}, but its id is not in that pool's "
+        f"namespace (the ids of its runs start with {pool_tag(pool)!r}): it was made by an "
+        "earlier version of stratoflow, or written by a worker of another pool. It was not "
+        "sent to a work queue. Run the deployment again for a new run."
     )
