@@ -139,9 +139,9 @@ def test_on_prem_policy_allows_exactly_what_a_worker_of_its_pool_does(
         }
     }
     assert statements["ReadOwnPoolResultKey"]["Action"] == "secretsmanager:GetSecretValue"
-    assert statements["ReadOwnPoolResultKey"]["Resource"] == [
-        {"Ref": logical_id(stack, stack.result_keys.secrets["default"])}
-    ]
+    assert statements["ReadOwnPoolResultKey"]["Resource"] == {
+        "Ref": logical_id(stack, stack.result_keys.secrets["default"])
+    }
     consume = statements["ConsumeWorkQueues"]
     assert actions(consume) == set(permissions.QUEUE_CONSUME_ACTIONS)
     own = [q for q in stack.work_queues.queues if q.pool.name == "default"]
