@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
 from constructs import IConstruct
 
+from infra.permissions import block_secrets_arn
 from stratoflow import resources
 from stratoflow.automations.secrets import secret_name
 
@@ -69,6 +70,14 @@ RESULT_KEY_ROTATION = (
     "unusable for results older than two rotations without warning."
 )
 
+BLOCK_SECRETS = (
+    "secretsmanager:GetSecretValue on the secrets named <queue prefix>/blocks/<scope>/*: "
+    "one secret per block document, saved by operators at any time (its type slug and "
+    "name are not known when the stack is deployed); Secrets Manager also appends a random "
+    "suffix to every secret's ARN. Each worker principal reads only the scope every pool "
+    "may read (_all) and its own pools' scopes, and writes none."
+)
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -120,6 +129,7 @@ def findings(stack: StratoflowStack) -> list[Finding]:
         Finding(stack.ecs.task_definition, "AwsSolutions-ECS2", ECS_ENVIRONMENT),
         Finding(stack.functions.automations_failures, "AwsSolutions-SQS3", FAILURE_QUEUE),
     ]
+    found += _block_secret_findings(stack)
     if stack.ecs.pulls_from_ecr:
         found.append(
             Finding(stack.ecs.execution_role, "AwsSolutions-IAM5[Resource::*]", ECR_AUTHORIZATION)
@@ -132,3 +142,24 @@ def suppress(stack: StratoflowStack) -> None:
         Validations.of(finding.construct).acknowledge(
             Acknowledgment(id=f"{PLUGIN}::{finding.rule}", reason=finding.reason)
         )
+
+
+def _block_secret_findings(stack: StratoflowStack) -> list[Finding]:
+    """IAM5 on each worker principal's block-secret scopes (`_grant_block_secrets`)."""
+    prefix = stack.options.names.queue_prefix
+    lambda_role = stack.functions.lambda_worker.role
+    principals: dict[str, IConstruct] = {
+        "lambda worker": lambda_role,  # type: ignore[dict-item]
+        "ecs task": stack.ecs.task_role,
+        **{pool: access.policy for pool, access in stack.on_prem.items()},
+    }
+    found = []
+    for principal, scopes in stack.block_secret_scopes().items():
+        for scope in scopes:
+            arn = block_secrets_arn(
+                prefix, scope, "<AWS::Partition>", "<AWS::Region>", "<AWS::AccountId>"
+            )
+            found.append(
+                Finding(principals[principal], f"AwsSolutions-IAM5[Resource::{arn}]", BLOCK_SECRETS)
+            )
+    return found

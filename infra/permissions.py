@@ -198,3 +198,34 @@ def automation_secrets_read(queue_prefix: str) -> iam.PolicyStatement:
             f"{secret_name(queue_prefix, '*')}"
         ],
     )
+
+
+def block_secrets_read(
+    queue_prefix: str, scopes: Iterable[str], *, sid: str
+) -> iam.PolicyStatement:
+    """Load blocks (`stratoflow.blocks`): GetSecretValue on the block secrets of the given
+    scopes, `<queue prefix>/blocks/<scope>/*` (`_all`: blocks every pool may read; a pool's
+    name: blocks saved with `pools=[...]` naming it). Only reads: a worker may not create,
+    change or delete a block's secret, and `BLOCK#` items are outside RUN_PARTITIONS, so
+    blocks stay configuration that operators write (docs/blocks.md)."""
+    from aws_cdk import Aws
+
+    return iam.PolicyStatement(
+        sid=sid,
+        actions=["secretsmanager:GetSecretValue"],
+        resources=[
+            block_secrets_arn(queue_prefix, scope, Aws.PARTITION, Aws.REGION, Aws.ACCOUNT_ID)
+            for scope in scopes
+        ],
+    )
+
+
+def block_secrets_arn(
+    queue_prefix: str, scope: str, partition: str, region: str, account: str
+) -> str:
+    """Every block secret of one scope (the `*`: type slug, name and the random suffix
+    Secrets Manager appends to a secret's ARN)."""
+    return (
+        f"arn:{partition}:secretsmanager:{region}:{account}:secret:"
+        f"{resources.block_secrets_prefix(queue_prefix, scope)}*"
+    )

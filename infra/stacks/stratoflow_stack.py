@@ -26,6 +26,7 @@ from infra.constructs.result_keys import ResultKeys
 from infra.constructs.state_table import StateTable
 from infra.constructs.work_queues import WorkQueues
 from infra.context import StackOptions
+from stratoflow import resources
 from stratoflow.settings import env_var
 from stratoflow.workers.poller import PollerOptions
 
@@ -203,6 +204,8 @@ class StratoflowStack(Stack):
             own = self.result_keys.read_statement([pool], sid="ReadOwnPoolResultKey")
             assert own is not None
             access.policy.add_statements(own)
+        # Each worker principal loads the blocks every pool may read and its own pools'.
+        self._grant_block_secrets(names.queue_prefix)
         self._outputs(names.queue_prefix)
         nag.suppress(self)
 
@@ -216,6 +219,35 @@ class StratoflowStack(Stack):
             )
             if statement is not None:
                 role.add_to_principal_policy(statement)
+
+    def _grant_block_secrets(self, queue_prefix: str) -> None:
+        """GetSecretValue on `<prefix>/blocks/_all/*` and `<prefix>/blocks/<pool>/*` for
+        the pools each worker principal runs (docs/blocks.md); no block writes."""
+        scopes = self.block_secret_scopes()
+        lambda_role = self.functions.lambda_worker.role
+        assert lambda_role is not None
+        sid = "LoadBlockSecrets"
+        lambda_role.add_to_principal_policy(
+            permissions.block_secrets_read(queue_prefix, scopes["lambda worker"], sid=sid)
+        )
+        self.ecs.task_role.add_to_principal_policy(
+            permissions.block_secrets_read(queue_prefix, scopes["ecs task"], sid=sid)
+        )
+        for pool, access in self.on_prem.items():
+            access.policy.add_statements(
+                permissions.block_secrets_read(queue_prefix, scopes[pool], sid=sid)
+            )
+
+    def block_secret_scopes(self) -> dict[str, tuple[str, ...]]:
+        """The block-secret scopes of each worker principal: `lambda worker`, `ecs task`
+        and each process pool's on-prem policy (by pool name)."""
+        every = resources.BLOCK_SECRETS_ALL_POOLS
+        pools = self.options.pools_of_type
+        return {
+            "lambda worker": (every, *(p.name for p in pools("lambda"))),
+            "ecs task": (every, *(p.name for p in pools("ecs"))),
+            **{pool: (every, pool) for pool in self.on_prem},
+        }
 
     def _outputs(self, queue_prefix: str) -> None:
         values = {

@@ -331,3 +331,28 @@ may write): `results/artifacts/<artifact id>.json`, named by the item's own key.
 def artifact_body_key(artifact_id: str) -> str:
     """The S3 key (in the results bucket) of a large artifact body."""
     return f"{RESULTS_PREFIX}{ARTIFACTS_PREFIX}{artifact_id}.json"
+
+
+# Blocks (stratoflow.blocks): configuration operators save and flows load
+def block_key(block_type_slug: str, name: str) -> dict[str, str]:
+    """A block document's non-secret fields. Only operators write it: the partition is
+    outside every worker role's writable partitions (docs/blocks.md)."""
+    return {PARTITION_KEY: f"BLOCK#{block_type_slug}/{name}", SORT_KEY: META}
+
+
+BLOCKS_PARTITION = "BLOCKS"
+"""`by_time` partition listing every block document (sort key: `<type slug>/<name>`)."""
+BLOCK_SECRETS_ALL_POOLS = "_all"
+"""The scope of a block's secret that every worker principal may read (pool names cannot
+start with `_`, so it is never a pool's)."""
+
+
+def block_secret_name(prefix: str, scope: str, block_type_slug: str, name: str) -> str:
+    """The Secrets Manager secret holding a block's secret fields, for one scope: `_all`
+    (every pool's workers may read it) or one work pool (only that pool's workers). The
+    stack grants each worker principal `<prefix>/blocks/_all/*` and its own pools'."""
+    return f"{block_secrets_prefix(prefix, scope)}{block_type_slug}/{name}"
+
+
+def block_secrets_prefix(prefix: str, scope: str) -> str:
+    return f"{prefix}/blocks/{scope}/"

@@ -131,6 +131,7 @@ def test_on_prem_policy_allows_exactly_what_a_worker_of_its_pool_does(
         "SendToWorkQueues",
         "ConsumeWorkQueues",
         "ReadOwnPoolResultKey",
+        "LoadBlockSecrets",  # docs/blocks.md, tests/security/test_block_grants.py
     }
     # Its own pool's runs (ids with its tag) and heartbeats only (docs/security.md).
     assert statements["WriteRunItems"]["Condition"] == {

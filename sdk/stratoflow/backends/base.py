@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from stratoflow.models import FlowRun, LogEntry, TaskRun
 from stratoflow.orchestration.transitions import TransitionResult
 from stratoflow.records import ArtifactRecord, VariableRecord
+
+if TYPE_CHECKING:
+    from stratoflow.blocks.records import BlockDocument, BlockSecrets
 from stratoflow.states import State, StateType
 
 
@@ -26,6 +29,9 @@ class Backend(Protocol):
 
     @property
     def artifacts(self) -> ArtifactStore: ...
+
+    @property
+    def blocks(self) -> BlockStore: ...
 
     def create_flow_run(self, run: FlowRun) -> FlowRun: ...
 
@@ -149,3 +155,29 @@ class ArtifactStore(Protocol):
 
     def load_body(self, record: ArtifactRecord) -> ArtifactRecord:
         """`record` with its body read (raises ArtifactBodyUnavailable)."""
+
+
+class BlockStore(Protocol):
+    """Block documents (`stratoflow.blocks`): non-secret fields in `BlockDocument`,
+    secret fields apart (`BlockSecrets`), never in the document's store, a log or an
+    error message. Names are checked by the caller."""
+
+    def read(self, block_type_slug: str, name: str) -> BlockDocument | None: ...
+
+    def read_secrets(self, document: BlockDocument, *, pool: str | None) -> BlockSecrets:
+        """The values of `document`'s secret fields (`pool`: this run's work pool, read
+        first); raises BlockSecretsUnavailable."""
+
+    def write(
+        self, document: BlockDocument, secrets: BlockSecrets, *, overwrite: bool
+    ) -> BlockDocument:
+        """Create the block, or replace it when `overwrite` (keeping its id and creation
+        time); raises BlockAlreadyExists, BlockSaveDenied."""
+
+    def delete(self, block_type_slug: str, name: str) -> bool:
+        """Whether there was a block to delete (its secrets go with it)."""
+
+    def list_blocks(
+        self, *, block_type_slug: str | None = None, limit: int | None = None
+    ) -> list[BlockDocument]:
+        """By type slug and name."""

@@ -8,7 +8,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from stratoflow.backends.memory_stores import MemoryArtifactStore, MemoryVariableStore
+from stratoflow.backends.memory_stores import (
+    MemoryArtifactStore,
+    MemoryBlockStore,
+    MemoryVariableStore,
+)
 from stratoflow.exceptions import ObjectNotFound
 from stratoflow.models import FlowRun, LogEntry, TaskRun
 from stratoflow.orchestration.transitions import TransitionResult, apply_transition
@@ -26,6 +30,7 @@ class MemoryBackend:
         self._logs: defaultdict[str | None, list[LogEntry]] = defaultdict(list)
         self.variables = MemoryVariableStore()
         self.artifacts = MemoryArtifactStore()
+        self.blocks = MemoryBlockStore()
 
     def create_flow_run(self, run: FlowRun) -> FlowRun:
         with self._lock:

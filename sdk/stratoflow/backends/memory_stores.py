@@ -1,4 +1,4 @@
-"""Variables and artifacts of the in-process backend: dictionaries under one lock each.
+"""Variables, artifacts and blocks of the in-process backend: dictionaries under one lock each.
 
 Values are copied in and out, so a caller changing a list it set or got does not change
 the stored variable (as with a backend that stores JSON).
@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import threading
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stratoflow.exceptions import ObjectNotFound
 from stratoflow.records import (
@@ -18,6 +18,9 @@ from stratoflow.records import (
     VariableRecord,
     compact_json,
 )
+
+if TYPE_CHECKING:  # stratoflow.blocks imports the engine's context, which imports this
+    from stratoflow.blocks.records import BlockDocument, BlockSecrets
 
 
 class MemoryVariableStore:
@@ -122,3 +125,67 @@ class MemoryArtifactStore:
 
 def _limited(records: list[ArtifactRecord], limit: int | None) -> list[ArtifactRecord]:
     return records[:limit] if limit is not None else records
+
+
+class MemoryBlockStore:
+    """Blocks of this process. Secret values are kept in their own dictionary, as
+    `BlockSecrets` (whose repr never shows them), never in a document."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._documents: dict[tuple[str, str], BlockDocument] = {}
+        self._secrets: dict[tuple[str, str], BlockSecrets] = {}
+
+    def read(self, block_type_slug: str, name: str) -> BlockDocument | None:
+        with self._lock:
+            found = self._documents.get((block_type_slug, name))
+        return found.model_copy(deep=True) if found is not None else None
+
+    def read_secrets(self, document: BlockDocument, *, pool: str | None) -> BlockSecrets:
+        with self._lock:
+            found = self._secrets.get((document.block_type_slug, document.name))
+        from stratoflow.blocks.records import BlockSecrets, BlockSecretsUnavailable
+
+        if found is None:
+            raise BlockSecretsUnavailable(
+                f"The block {document.slug!r} has no secret values in this process: save it again."
+            )
+        return BlockSecrets(copy.deepcopy(found.values()))
+
+    def write(
+        self, document: BlockDocument, secrets: BlockSecrets, *, overwrite: bool
+    ) -> BlockDocument:
+        from stratoflow.blocks.records import (
+            BlockAlreadyExists,
+            BlockSecrets,
+            already_exists_message,
+        )
+
+        key = (document.block_type_slug, document.name)
+        with self._lock:
+            existing = self._documents.get(key)
+            if existing is not None and not overwrite:
+                raise BlockAlreadyExists(already_exists_message(document.slug))
+            if existing is not None:
+                document = document.model_copy(
+                    update={"id": existing.id, "created": existing.created}
+                )
+            self._documents[key] = document.model_copy(deep=True)
+            self._secrets[key] = BlockSecrets(copy.deepcopy(secrets.values()))
+        return document
+
+    def delete(self, block_type_slug: str, name: str) -> bool:
+        with self._lock:
+            self._secrets.pop((block_type_slug, name), None)
+            return self._documents.pop((block_type_slug, name), None) is not None
+
+    def list_blocks(
+        self, *, block_type_slug: str | None = None, limit: int | None = None
+    ) -> list[BlockDocument]:
+        with self._lock:
+            found = [
+                d
+                for key, d in sorted(self._documents.items())
+                if block_type_slug is None or key[0] == block_type_slug
+            ]
+        return found[:limit] if limit is not None else found

@@ -8,6 +8,7 @@ import typer
 
 from stratoflow.cli.artifacts import artifact_app
 from stratoflow.cli.automations import automation_app
+from stratoflow.cli.blocks import block_app
 from stratoflow.cli.common import fail, out, parse_params
 from stratoflow.cli.concurrency_limits import concurrency_limit_app
 from stratoflow.cli.config import config_app
@@ -47,6 +48,7 @@ app.add_typer(events_app, name="events")
 app.add_typer(worker_app, name="worker")
 app.add_typer(artifact_app, name="artifact")
 app.add_typer(variable_app, name="variable")
+app.add_typer(block_app, name="block")
 
 
 @app.command()

@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from stratoflow import resources
 from stratoflow.backends.aws.artifacts import DynamoArtifactStore
+from stratoflow.backends.aws.blocks import DynamoBlockStore
 from stratoflow.backends.aws.items import (
     creation_seq,
     flow_run_from_item,
@@ -80,6 +81,9 @@ class AwsBackend:
         self.variables = DynamoVariableStore(self.dynamodb, self.table)
         self.artifacts = DynamoArtifactStore(
             self.dynamodb, clients.s3, self.table, names.results_bucket
+        )
+        self.blocks = DynamoBlockStore(
+            self.dynamodb, clients.secretsmanager, self.table, names.queue_prefix
         )
 
     # Flow runs
