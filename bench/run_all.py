@@ -34,7 +34,11 @@ BUDGET_SECONDS = 600
 STEPS: list[tuple[str, str, dict[str, str]]] = [
     ("sdk_overhead", "bench.sdk_overhead", {}),
     ("aws_backend", "bench.aws_backend", {}),
-    ("scheduler", "bench.scheduler", {"BENCH_SCHEDULER_BATCH_SETUP": "1"}),
+    (
+        "scheduler",
+        "bench.scheduler",
+        {"BENCH_SCHEDULER_BATCH_SETUP": "1", "BENCH_SCHEDULER_STEADY": "1"},
+    ),
     (
         "scheduler_10000",
         "bench.scheduler",
@@ -191,6 +195,12 @@ def rows(results: dict[str, Any]) -> list[Row]:
             g("scheduler", "tick_seconds"),
             "< 60",
             lambda v: v < 60,
+        ),
+        (
+            "Scheduler: API calls of a steady tick, 2,000 deployments",
+            g("scheduler", "steady_tick_api_calls"),
+            "<= 2 per 100 deployments + 10",
+            lambda v: v <= 2 * 20 + 10,
         ),
         (
             "Scheduler: runs created/s, 10,000 (2% due)",

@@ -17,6 +17,7 @@ from stratoflow.settings import Settings, get_settings
 if TYPE_CHECKING:
     from stratoflow.backends.aws.backend import AwsBackend
     from stratoflow.deployments.bundles import BundleStore
+    from stratoflow.deployments.schedule_marks import ScheduleMarks
     from stratoflow.deployments.store import DeploymentStore, WorkPoolStore
     from stratoflow.workers.queues import WorkQueues
 
@@ -33,6 +34,7 @@ class Platform:
     work_pools: WorkPoolStore
     queues: WorkQueues
     bundles: BundleStore
+    schedule_marks: ScheduleMarks
 
     @property
     def backend(self) -> AwsBackend:
@@ -50,6 +52,7 @@ _lock = threading.Lock()
 def build_platform(services: Services, settings: Settings) -> Platform:
     from stratoflow.backends.aws.backend import AwsBackend
     from stratoflow.deployments.bundles import BundleStore
+    from stratoflow.deployments.schedule_marks import ScheduleMarks
     from stratoflow.deployments.store import DeploymentStore, WorkPoolStore
     from stratoflow.workers.queues import WorkQueues
 
@@ -70,6 +73,7 @@ def build_platform(services: Services, settings: Settings) -> Platform:
         bundles=BundleStore(
             clients.s3, settings.code_bucket, cache_dir=settings.home.expanduser() / "bundles"
         ),
+        schedule_marks=ScheduleMarks(clients.dynamodb, backend.table),
     )
 
 

@@ -92,6 +92,16 @@ def deployment_key(name: str) -> dict[str, str]:
     return {PARTITION_KEY: f"DEPLOYMENT#{name}", SORT_KEY: META}
 
 
+def schedule_marks_key(deployment_name: str) -> dict[str, str]:
+    """How far the scheduler has made each schedule's runs (stratoflow.deployments.
+    schedule_marks): written by the scheduler only, outside every worker's partitions."""
+    return {PARTITION_KEY: f"SCHEDULEMARKS#{deployment_name}", SORT_KEY: META}
+
+
+SCHEDULER_CURSOR_KEY = {PARTITION_KEY: "SCHEDULER", SORT_KEY: "CURSOR"}
+"""Where a tick that ran out of time left off (the next one resumes there)."""
+
+
 def work_pool_key(name: str) -> dict[str, str]:
     return {PARTITION_KEY: f"WORKPOOL#{name}", SORT_KEY: META}
 

@@ -13,9 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from botocore.exceptions import ClientError
+
 from stratoflow.automations.engine import evaluate_on_tick
 from stratoflow.deployments.models import Deployment
 from stratoflow.deployments.runs import enqueue, schedule_flow_run
+from stratoflow.deployments.schedule_marks import Mark, fingerprint, is_bad_start
 from stratoflow.exceptions import ConflictError, InvalidTransitionError
 from stratoflow.models import FlowRun
 from stratoflow.platform import Platform
@@ -63,15 +66,7 @@ class Scheduler:
         started = time.perf_counter()
         now = now or self.platform.services.clock.now()
         report = TickReport()
-        for page in self.platform.deployments.pages(self.page_size):
-            report.pages += 1
-            for deployment in page:
-                report.deployments += 1
-                if not deployment.paused:
-                    self._schedule(deployment, now, report)
-            if time_left is not None and time_left() < SAFETY_MARGIN_SECONDS:
-                report.complete = False
-                break
+        self._schedule_deployments(now, report, time_left)
         self._enqueue_orphans(now, report)
         self._mark_late(now, report)
         report.swept = sweep(self.platform, now)
@@ -79,12 +74,50 @@ class Scheduler:
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 
-    def _schedule(self, deployment: Deployment, now: datetime, report: TickReport) -> None:
+    def _schedule_deployments(
+        self, now: datetime, report: TickReport, time_left: Callable[[], float] | None
+    ) -> None:
+        """Every deployment, a page at a time, from where a tick that ran out of time
+        stopped (the pages before it were done by that tick; their slots are made 15
+        minutes ahead, so waiting one tick loses none)."""
+        marks = self.platform.schedule_marks
+        start = marks.cursor()
+        try:
+            for page, following in self.platform.deployments.pages_from(start, self.page_size):
+                report.pages += 1
+                active = [d for d in page if not d.paused]
+                report.deployments += len(page)
+                known = marks.read(d.name for d in active) if active else {}
+                for deployment in active:
+                    self._schedule(deployment, now, report, known.get(deployment.name, {}))
+                if following is None:
+                    break
+                if time_left is not None and time_left() < SAFETY_MARGIN_SECONDS:
+                    report.complete = False
+                    marks.set_cursor(following)
+                    return
+        except ClientError as exc:
+            if start is None or not is_bad_start(exc):
+                raise
+            report.errors.append("The saved cursor was refused; the next tick starts at page 1")
+        if start is not None:
+            marks.set_cursor(None)
+
+    def _schedule(
+        self, deployment: Deployment, now: datetime, report: TickReport, known: dict[str, Mark]
+    ) -> None:
+        current = fingerprint(deployment)
+        moved: dict[str, Mark] = {}
         for schedule in deployment.schedules:
             if not schedule.active:
                 continue
             report.schedules += 1
+            mark = known.get(schedule.key)
+            done = mark.up_to if mark is not None and mark.fingerprint == current else None
             for slot in slots(schedule.schedule, now - CATCH_UP, now + LOOKAHEAD):
+                if done is not None and slot <= done:
+                    report.existing += 1  # made by an earlier tick: nothing to read or write
+                    continue
                 try:
                     run, created = schedule_flow_run(
                         self.platform,
@@ -97,6 +130,7 @@ class Scheduler:
                 except Exception as exc:  # noqa: BLE001 - one bad deployment must not stop the tick
                     report.errors.append(f"{deployment.name}: {type(exc).__name__}: {exc}")
                     break
+                moved[schedule.key] = Mark(slot, current)  # its run exists from here on
                 if not created:
                     report.existing += 1
                     continue
@@ -106,6 +140,9 @@ class Scheduler:
                 except Exception:  # noqa: BLE001 - the orphan sweep below retries and reports it
                     break
                 report.enqueued += 1
+        if moved:
+            # Only after the runs exist: a tick that dies before this looks again.
+            self.platform.schedule_marks.write(deployment.name, {**known, **moved})
 
     def _enqueue_orphans(self, now: datetime, report: TickReport) -> None:
         """A run created but never sent (the creator died in between) is sent now; so is

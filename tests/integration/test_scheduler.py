@@ -190,9 +190,12 @@ def tick(n: int = 1) -> int:
 """
 
 
-def deploy_ticker(root: Path, cron: str) -> Any:
+def deploy_ticker(root: Path, cron: str, *, tags: list[str] | None = None) -> Any:
     root.mkdir(parents=True, exist_ok=True)
-    (root / "stratoflow.yaml").write_text(textwrap.dedent(TICKER.replace("{cron}", cron)))
+    config = TICKER.replace("{cron}", cron)
+    if tags is not None:
+        config = config.replace("    entrypoint:", f"    tags: {tags}\n    entrypoint:")
+    (root / "stratoflow.yaml").write_text(textwrap.dedent(config))
     (root / "flows.py").write_text(FLOW)
     return deploy_project(root)[0]
 
@@ -209,10 +212,19 @@ def test_redeploying_the_same_schedule_makes_no_duplicates(
     result = deploy_ticker(tmp_path, "*/5 * * * *")
     report = scheduler.tick(installation.clock.now())
 
-    # The redeploy removed the future runs; the tick made them again, with the same ids.
+    # Nothing changed: the redeploy touched no run, and the tick found every slot made.
+    assert (result.created, result.removed_future_runs) == (False, 0)
+    assert (report.created, report.existing) == (0, 3)
+    assert {r.id: r.expected_start_time for r in runs_of(installation, "ticker")} == before
+
+    # A change (here: a tag) removes the future runs; the tick makes them again, with the
+    # same ids, and their new tags.
+    result = deploy_ticker(tmp_path, "*/5 * * * *", tags=["changed"])
+    report = scheduler.tick(installation.clock.now())
     assert (result.created, result.removed_future_runs) == (False, 3)
     assert report.created == 3
     assert {r.id: r.expected_start_time for r in runs_of(installation, "ticker")} == before
+    assert all(r.tags == ("changed",) for r in runs_of(installation, "ticker"))
 
 
 def test_redeploying_a_changed_schedule_leaves_no_orphans(
@@ -424,9 +436,14 @@ def test_a_tick_that_runs_out_of_time_stops_and_the_next_one_finishes(
         50,
         50,
     )
-    assert (rest.complete, rest.pages, rest.deployments) == (True, 3, 60)
-    assert (rest.created, rest.existing) == (10, 50)
+    # The next tick resumes at the third page, where the first stopped, not at page 1.
+    assert (rest.complete, rest.pages, rest.deployments) == (True, 1, 10)
+    assert (rest.created, rest.existing) == (10, 0)
     assert count_scheduled(installation) == 60
+    # ...and the one after that starts at page 1 again, where every slot is marked made.
+    again = Scheduler(installation.platform, page_size=25).tick(now)
+    assert (again.complete, again.pages, again.deployments) == (True, 3, 60)
+    assert (again.created, again.existing) == (0, 60)
 
 
 # The Lambda handler

@@ -69,9 +69,7 @@ def world(installation: Installation, tmp_path: Path) -> Installation:
     return installation
 
 
-def _plant(
-    world: Installation, run_id: str, at: datetime | None = None, **fields: Any
-) -> FlowRun:
+def _plant(world: Installation, run_id: str, at: datetime | None = None, **fields: Any) -> FlowRun:
     """What a worker of pool onprem may write: an item in its own namespace, claiming
     pool `other` (an unsent Scheduled run of other's deployment, attacker parameters)."""
     now = at or world.clock.now()

@@ -87,6 +87,9 @@ def test_a_worker_may_write_a_run_item_whatever_index_attributes_it_carries(
         resources.automation_bucket_key("a1", "*"),
         resources.concurrency_limit_key("db"),
         resources.concurrency_limit_key("tag:gpu"),
+        # A forged mark (far in the future) would stop a deployment's schedule.
+        resources.schedule_marks_key("fan-out"),
+        resources.SCHEDULER_CURSOR_KEY,
     ],
     ids=lambda key: key[resources.PARTITION_KEY].split("#")[0],
 )

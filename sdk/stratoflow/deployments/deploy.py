@@ -97,6 +97,11 @@ def deploy_specs(
             created=previous.created if previous else now,
             updated=now,
         )
+        if previous is not None and _same_definition(previous, deployment):
+            # Nothing changed: no write, and its future runs (and the scheduler's marks,
+            # which follow the stored definition) stay as they are.
+            results.append(DeployResult(previous, uploaded, False, 0))
+            continue
         platform.deployments.put(deployment)
         _sync_concurrency_limit(
             deployment_limit_name(deployment.name), deployment.concurrency_limit
@@ -104,6 +109,11 @@ def deploy_specs(
         removed = remove_future_runs(platform, deployment.name)
         results.append(DeployResult(deployment, uploaded, previous is None, removed))
     return results
+
+
+def _same_definition(previous: Deployment, new: Deployment) -> bool:
+    """Whether a redeploy changes nothing but the time it was made."""
+    return previous.model_copy(update={"updated": new.updated}) == new
 
 
 def _check_flow(project_dir: Path, spec: DeploymentSpec) -> Flow[..., Any]:
@@ -204,6 +214,8 @@ def remove_future_runs(
     backend = platform.services.backend
     now = platform.services.clock.now()
     removed = 0
+    # First: the next tick looks at every slot again, and recreates what still applies.
+    platform.schedule_marks.forget(deployment_name)
     for run in backend.list_flow_runs_of_deployment(deployment_name):
         if not run.auto_scheduled or run.state is None:
             continue
@@ -224,7 +236,9 @@ def set_deployment_paused(name: str, paused: bool, *, platform: Platform | None 
     """Pause (removing its future runs) or resume a deployment; returns runs removed."""
     platform = platform or get_platform()
     deployment = platform.deployments.get(name)
-    platform.deployments.put(deployment.model_copy(update={"paused": paused}))
+    # `updated` changes with it: the scheduler's marks of the runs removed now are void.
+    now = platform.services.clock.now()
+    platform.deployments.put(deployment.model_copy(update={"paused": paused, "updated": now}))
     return remove_future_runs(platform, name) if paused else 0
 
 
@@ -237,7 +251,8 @@ def set_schedule_active(
     schedules = tuple(
         s.model_copy(update={"active": active}) if s is target else s for s in deployment.schedules
     )
-    platform.deployments.put(deployment.model_copy(update={"schedules": schedules}))
+    now = platform.services.clock.now()  # as for a pause: the marks are void
+    platform.deployments.put(deployment.model_copy(update={"schedules": schedules, "updated": now}))
     return remove_future_runs(platform, name, schedule_key=schedule_key) if not active else 0
 
 

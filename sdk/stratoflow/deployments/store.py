@@ -67,6 +67,14 @@ class _DefinitionStore:
         return None if item is None else str(item["definition"]["S"])
 
     def _pages(self, page_size: int) -> Iterator[list[str]]:
+        for page, _ in self._pages_from(None, page_size):
+            yield page
+
+    def _pages_from(
+        self, start: dict[str, Any] | None, page_size: int
+    ) -> Iterator[tuple[list[str], dict[str, Any] | None]]:
+        """Pages from `start` (a page's `next` key; None: the first page), each with the
+        key the page after it starts from (None after the last)."""
         index = resources.BY_TIME
         query: dict[str, Any] = {
             "TableName": self.table,
@@ -76,13 +84,15 @@ class _DefinitionStore:
             "ExpressionAttributeValues": {":p": to_attribute(self.partition)},
             "Limit": page_size,
         }
+        if start is not None:
+            query["ExclusiveStartKey"] = start
         # Any item may carry this index partition (a worker's run item too): only the
         # definition items themselves are used (own_keys.py).
         with OwnItems(self.kind, self._own_key) as own:
             while True:
                 response = self.client.query(**query)
-                yield [str(item["definition"]["S"]) for item in own(response["Items"])]
                 last = response.get("LastEvaluatedKey")
+                yield [str(item["definition"]["S"]) for item in own(response["Items"])], last
                 if not last:
                     return
                 query["ExclusiveStartKey"] = last
@@ -128,6 +138,14 @@ class DeploymentStore(_DefinitionStore):
         """Every deployment, a page (one DynamoDB query) at a time, by name."""
         for page in self._pages(page_size):
             yield [Deployment.model_validate_json(d) for d in page]
+
+    def pages_from(
+        self, start: dict[str, Any] | None, page_size: int = 100
+    ) -> Iterator[tuple[list[Deployment], dict[str, Any] | None]]:
+        """As `pages`, from where an earlier listing stopped (`start`: the `next` key it
+        gave), each page with the key the next one starts from (None after the last)."""
+        for page, following in self._pages_from(start, page_size):
+            yield [Deployment.model_validate_json(d) for d in page], following
 
     def list(self) -> list[Deployment]:
         return [deployment for page in self.pages() for deployment in page]
