@@ -8,8 +8,9 @@ clash with the fixtures of the worker tests in the same directory).
 from __future__ import annotations
 
 import os
+import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,13 @@ from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.sqs import models as moto_sqs
 
-from stratoflow.backends.aws import build_aws_services
+from stratoflow.backends.aws import AwsClients, build_aws_services
 from stratoflow.clock import FakeClock
 from stratoflow.context import Services, set_process_services
+from stratoflow.deployments.deploy import deploy_project
 from stratoflow.deployments.models import BundleInfo, Deployment
 from stratoflow.platform import Platform, build_platform
+from stratoflow.provisioning import provision_work_queue
 from stratoflow.resources import provision
 from stratoflow.settings import get_settings, load_settings
 from stratoflow.workers.messages import FlowRunMessage, parse_message
@@ -201,3 +204,18 @@ def make_deployment(name: str, cron: str = "*/5 * * * *", **fields: Any) -> Depl
         **fields,
     }
     return Deployment.model_validate(values)
+
+
+def deploy_files(
+    found: Installation, directory: Path, files: dict[str, str], pools: Iterable[str] = ()
+) -> None:
+    """Deploy a project made of `files` (name → text, dedented) from `directory`, after
+    provisioning the default queue of each of `pools` (the installation has `default`)."""
+    clients = AwsClients(found.session)
+    for pool in pools:
+        provision_work_queue(clients, found.platform.settings.queue_prefix, pool, "default")
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_text(textwrap.dedent(text).lstrip())
+    deploy_project(directory, platform=found.platform)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +21,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from _deploy_fixtures import Installation, installation  # noqa: F401
+from _deploy_fixtures import Installation, deploy_files, installation  # noqa: F401
 
-from stratoflow.backends.aws import AwsClients
-from stratoflow.deployments.deploy import deploy_project
 from stratoflow.deployments.runs import enqueue, schedule_flow_run
 from stratoflow.dev.event_sources import sqs_event
 from stratoflow.models import FlowRun
-from stratoflow.provisioning import provision_work_queue
 from stratoflow.states import Running, StateType
 from stratoflow.workers.ecs import FROM_QUEUE_OPTION
 from stratoflow.workers.execute import NotRunnable, execute_flow_run
@@ -155,15 +151,8 @@ def load_handler(name: str) -> ModuleType:
 
 @pytest.fixture
 def world(installation: Installation, tmp_path: Path) -> Iterator[World]:
-    clients = AwsClients(installation.session)
-    prefix = installation.platform.settings.queue_prefix
-    for pool in ("onprem", "other", "serverless", "fargate"):
-        provision_work_queue(clients, prefix, pool, "default")
-    project = tmp_path / "project"
-    for name, text in PROJECT.items():
-        (project / name).parent.mkdir(parents=True, exist_ok=True)
-        (project / name).write_text(textwrap.dedent(text).lstrip())
-    deploy_project(project, platform=installation.platform)
+    pools = ("onprem", "other", "serverless", "fargate")
+    deploy_files(installation, tmp_path / "project", PROJECT, pools=pools)
     yield World(installation)
 
 

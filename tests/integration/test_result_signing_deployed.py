@@ -4,15 +4,11 @@ deployment opted in to cloudpickle results (docs/security.md). On moto, through
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
-from _deploy_fixtures import Installation, installation  # noqa: F401
+from _deploy_fixtures import Installation, deploy_files, installation  # noqa: F401
 
-from stratoflow.backends.aws import AwsClients
-from stratoflow.deployments.deploy import deploy_project
 from stratoflow.deployments.runs import schedule_flow_run
-from stratoflow.provisioning import provision_work_queue
 from stratoflow.result_signing import signer_of
 from stratoflow.workers.execute import execute_flow_run
 
@@ -39,14 +35,7 @@ PROJECT = {
 
 
 def _deploy(installation: Installation, tmp_path: Path) -> None:
-    clients = AwsClients(installation.session)
-    for pool in ("onprem", "serverless"):
-        provision_work_queue(clients, installation.platform.settings.queue_prefix, pool, "default")
-    project = tmp_path / "project"
-    project.mkdir()
-    for name, text in PROJECT.items():
-        (project / name).write_text(textwrap.dedent(text).lstrip())
-    deploy_project(project, platform=installation.platform)
+    deploy_files(installation, tmp_path / "project", PROJECT, pools=("onprem", "serverless"))
 
 
 def _execute(installation: Installation, deployment: str) -> str:

@@ -10,24 +10,20 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import textwrap
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from stratoflow.backends.aws import AwsClients
-from stratoflow.deployments.deploy import deploy_project
 from stratoflow.deployments.runs import _key_seed, enqueue, schedule_flow_run
 from stratoflow.models import FlowRun
-from stratoflow.provisioning import provision_work_queue
 from stratoflow.run_ids import carries_pool, new_flow_run_id
 from stratoflow.scheduler import Scheduler
 from stratoflow.states import Scheduled
 from stratoflow.sweeps import MESSAGE_EXPIRED_AFTER, resend_expired
 from stratoflow.workers.ownership import NotInPoolNamespace
-from tests.integration._deploy_fixtures import Installation, installation
+from tests.integration._deploy_fixtures import Installation, deploy_files, installation
 
 __all__ = ["installation"]  # the fixture, reused
 
@@ -58,14 +54,7 @@ PROJECT = {
 
 @pytest.fixture
 def world(installation: Installation, tmp_path: Path) -> Installation:
-    clients = AwsClients(installation.session)
-    for pool in ("onprem", "other"):
-        provision_work_queue(clients, installation.platform.settings.queue_prefix, pool, "default")
-    project = tmp_path / "project"
-    project.mkdir()
-    for name, text in PROJECT.items():
-        (project / name).write_text(textwrap.dedent(text).lstrip())
-    deploy_project(project, platform=installation.platform)
+    deploy_files(installation, tmp_path / "project", PROJECT, pools=("onprem", "other"))
     return installation
 
 
