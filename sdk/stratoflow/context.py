@@ -126,6 +126,16 @@ class FlowRunContext:
     _counters: dict[str, Iterator[int]] = field(default_factory=dict)
     _counters_lock: threading.Lock = field(default_factory=threading.Lock)
 
+    @classmethod
+    def get(cls) -> FlowRunContext | None:
+        """The current flow run's context (also inside its task runs), or None outside a
+        flow run (as Prefect's)."""
+        found = flow_run_context.get()
+        if found is None:
+            task_ctx = task_run_context.get()
+            found = task_ctx.flow_run_context if task_ctx is not None else None
+        return found
+
     def next_dynamic_key(self, task_key: str) -> int:
         counter = self._counters.get(task_key)
         if counter is None:
@@ -141,6 +151,11 @@ class TaskRunContext:
     parameters: dict[str, Any]
     flow_run_context: FlowRunContext | None
     log_prints: bool
+
+    @classmethod
+    def get(cls) -> TaskRunContext | None:
+        """The current task run's context, or None outside a task run (as Prefect's)."""
+        return task_run_context.get()
 
 
 flow_run_context: ContextVar[FlowRunContext | None] = ContextVar(

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from stratoflow.events import labels
-from stratoflow.events.models import RESOURCE_ID, RESOURCE_ROLE, Event, Resource
+from stratoflow.events.models import RESOURCE_ID, RESOURCE_ROLE, Event, Resource, own_label_names
 from stratoflow.exceptions import StratoflowError
 
 if TYPE_CHECKING:
@@ -86,6 +86,10 @@ def _resource(value: Any, what: str) -> Resource:
         raise InvalidEventError(
             f"The {what} must be a dict of labels or a Resource, got {type(value).__name__}."
         )
+    try:
+        value = own_label_names(value)  # `prefect.resource.id` is `stratoflow.resource.id`
+    except ValueError as exc:
+        raise InvalidEventError(f"The {what} is invalid: {exc}.") from None
     if not value.get(RESOURCE_ID):
         raise InvalidEventError(
             f"The {what} needs the label {RESOURCE_ID!r}, e.g. "
@@ -190,7 +194,9 @@ def emit_event(
     """Record that `event` happened to `resource`; returns the stored event.
 
     `resource` needs the label `stratoflow.resource.id`; each related resource also a
-    `stratoflow.resource.role`. `occurred` defaults to now (the services' clock).
+    `stratoflow.resource.role` (Prefect's `prefect.resource.id` and `prefect.resource.role`,
+    and any `prefect.` label, are taken as their `stratoflow.` names). `occurred` defaults
+    to now (the services' clock).
     Raises InvalidEventError (a ValueError) for bad input, before anything is written.
     """
     from stratoflow.context import get_services

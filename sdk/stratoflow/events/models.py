@@ -3,7 +3,8 @@
 A resource is a dict of labels with at least `stratoflow.resource.id`, such as
 `{"stratoflow.resource.id": "stratoflow.flow-run.<id>", "stratoflow.resource.name": "..."}`.
 Related resources also carry `stratoflow.resource.role` (flow, deployment, work-queue,
-tag, ...).
+tag, ...). Labels spelled as in Prefect (`prefect.resource.id`, `prefect.resource.role`,
+any `prefect.` label) are taken as their `stratoflow.` names.
 """
 
 from __future__ import annotations
@@ -19,6 +20,30 @@ RESOURCE_ID = "stratoflow.resource.id"
 RESOURCE_NAME = "stratoflow.resource.name"
 RESOURCE_ROLE = "stratoflow.resource.role"
 
+PREFECT_PREFIX = "prefect."
+OWN_PREFIX = "stratoflow."
+
+
+def label_name(label: str) -> str:
+    """A label as stratoflow spells it: `prefect.resource.id` is `stratoflow.resource.id`."""
+    if label.startswith(PREFECT_PREFIX):
+        return OWN_PREFIX + label[len(PREFECT_PREFIX) :]
+    return label
+
+
+def own_label_names(labels: Mapping[str, Any]) -> dict[str, Any]:
+    """`labels` with Prefect's label names renamed; a label given under both of its
+    names with different values is a ValueError."""
+    renamed: dict[str, Any] = {}
+    for key, value in labels.items():
+        name = label_name(key) if isinstance(key, str) else key
+        if name in renamed and renamed[name] != value:
+            raise ValueError(
+                f"label {name!r} is given twice with different values (also as {key!r})"
+            )
+        renamed[name] = value
+    return renamed
+
 
 class Resource(BaseModel):
     """Labels of a resource; `id` is `stratoflow.resource.id`."""
@@ -26,6 +51,11 @@ class Resource(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     labels: dict[str, str]
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _own_names(cls, value: Any) -> Any:
+        return own_label_names(value) if isinstance(value, Mapping) else value
 
     @field_validator("labels")
     @classmethod
