@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 _P = inspect.Parameter
+T = TypeVar("T")
 
 
 class BoundSignature:
@@ -51,6 +52,25 @@ class BoundSignature:
             else:
                 kwargs[name] = value
         return fn(*args, **kwargs)
+
+
+def unwrap_method(fn: Any) -> tuple[Callable[..., Any], bool, bool]:
+    """(function, is classmethod, is staticmethod) for `@task`/`@flow` put on top of
+    `@classmethod` or `@staticmethod`, as Prefect allows."""
+    if isinstance(fn, classmethod):
+        return fn.__func__, True, False
+    if isinstance(fn, staticmethod):
+        return fn.__func__, False, True
+    return fn, False, False
+
+
+def bound_copy(definition: T, target: Any) -> T:
+    """A copy of a frozen `Task`/`Flow` whose calls pass `target` first (the instance
+    for a method, the class for a classmethod): what `obj.method` gives."""
+    copy = object.__new__(type(definition))
+    copy.__dict__.update(definition.__dict__)
+    copy.__dict__["_bound"] = (target,)
+    return copy
 
 
 def identity_key(fn: Callable[..., Any], name: str) -> str:

@@ -53,8 +53,12 @@ class _Options(BaseModel):
     result_serializer: Literal["auto", "json", "cloudpickle"] = "auto"
     result_storage_key: str | None = None
     log_prints: bool | None = None
+    cache_result_in_memory: bool = True
+    """False: once the result is persisted, the state does not keep the value; reading
+    it (`state.result()`, `future.result()`) loads it from the result store."""
     on_completion: tuple[Hook, ...] = ()
     on_failure: tuple[Hook, ...] = ()
+    on_running: tuple[Hook, ...] = ()
 
     @field_validator("tags", mode="before")
     @classmethod
@@ -70,7 +74,7 @@ class _Options(BaseModel):
     def _storage(cls, value: Any) -> Any:
         return coerce_result_store(value)
 
-    @field_validator("on_completion", "on_failure", mode="before", check_fields=False)
+    @field_validator("on_completion", "on_failure", "on_running", mode="before")
     @classmethod
     def _hooks(cls, value: Any) -> Any:
         if value is None:
@@ -95,6 +99,8 @@ class TaskOptions(_Options):
     cache_key_fn: Callable[..., str | None] | None = None
     cache_expiration: timedelta | None = None
     refresh_cache: bool | None = None
+    viz_return_value: Any = None
+    """What a call of the task returns while `flow.visualize()` records the flow."""
 
     @model_validator(mode="after")
     def _one_cache_rule(self) -> TaskOptions:
@@ -112,9 +118,8 @@ class FlowOptions(_Options):
     task_runner: Any = None
     on_cancellation: tuple[Hook, ...] = ()
     on_crashed: tuple[Hook, ...] = ()
-    on_running: tuple[Hook, ...] = ()
 
-    @field_validator("on_cancellation", "on_crashed", "on_running", mode="before")
+    @field_validator("on_cancellation", "on_crashed", mode="before")
     @classmethod
     def _more_hooks(cls, value: Any) -> Any:
         return cls._hooks(value)
@@ -134,6 +139,13 @@ class FlowOptions(_Options):
 
 
 OptionsT = TypeVar("OptionsT", bound=_Options)
+
+
+def with_hook(options: OptionsT, kind: str, hook: Hook) -> OptionsT:
+    """`options` with `hook` added to its `kind` hooks (`on_completion`, ...)."""
+    if not callable(hook):
+        raise TypeError(f"{kind} hooks must be callables, got {hook!r}")
+    return options.model_copy(update={kind: (*getattr(options, kind), hook)})
 
 
 def validate_options(

@@ -6,13 +6,16 @@ import dataclasses
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from stratoflow._callables import BoundSignature, identity_key
-from stratoflow._options import FlowOptions, validate_options
+from stratoflow._callables import BoundSignature, bound_copy, identity_key, unwrap_method
+from stratoflow._options import FlowOptions, Hook, validate_options, with_hook
 from stratoflow.engine.flow_engine import call_flow, call_flow_async
+from stratoflow.engine.parameter_schema import ParameterSchema, parameter_schema
 from stratoflow.engine.parameters import ParameterValidator
 from stratoflow.exceptions import OptionError
+from stratoflow.utilities.visualization import mermaid_graph_of_flow, visualize_flow
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -25,6 +28,10 @@ class Flow(Generic[P, R]):
 
     fn: Callable[P, R]
     options: FlowOptions
+    isclassmethod: bool = False
+    isstaticmethod: bool = False
+    _bound: tuple[Any, ...] = field(default=(), repr=False)
+    """(instance,) for `obj.method`, (class,) for a classmethod: passed first."""
     name: str = field(init=False)
     isasync: bool = field(init=False)
     flow_key: str = field(init=False)
@@ -32,9 +39,16 @@ class Flow(Generic[P, R]):
     _validator: ParameterValidator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if inspect.isasyncgenfunction(self.fn):
+        fn, isclassmethod, isstaticmethod = unwrap_method(self.fn)
+        if fn is not self.fn:
+            object.__setattr__(self, "fn", fn)
+            object.__setattr__(self, "isclassmethod", isclassmethod)
+            object.__setattr__(self, "isstaticmethod", isstaticmethod)
+        if inspect.isasyncgenfunction(self.fn) or inspect.isgeneratorfunction(self.fn):
+            # Prefect runs generator flows step by step; here the run needs one result.
+            which = "an async generator" if inspect.isasyncgenfunction(self.fn) else "a generator"
             raise OptionError(
-                f"@flow {self.fn.__name__!r} is an async generator; flows are functions "
+                f"@flow {self.fn.__name__!r} is {which}; flows are functions "
                 "(`def` or `async def`) that return their result. Return a list instead."
             )
         name = self.options.name or self.fn.__name__.replace("_", "-")
@@ -60,6 +74,76 @@ class Flow(Generic[P, R]):
     def __repr__(self) -> str:
         return f"Flow(name={self.name!r}, fn={self.fn.__qualname__})"
 
+    # Methods, as in Prefect: `obj.method(x)` passes `obj` as `self` (a classmethod's
+    # class as `cls`); a staticmethod is called as it is.
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Flow[P, R]:
+        if self.isstaticmethod:
+            return self
+        if self.isclassmethod:
+            return bound_copy(self, owner if owner is not None else type(instance))
+        if instance is None:
+            return self
+        return bound_copy(self, instance)
+
+    @property
+    def ismethod(self) -> bool:
+        return bool(self._bound) and not self.isclassmethod
+
+    @cached_property
+    def parameters(self) -> ParameterSchema:
+        """The parameters' schema (Prefect's `Flow.parameters`), built when first read."""
+        return parameter_schema(self.fn)
+
+    def record_parameters(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
+        """The parameters a flow run records: without the bound `self`/`cls` (Prefect
+        does not store it either); the run's context keeps it."""
+        if not self._bound:
+            return dict(parameters)
+        bound = self._bound[0]
+        return {name: value for name, value in parameters.items() if value is not bound}
+
+    # Hooks added with decorators (`@my_flow.on_failure`), as in Prefect.
+
+    def on_completion(self, fn: Hook) -> Hook:
+        return self._add_hook("on_completion", fn)
+
+    def on_failure(self, fn: Hook) -> Hook:
+        return self._add_hook("on_failure", fn)
+
+    def on_cancellation(self, fn: Hook) -> Hook:
+        return self._add_hook("on_cancellation", fn)
+
+    def on_crashed(self, fn: Hook) -> Hook:
+        return self._add_hook("on_crashed", fn)
+
+    def on_running(self, fn: Hook) -> Hook:
+        return self._add_hook("on_running", fn)
+
+    @property
+    def on_completion_hooks(self) -> list[Hook]:
+        return list(self.options.on_completion)
+
+    @property
+    def on_failure_hooks(self) -> list[Hook]:
+        return list(self.options.on_failure)
+
+    @property
+    def on_cancellation_hooks(self) -> list[Hook]:
+        return list(self.options.on_cancellation)
+
+    @property
+    def on_crashed_hooks(self) -> list[Hook]:
+        return list(self.options.on_crashed)
+
+    @property
+    def on_running_hooks(self) -> list[Hook]:
+        return list(self.options.on_running)
+
+    def _add_hook(self, kind: str, fn: Hook) -> Hook:
+        object.__setattr__(self, "options", with_hook(self.options, kind, fn))
+        return fn
+
     def with_options(self, **changes: Any) -> Flow[P, R]:
         values = {k: getattr(self.options, k) for k in self.options.model_fields_set}
         values.update(changes)
@@ -68,6 +152,8 @@ class Flow(Generic[P, R]):
         )
 
     def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        if self._bound:
+            args = (*self._bound, *args)
         return self._signature.bind(f"flow {self.name!r}", args, kwargs)
 
     def call_fn(self, parameters: Mapping[str, Any]) -> Any:
@@ -81,6 +167,16 @@ class Flow(Generic[P, R]):
         """The JSON Schema of the parameters, from the type hints (what a deployment stores
         to check a run's parameters before creating it); None with validate_parameters=False."""
         return self._validator.json_schema() if self.options.validate_parameters else None
+
+    def visualize(self, *args: Any, **kwargs: Any) -> None:
+        """Draw the flow's task graph with Graphviz, recording its task calls instead
+        of running them (Prefect's `flow.visualize()`)."""
+        visualize_flow(self, *args, **kwargs)
+
+    def generate_mermaid_graph(self, *args: Any, **kwargs: Any) -> str:
+        """The flow's task graph as Mermaid text (Prefect's
+        `flow.generate_mermaid_graph()`); needs no Graphviz."""
+        return mermaid_graph_of_flow(self, *args, **kwargs)
 
     def deploy(self, name: str, **options: Any) -> Any:
         """Deploy this flow (bundling its project directory); see `stratoflow.yaml`
@@ -114,7 +210,7 @@ def flow(__fn: Callable[P, R] | None = None, **options: Any) -> Any:
     """
 
     def decorate(fn: Callable[P, R]) -> Flow[P, R]:
-        if not callable(fn):
+        if not callable(unwrap_method(fn)[0]):
             raise OptionError(f"@flow decorates a function, got {type(fn).__name__}")
         target = getattr(fn, "__name__", repr(fn))
         return Flow(fn=fn, options=validate_options(FlowOptions, "@flow", target, options))

@@ -6,6 +6,8 @@ import concurrent.futures as cf
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
+from stratoflow.annotations import ANNOTATIONS, quote
+from stratoflow.engine.collections import rebuild_children
 from stratoflow.states import Pending, State
 
 if TYPE_CHECKING:
@@ -73,6 +75,12 @@ class StratoFutureList(list[StratoFuture[R]]):
         return [f.result(raise_on_failure=raise_on_failure) for f in self]
 
 
+# Prefect's names for the same classes.
+PrefectFuture = StratoFuture
+PrefectConcurrentFuture = StratoFuture
+PrefectFutureList = StratoFutureList
+
+
 class DoneAndNotDoneFutures(NamedTuple, Generic[R]):
     done: set[StratoFuture[R]]
     not_done: set[StratoFuture[R]]
@@ -94,6 +102,47 @@ def as_completed(
     by_inner = {f._future: f for f in futures}
     for inner in cf.as_completed(by_inner, timeout=timeout):
         yield by_inner[inner]
+
+
+def resolve_futures_to_states(expr: Any) -> Any:
+    """`expr` with every future inside it (lists, tuples, sets, dicts, dataclasses,
+    pydantic models, annotations; not inside `quote`) replaced by its final state,
+    waiting for each (Prefect's `resolve_futures_to_states`)."""
+    return _resolve_futures(expr, lambda future: future.final_state())
+
+
+def resolve_futures_to_results(expr: Any) -> Any:
+    """`expr` with every future inside it replaced by its result; raises when one did
+    not complete (Prefect's `resolve_futures_to_results`)."""
+
+    def result(future: StratoFuture[Any]) -> Any:
+        state = future.final_state()
+        if not state.is_completed():
+            raise Exception("At least one result did not complete successfully")
+        return state.result()
+
+    return _resolve_futures(expr, result)
+
+
+_LEAVES = (str, int, float, bool, type(None), bytes, State, quote)
+
+
+def _resolve_futures(expr: Any, resolve: Callable[[StratoFuture[Any]], Any]) -> Any:
+    seen: dict[int, Any] = {}
+
+    def visit(value: Any) -> Any:
+        if isinstance(value, _LEAVES):
+            return value
+        if isinstance(value, StratoFuture):
+            return resolve(value)
+        if isinstance(value, ANNOTATIONS):
+            inner = visit(value.value)
+            return value if inner is value.value else value.rewrap(inner)
+        return rebuild_children(value, visit, seen)
+
+    resolved = visit(expr)
+    # A map()'s futures come back as a plain list: the list's methods expect futures.
+    return list(resolved) if isinstance(resolved, StratoFutureList) else resolved
 
 
 def resolved_future(task_run: TaskRun, state: State) -> StratoFuture[Any]:

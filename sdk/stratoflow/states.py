@@ -7,10 +7,10 @@ must be cheap. Pydantic models are used at the boundaries, not here.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from stratoflow.exceptions import (
     CancelledRun,
@@ -161,16 +161,18 @@ class State:
     def result(self, raise_on_failure: bool = True) -> Any:
         """The run's return value.
 
-        For a failed, crashed or cancelled run it raises the run's exception, or returns it
-        when `raise_on_failure=False` (as Prefect does).
+        For a failed, crashed or cancelled run it raises the run's exception (as Prefect's
+        `get_state_exception` finds it); with `raise_on_failure=False` it returns the
+        state's data, or that exception when the state has no data (as Prefect does).
         """
         if self.type is StateType.COMPLETED:
             return self._value()
         if self.type in (StateType.FAILED, StateType.CRASHED, StateType.CANCELLED):
-            exc = self._exception()
             if raise_on_failure:
-                raise exc
-            return exc
+                raise self._exception()
+            if self.has_data or self.result_record is not None:
+                return self._value()
+            return self._exception()
         raise ResultNotAvailable(
             f"The run is in state {self.name!r} ({self.type}); its result is available once "
             "it is Completed. Wait for the run (future.wait()) before asking for the result."
@@ -184,14 +186,28 @@ class State:
         return None
 
     def _exception(self) -> BaseException:
-        if isinstance(self.data, BaseException):
-            return self.data
-        message = self.message or f"Run ended in state {self.name!r}."
-        if self.type is StateType.CANCELLED:
-            return CancelledRun(message)
-        if self.type is StateType.CRASHED:
-            return CrashedRun(message)
-        return FailedRun(message)
+        """The exception a failed, crashed or cancelled state stands for: its data when
+        that is an exception; for a state (or list of states) the run returned, the
+        first failed one's; otherwise a FailedRun/CrashedRun/CancelledRun."""
+        data = self._value() if self.has_data or self.result_record is not None else None
+        if isinstance(data, BaseException):
+            return data
+        if isinstance(data, State):
+            return data._exception()
+        if is_state_iterable(data):
+            for state in data:
+                if state.type in (StateType.FAILED, StateType.CRASHED, StateType.CANCELLED):
+                    return state._exception()
+            return ValueError("Failed state result was an iterable of states but none were failed.")
+        wrapper, default_message = _EXCEPTION_WRAPPERS.get(self.type, _FAILED_WRAPPER)
+        if data is None:
+            return wrapper(self.message or default_message)
+        if isinstance(data, str):
+            return wrapper(data)
+        return TypeError(
+            f"Unexpected result for failed state: {data!r} —— "
+            f"{type(data).__name__} cannot be resolved into an exception"
+        )
 
     def copy(self, **changes: Any) -> State:
         return replace(self, **changes)
@@ -200,7 +216,28 @@ class State:
         return f"{self.name}({self.message!r})" if self.message else f"{self.name}()"
 
     def __str__(self) -> str:
-        return f"{self.name}({self.message or ''})"
+        """Prefect's form, used in "Finished in state ..." lines: `Completed()`,
+        `Failed('message')`, `Cached(type=COMPLETED)`."""
+        shown = [repr(self.message)] if self.message else []
+        if self.name.lower() != self.type.value.lower():
+            shown.append(f"type={self.type.value}")
+        return f"{self.name}({', '.join(shown)})"
+
+
+_FAILED_WRAPPER: tuple[type[Exception], str] = (FailedRun, "Run failed.")
+_EXCEPTION_WRAPPERS: Mapping[StateType, tuple[type[Exception], str]] = {
+    StateType.FAILED: _FAILED_WRAPPER,
+    StateType.CRASHED: (CrashedRun, "Run crashed."),
+    StateType.CANCELLED: (CancelledRun, "Run cancelled."),
+}
+
+
+def is_state_iterable(value: object) -> TypeGuard[Iterable[State]]:
+    """A non-empty list, tuple or set made only of states (Prefect's rule: other
+    containers, such as dicts, never count)."""
+    if isinstance(value, list | tuple | set) and value:
+        return all(isinstance(item, State) for item in value)
+    return False
 
 
 class StateFactory(Protocol):

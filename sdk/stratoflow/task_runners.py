@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextvars
+import functools
 import multiprocessing
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -121,13 +122,27 @@ class ProcessPoolTaskRunner(TaskRunner):
     then the task, its arguments and results travel with cloudpickle. Results, logs and
     state changes come back to the flow's backend. The result and cache stores must be
     reachable from the workers (the default local stores are).
+
+    `initializer(*initargs)` runs once in each worker process before its first task run
+    (as Prefect's, and `ProcessPoolExecutor`'s): it must be picklable.
     """
 
-    def __init__(self, max_workers: int | None = None, mp_context: str = "spawn") -> None:
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        mp_context: str = "spawn",
+        *,
+        initializer: Callable[..., None] | None = None,
+        initargs: tuple[Any, ...] = (),
+    ) -> None:
         if max_workers is not None and max_workers < 1:
             raise ValueError(f"ProcessPoolTaskRunner(max_workers={max_workers}) needs at least 1")
+        if initializer is not None and not callable(initializer):
+            raise TypeError(f"initializer must be callable, got {initializer!r}")
         self.max_workers = max_workers
         self.mp_context = mp_context
+        self.initializer = initializer
+        self.initargs = tuple(initargs)
         self._processes: cf.ProcessPoolExecutor | None = None
         self._dispatchers: cf.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -137,7 +152,10 @@ class ProcessPoolTaskRunner(TaskRunner):
             if self._processes is None or self._dispatchers is None:
                 workers = self.max_workers or multiprocessing.cpu_count()
                 self._processes = cf.ProcessPoolExecutor(
-                    max_workers=workers, mp_context=multiprocessing.get_context(self.mp_context)
+                    max_workers=workers,
+                    mp_context=multiprocessing.get_context(self.mp_context),
+                    initializer=self.initializer,
+                    initargs=self.initargs,
                 )
                 # One dispatcher thread per process keeps every process busy while
                 # dispatchers wait on upstream futures.
@@ -169,11 +187,18 @@ class ProcessPoolTaskRunner(TaskRunner):
         return StratoFuture(task_run, inner)
 
     def duplicate(self) -> ProcessPoolTaskRunner:
-        return ProcessPoolTaskRunner(self.max_workers, self.mp_context)
+        return ProcessPoolTaskRunner(
+            self.max_workers, self.mp_context, initializer=self.initializer, initargs=self.initargs
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled as its configuration: the flow's options travel to the workers.
-        return (ProcessPoolTaskRunner, (self.max_workers, self.mp_context))
+        return (
+            functools.partial(
+                ProcessPoolTaskRunner, initializer=self.initializer, initargs=self.initargs
+            ),
+            (self.max_workers, self.mp_context),
+        )
 
     def shutdown(self, wait: bool = True) -> None:
         with self._lock:

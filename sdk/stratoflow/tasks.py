@@ -6,14 +6,19 @@ import dataclasses
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, overload
 
-from stratoflow._callables import BoundSignature, identity_key
-from stratoflow._options import TaskOptions, validate_options
-from stratoflow.annotations import unmapped
+from stratoflow._callables import BoundSignature, bound_copy, identity_key, unwrap_method
+from stratoflow._options import Hook, TaskOptions, validate_options, with_hook
+from stratoflow.annotations import allow_failure, opaque, quote, unmapped
 from stratoflow.cache_policies import NONE, CacheKeyFnPolicy, CachePolicy
 from stratoflow.engine.task_calls import call_task, call_task_async
 from stratoflow.exceptions import MappingLengthMismatch, MissingContextError, OptionError
+from stratoflow.utilities.visualization import (
+    VisualizationUnsupportedError,
+    get_task_viz_tracker,
+    track_viz_task,
+)
 
 if TYPE_CHECKING:
     from stratoflow.futures import StratoFuture, StratoFutureList
@@ -30,16 +35,30 @@ class Task(Generic[P, R]):
 
     fn: Callable[P, R]
     options: TaskOptions
+    isclassmethod: bool = False
+    isstaticmethod: bool = False
+    _bound: tuple[Any, ...] = field(default=(), repr=False)
+    """(instance,) for `obj.method`, (class,) for a classmethod: passed first."""
     name: str = field(init=False)
     isasync: bool = field(init=False)
     task_key: str = field(init=False)
     cache_policy: CachePolicy = field(init=False)
     _signature: BoundSignature = field(init=False, repr=False)
 
+    records_calls_while_visualizing: ClassVar[bool] = True
+    """`flow.visualize()` records this task's calls instead of running them."""
+
     def __post_init__(self) -> None:
-        if inspect.isasyncgenfunction(self.fn):
+        fn, isclassmethod, isstaticmethod = unwrap_method(self.fn)
+        if fn is not self.fn:
+            object.__setattr__(self, "fn", fn)
+            object.__setattr__(self, "isclassmethod", isclassmethod)
+            object.__setattr__(self, "isstaticmethod", isstaticmethod)
+        if inspect.isasyncgenfunction(self.fn) or inspect.isgeneratorfunction(self.fn):
+            # Prefect runs generator tasks step by step; here the run needs one result.
+            which = "an async generator" if inspect.isasyncgenfunction(self.fn) else "a generator"
             raise OptionError(
-                f"@task {self.fn.__name__!r} is an async generator; tasks are functions "
+                f"@task {self.fn.__name__!r} is {which}; tasks are functions "
                 "(`def` or `async def`) that return their result. Return a list instead."
             )
         # A callable object has no __name__: it is named after its class (as in Prefect).
@@ -73,6 +92,49 @@ class Task(Generic[P, R]):
     def __repr__(self) -> str:
         return f"Task(name={self.name!r}, fn={getattr(self.fn, '__qualname__', self.name)})"
 
+    # Methods, as in Prefect: `obj.method(x)` passes `obj` as `self` (a classmethod's
+    # class as `cls`); a staticmethod is called as it is.
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Task[P, R]:
+        if self.isstaticmethod:
+            return self
+        if self.isclassmethod:
+            return bound_copy(self, owner if owner is not None else type(instance))
+        if instance is None:
+            return self
+        return bound_copy(self, instance)
+
+    @property
+    def ismethod(self) -> bool:
+        return bool(self._bound) and not self.isclassmethod
+
+    # Hooks added with decorators (`@my_task.on_failure`), as in Prefect.
+
+    def on_completion(self, fn: Hook) -> Hook:
+        return self._add_hook("on_completion", fn)
+
+    def on_failure(self, fn: Hook) -> Hook:
+        return self._add_hook("on_failure", fn)
+
+    def on_running(self, fn: Hook) -> Hook:
+        return self._add_hook("on_running", fn)
+
+    @property
+    def on_completion_hooks(self) -> list[Hook]:
+        return list(self.options.on_completion)
+
+    @property
+    def on_failure_hooks(self) -> list[Hook]:
+        return list(self.options.on_failure)
+
+    @property
+    def on_running_hooks(self) -> list[Hook]:
+        return list(self.options.on_running)
+
+    def _add_hook(self, kind: str, fn: Hook) -> Hook:
+        object.__setattr__(self, "options", with_hook(self.options, kind, fn))
+        return fn
+
     def with_options(self, **changes: Any) -> Task[P, R]:
         """A copy of this task with some options changed."""
         values = {k: getattr(self.options, k) for k in self.options.model_fields_set}
@@ -81,6 +143,8 @@ class Task(Generic[P, R]):
         return dataclasses.replace(self, options=options)
 
     def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        if self._bound:
+            args = (*self._bound, *args)
         return self._signature.bind(f"task {self.name!r}", args, kwargs)
 
     def call_fn(self, parameters: Mapping[str, Any]) -> Any:
@@ -90,6 +154,10 @@ class Task(Generic[P, R]):
         return_state = bool(kwargs.pop("return_state", False))
         wait_for = kwargs.pop("wait_for", None)
         parameters = self.bind(args, kwargs)
+        if get_task_viz_tracker() is not None:  # flow.visualize(): record, do not run
+            return track_viz_task(  # type: ignore[no-any-return]
+                self.isasync, self.name, parameters, self.options.viz_return_value
+            )
         if self.isasync:
             # As in Prefect 3, from sync code too: run it with `asyncio.run(...)`, or
             # `.submit()` it from a flow.
@@ -106,6 +174,10 @@ class Task(Generic[P, R]):
         from stratoflow.context import flow_run_context
 
         wait_for = kwargs.pop("wait_for", None)
+        if get_task_viz_tracker() is not None:
+            raise VisualizationUnsupportedError(
+                "`task.submit()` is not currently supported by `flow.visualize()`"
+            )
         parameters = self.bind(args, kwargs)
         flow_ctx = flow_run_context.get()
         if flow_ctx is None:
@@ -125,6 +197,10 @@ class Task(Generic[P, R]):
         from stratoflow.futures import StratoFuture, StratoFutureList
 
         wait_for = kwargs.pop("wait_for", None)
+        if get_task_viz_tracker() is not None:
+            raise VisualizationUnsupportedError(
+                "`task.map()` is not currently supported by `flow.visualize()`"
+            )
         flow_ctx = flow_run_context.get()
         if flow_ctx is None:
             raise MissingContextError(
@@ -133,9 +209,20 @@ class Task(Generic[P, R]):
         parameters = self.bind(args, kwargs)
         iterables: dict[str, list[Any]] = {}
         static: dict[str, Any] = {}
+        # As in Prefect, allow_failure/quote/opaque(iterable) is mapped over too, each
+        # element wrapped again.
+        annotated: dict[str, allow_failure[Any] | quote[Any] | opaque[Any]] = {}
+        bound = self._bound[0] if self._bound else _NOTHING
         for key, argument in parameters.items():
+            if isinstance(argument, allow_failure | quote | opaque):
+                value = argument.value
+                if _is_mappable(value):
+                    iterables[key], annotated[key] = list(value), argument
+                else:
+                    static[key] = argument
+                continue
             value = argument.result() if isinstance(argument, StratoFuture) else argument
-            if _is_mappable(value):
+            if value is not bound and _is_mappable(value):
                 iterables[key] = list(value)
             else:
                 static[key] = value
@@ -153,8 +240,13 @@ class Task(Generic[P, R]):
             call_parameters = dict(static)
             for key, values in iterables.items():
                 call_parameters[key] = values[index]
+            for key, annotation in annotated.items():
+                call_parameters[key] = annotation.rewrap(call_parameters[key])
             futures.append(submit(self, call_parameters, wait_for=wait_for))
         return futures
+
+
+_NOTHING = object()
 
 
 def _wait_for(value: object) -> Iterable[Any] | None:
@@ -188,7 +280,7 @@ def task(__fn: Callable[P, R] | None = None, **options: Any) -> Any:
     """
 
     def decorate(fn: Callable[P, R]) -> Task[P, R]:
-        if not callable(fn):
+        if not callable(unwrap_method(fn)[0]):
             raise OptionError(f"@task decorates a function, got {type(fn).__name__}")
         target = getattr(fn, "__name__", repr(fn))
         return Task(fn=fn, options=validate_options(TaskOptions, "@task", target, options))

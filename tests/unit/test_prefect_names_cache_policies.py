@@ -218,11 +218,6 @@ def test_configure_refuses_what_it_cannot_honour() -> None:
         INPUTS.configure(isolation_level="DIRTY")
 
 
-@pytest.mark.xfail(
-    reason="the engine reads and writes the services' cache store, not the policy's "
-    "key_storage (engine/caching.py: cache_store_for)",
-    strict=False,
-)
 def test_key_storage_is_where_the_entries_go(harness: TestHarness, tmp_path: Path) -> None:
     @task(cache_policy=INPUTS.configure(key_storage=tmp_path / "keys"))
     def square(n: int) -> int:

@@ -229,13 +229,13 @@ def test_log_prints() -> None:
 
 def test_hooks_accept_a_list() -> None:
     made = task(on_completion=[on_done], on_failure=[on_fail, on_done])(add)
-    assert made.on_completion == (on_done,)
-    assert made.on_failure == (on_fail, on_done)
+    assert made.on_completion_hooks == [on_done]
+    assert made.on_failure_hooks == [on_fail, on_done]
 
 
 def test_hooks_accept_a_single_callable() -> None:
     made = task(on_completion=on_done)(add)
-    assert made.on_completion == (on_done,)
+    assert made.on_completion_hooks == [on_done]
 
 
 def test_all_options_together(tmp_path: Path, harness: TestHarness) -> None:
@@ -295,7 +295,7 @@ def test_with_options_keeps_the_options_it_does_not_change() -> None:
     changed = original.with_options(description="new")
     assert changed.retries == 2
     assert changed.timeout_seconds == 9
-    assert changed.on_failure == (on_fail,)
+    assert changed.on_failure_hooks == [on_fail]
     assert changed.description == "new"
     assert original.description is None
 

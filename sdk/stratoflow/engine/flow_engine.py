@@ -24,10 +24,14 @@ from stratoflow.engine.active_runs import (
     signal_cancellation,
     unregister_active_run,
 )
+from stratoflow.engine.flow_results import (
+    NOT_RETURNED,
+    flow_call_result,
+    flow_state_from_return,
+    returned_value,
+)
 from stratoflow.engine.hooks import Hooks
-from stratoflow.engine.inputs import resolve_value
 from stratoflow.engine.naming import name_flow_run
-from stratoflow.engine.persistence import persist_value, wants_persistence
 from stratoflow.engine.steps import Blocking, Sleep, Steps, drive, drive_async, run_to_completion
 from stratoflow.engine.user_code import Body
 from stratoflow.exceptions import (
@@ -47,7 +51,6 @@ from stratoflow.run_ids import subflow_run_id
 from stratoflow.states import (
     AwaitingRetry,
     Cancelled,
-    Completed,
     Crashed,
     Failed,
     Pending,
@@ -76,16 +79,18 @@ def call_flow(
 ) -> Any:
     """A call `my_flow(...)`: runs a flow run (a child run when inside another flow) to
     its end, an async flow's too (the CLI runs any flow this way)."""
-    state = _new_engine(flow).run(args, kwargs)
-    return state if return_state else state.result()
+    engine = _new_engine(flow)
+    state = engine.run(args, kwargs)
+    return state if return_state else flow_call_result(state, engine.returned)
 
 
 async def call_flow_async(
     flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, return_state: bool
 ) -> Any:
     """`await my_async_flow(...)`: runs the flow run on the running event loop."""
-    state = await _new_engine(flow).run_async(args, kwargs)
-    return state if return_state else state.result()
+    engine = _new_engine(flow)
+    state = await engine.run_async(args, kwargs)
+    return state if return_state else flow_call_result(state, engine.returned)
 
 
 def _new_engine(flow: Flow[..., Any]) -> FlowRunEngine:
@@ -104,6 +109,7 @@ class FlowRunEngine:
         self.parent = parent
         self.flow_run: FlowRun | None = None
         self._logger: RunLoggerAdapter | None = None
+        self.returned: Any = NOT_RETURNED  # what the last attempt's function returned
 
     @property
     def run_record(self) -> FlowRun:
@@ -195,7 +201,7 @@ class FlowRunEngine:
             name="",
             flow_name=self.flow.name,
             flow_version=self.options.version,
-            parameters=dict(parameters),
+            parameters=self.flow.record_parameters(parameters),
             tags=merge_tags(self.options.tags, extra_tags),
             parent_flow_run_id=parent.flow_run.id if parent is not None else None,
             parent_task_run_id=parent_task.task_run.id if parent_task is not None else None,
@@ -251,6 +257,7 @@ class FlowRunEngine:
         try:
             return (yield from self._attempts(ctx))
         except FlowRunCancelled as exc:
+            self.returned = NOT_RETURNED
             return Cancelled(str(exc) or "The flow run was cancelled.")
 
     def _attempts(self, ctx: FlowRunContext) -> Steps[State]:
@@ -300,6 +307,7 @@ class FlowRunEngine:
     def _call(self, ctx: FlowRunContext) -> Steps[State]:
         flow = self.flow
         parameters = ctx.parameters
+        self.returned = NOT_RETURNED
         log_prints = bool(self.options.log_prints)
         if log_prints:
             install_print_capture()
@@ -316,52 +324,10 @@ class FlowRunEngine:
             log_prints_enabled.reset(prints_token)
         if isinstance(outcome, State):
             return outcome
-        value = outcome.value
-        return self._state_from_return(value)
-
-    def _state_from_return(self, value: Any) -> State:
-        """Prefect's rules: a returned state is the final state; returned futures or
-        states that did not complete fail the flow run."""
-        if isinstance(value, State):
-            if value.is_final():
-                return value
-            # A run cannot end in (say) Pending: it would be left Running.
-            return Failed(
-                f"The flow returned a {value.name!r} state, which is not final. Return a "
-                "final state, or wait for the future (future.wait()) before returning its state."
-            )
-        resolved, failure = resolve_value(value)
-        if failure is not None:
-            return Failed(
-                f"The flow returned task run {failure.task_run_name!r}, which ended in state "
-                f"{failure.state.name!r}: {failure.state.message}",
-                data=failure.state.result(raise_on_failure=False),
-            )
-        state = Completed(data=resolved)
-        state.has_data = True
-        options = self.options
-        persist, required = wants_persistence(options.persist_result, None, self.services)
-        if not persist:
-            return state
-        record = self.run_record
-        stored = persist_value(
-            resolved,
-            store=options.result_storage or self.services.result_store,
-            key_template=options.result_storage_key,
-            template_fields={"parameters": record.parameters, "flow_run": record},
-            default_key=f"{record.id}/flow",
-            serializer=options.result_serializer,
-            inline_max_bytes=self.services.inline_result_max_bytes,
-            required=required,
-            logger=self.logger,
-            pickle_allowed=self.services.pickle_results,
-            signer=self.services.result_signer,
+        returned = self.returned = returned_value(outcome.value)
+        return flow_state_from_return(
+            returned, self.options, self.services, self.run_record, self.logger
         )
-        if isinstance(stored, State):
-            return stored
-        state.result_record = stored
-        record.result_record = stored
-        return state
 
     def _finish(self, state: State) -> Steps[State]:
         record = self.run_record
@@ -386,10 +352,10 @@ class FlowRunEngine:
             StateType.CRASHED: options.on_crashed,
         }
         if final.type in (StateType.COMPLETED, StateType.SCHEDULED):
-            self.logger.info("Finished in state %r", final)
+            self.logger.info("Finished in state %s", final)
         else:
             exc = final.data if isinstance(final.data, BaseException) else None
-            self.logger.error("Finished in state %r", final, exc_info=exc)
+            self.logger.error("Finished in state %s", final, exc_info=exc)
         hooks = hooks_by_type.get(final.type, ())
         if hooks:
             yield Hooks(hooks, (self.flow, record, final), self.logger)

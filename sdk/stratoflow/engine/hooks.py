@@ -19,12 +19,13 @@ def run_hooks(
     hooks: Iterable[Hook], args: tuple[Any, ...], logger: logging.LoggerAdapter[Any]
 ) -> None:
     for hook in hooks:
+        _log_start(hook, args, logger)
         try:
             outcome = hook(*args)
             if inspect.iscoroutine(outcome):
                 run_to_completion(outcome)
-        except Exception:
-            logger.exception("Hook %r failed; the run's state is unchanged.", _name(hook))
+        except Exception:  # noqa: BLE001 - logged; a hook never changes the run's state
+            _log_failure(hook, logger)
         else:
             _log_success(hook, logger)
 
@@ -33,18 +34,33 @@ async def run_hooks_async(
     hooks: Iterable[Hook], args: tuple[Any, ...], logger: logging.LoggerAdapter[Any]
 ) -> None:
     for hook in hooks:
+        _log_start(hook, args, logger)
         try:
             outcome = hook(*args)
             if inspect.isawaitable(outcome):
                 await outcome
-        except Exception:
-            logger.exception("Hook %r failed; the run's state is unchanged.", _name(hook))
+        except Exception:  # noqa: BLE001 - logged; a hook never changes the run's state
+            _log_failure(hook, logger)
         else:
             _log_success(hook, logger)
 
 
+# Prefect's lines; a failing hook never changes the run's state.
+
+
+def _log_start(hook: Hook, args: tuple[Any, ...], logger: logging.LoggerAdapter[Any]) -> None:
+    state = args[-1]
+    logger.info(
+        "Running hook %r in response to entering state %r", _name(hook), getattr(state, "name", "")
+    )
+
+
+def _log_failure(hook: Hook, logger: logging.LoggerAdapter[Any]) -> None:
+    logger.exception("An error was encountered while running hook %r", _name(hook))
+
+
 def _log_success(hook: Hook, logger: logging.LoggerAdapter[Any]) -> None:
-    logger.debug("Hook %r finished.", _name(hook))
+    logger.info("Hook %r finished running successfully", _name(hook))
 
 
 def _name(hook: Hook) -> str:

@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from stratoflow.annotations import allow_failure, unmapped
+from stratoflow.annotations import allow_failure, opaque, quote, unmapped
+from stratoflow.engine.collections import rebuild_children
 from stratoflow.futures import StratoFuture, StratoFutureList
 from stratoflow.states import State, StateType
 
@@ -29,12 +30,15 @@ class ResolvedInputs:
 
 
 class _Resolver:
-    __slots__ = ("failure", "parameter", "upstream")
+    """Replaces futures and states by their results, inside any container Prefect walks."""
+
+    __slots__ = ("failure", "parameter", "seen", "upstream")
 
     def __init__(self) -> None:
         self.upstream: list[str] = []
         self.failure: UpstreamFailure | None = None
         self.parameter = ""
+        self.seen: dict[int, Any] = {}
 
     def visit(self, value: Any, allowed: bool) -> Any:
         if isinstance(value, _PLAIN):
@@ -49,16 +53,16 @@ class _Resolver:
             return self.visit(value.value, True)
         if isinstance(value, unmapped):
             return self.visit(value.value, allowed)
-        kind = type(value)
-        if kind is list or kind is StratoFutureList:
+        if isinstance(value, quote):  # as it is: nothing inside is resolved
+            return value.value
+        if isinstance(value, opaque):  # the value itself is resolved, not walked into
+            inner = value.value
+            if isinstance(inner, StratoFuture | State):
+                return self.visit(inner, allowed)
+            return inner
+        if type(value) is StratoFutureList:  # a map()'s futures become a plain list
             return [self.visit(v, allowed) for v in value]
-        if kind is tuple:
-            return tuple(self.visit(v, allowed) for v in value)
-        if kind is dict:
-            return {k: self.visit(v, allowed) for k, v in value.items()}
-        if kind is set or kind is frozenset:
-            return kind(self.visit(v, allowed) for v in value)
-        return value
+        return rebuild_children(value, lambda item: self.visit(item, allowed), self.seen)
 
     def _from_state(self, state: State, run_name: str, allowed: bool) -> Any:
         if state.type is StateType.COMPLETED:
@@ -94,11 +98,3 @@ def resolve_inputs(parameters: dict[str, Any], wait_for: Iterable[Any] | None) -
             resolved.task_inputs[WAIT_FOR_KEY] = resolver.upstream
     resolved.failure = resolver.failure
     return resolved
-
-
-def resolve_value(value: Any) -> tuple[Any, UpstreamFailure | None]:
-    """`value` with futures and states replaced by results, and the first failed one."""
-    resolver = _Resolver()
-    resolver.parameter = "return value"
-    resolved = resolver.visit(value, False)
-    return resolved, resolver.failure

@@ -14,7 +14,7 @@ from stratoflow.exceptions import ParameterValidationError
 _SKIPPED = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 
-class _LenientJsonSchema(GenerateJsonSchema):
+class LenientJsonSchema(GenerateJsonSchema):
     """A type JSON Schema cannot describe (an arbitrary class) accepts anything; a default
     that is not JSON is left out, without a warning."""
 
@@ -62,7 +62,7 @@ class ParameterValidator:
         type hints cannot be resolved (validation then reports it, when the run starts)."""
         try:
             schema: dict[str, Any] = self._model.model_json_schema(
-                by_alias=True, schema_generator=_LenientJsonSchema
+                by_alias=True, schema_generator=LenientJsonSchema
             )
         except PydanticUserError:
             return None

@@ -19,7 +19,7 @@ from stratoflow.context import (
     get_services,
     task_run_context,
 )
-from stratoflow.engine.task_engine import TaskRunEngine
+from stratoflow.engine.task_engine import NOT_RETURNED, TaskRunEngine
 from stratoflow.exceptions import FlowRunCancelled
 from stratoflow.models import TaskRun
 from stratoflow.states import State
@@ -67,9 +67,17 @@ def _new_engine(task: Task[..., Any], parameters: dict[str, Any]) -> TaskRunEngi
 
 
 def _outcome(engine: TaskRunEngine, state: State, return_state: bool) -> Any:
+    """What the call gives back: the final state, or (as Prefect's `result()`) what the
+    function returned when it returned (a State included, which is then not raised),
+    else the state's result (a cached value, or the run's exception raised)."""
     if engine.flow_ctx is None:
         engine.services.backend.flush()  # a task run outside any flow: nothing flushes it later
-    return state if return_state else state.result()
+    if return_state:
+        return state
+    returned = engine.returned
+    if returned is not NOT_RETURNED and state.is_final():
+        return returned
+    return state.result()
 
 
 def run_task_run(

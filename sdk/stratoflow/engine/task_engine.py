@@ -11,13 +11,15 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from stratoflow.cache_policies import NONE
 from stratoflow.context import FlowRunContext, Services, TaskRunContext, task_run_context
 from stratoflow.engine.caching import cache_key_for, cached_state, store_in_cache
 from stratoflow.engine.concurrency_slots import acquire_tag_slots, release_tag_slots
 from stratoflow.engine.hooks import Hooks
 from stratoflow.engine.inputs import resolve_inputs
-from stratoflow.engine.persistence import persist_value, wants_persistence
+from stratoflow.engine.return_values import decides_state, return_value_to_state
 from stratoflow.engine.steps import Blocking, Sleep, Steps, drive, drive_async, run_to_completion
+from stratoflow.engine.task_results import persist_task_result
 from stratoflow.engine.user_code import Body
 from stratoflow.exceptions import FlowRunCancelled, TaskRunTimeoutError, UpstreamTaskError
 from stratoflow.logging import (
@@ -28,12 +30,10 @@ from stratoflow.logging import (
     run_logger_for,
 )
 from stratoflow.models import TaskRun
-from stratoflow.results import ResultStore, cache_result_key
 from stratoflow.retries import delay_before_retry, jittered
 from stratoflow.states import (
     AwaitingRetry,
     Cancelled,
-    Completed,
     Crashed,
     NotReady,
     Pending,
@@ -47,8 +47,21 @@ if TYPE_CHECKING:
     from stratoflow.tasks import Task
 
 
+NOT_RETURNED: Any = object()
+"""`TaskRunEngine.returned` when the function did not return (it raised, or never ran)."""
+
+
 class TaskRunEngine:
-    __slots__ = ("_logger", "flow_ctx", "options", "run_record", "services", "task")
+    __slots__ = (
+        "_logger",
+        "_retriable",
+        "flow_ctx",
+        "options",
+        "returned",
+        "run_record",
+        "services",
+        "task",
+    )
 
     def __init__(
         self,
@@ -63,6 +76,10 @@ class TaskRunEngine:
         self.flow_ctx = flow_ctx
         self.services = services
         self._logger: RunLoggerAdapter | None = None
+        # What the function returned in the last attempt: a direct call gives it back
+        # as it is (Prefect's `_return_value`), a returned State included.
+        self.returned: Any = NOT_RETURNED
+        self._retriable = True
 
     @property
     def logger(self) -> RunLoggerAdapter:
@@ -129,6 +146,10 @@ class TaskRunEngine:
     def _prepare(
         self, parameters: dict[str, Any], wait_for: Iterable[Any] | None
     ) -> Steps[dict[str, Any] | State]:
+        if _debug_enabled():
+            self.logger.debug(
+                "Created task run %r for task %r", self.run_record.name, self.task.name
+            )
         resolved = resolve_inputs(parameters, wait_for)
         self.run_record.task_inputs = resolved.task_inputs
         self.set_state(Pending())
@@ -171,11 +192,15 @@ class TaskRunEngine:
             flow_run_context=self.flow_ctx,
             log_prints=self._log_prints(),
         )
-        cache_key = cache_key_for(self.task, context, self.flow_ctx)
+        cache_key = (
+            None  # most tasks do not cache: no logger is built for them
+            if self.task.cache_policy is NONE
+            else cache_key_for(self.task, context, self.flow_ctx, self.logger)
+        )
         if cache_key is not None:
             record.cache_key = cache_key
             if not self.options.refresh_cache:
-                hit = cached_state(cache_key, self.services, record)
+                hit = cached_state(cache_key, self.services, record, self.task.cache_policy)
                 if hit is not None:
                     return (yield from self._finish(hit))
         try:
@@ -191,7 +216,14 @@ class TaskRunEngine:
             )
             raise
         if state.type is StateType.COMPLETED and cache_key is not None:
-            store_in_cache(cache_key, state, self.services, record, self.options.cache_expiration)
+            store_in_cache(
+                cache_key,
+                state,
+                self.services,
+                record,
+                self.options.cache_expiration,
+                self.task.cache_policy,
+            )
         return (yield from self._finish(state))
 
     def _attempts(self, context: TaskRunContext) -> Steps[State]:
@@ -205,8 +237,10 @@ class TaskRunEngine:
             running = self.set_state(Running() if attempt == 1 else Retrying())
             if record.start_time is None:
                 record.start_time = running.timestamp
+            if options.on_running:  # each attempt enters Running, as in Prefect
+                yield Hooks(options.on_running, (self.task, record, running), self.logger)
             state = yield from self._call(context)
-            if state.type is not StateType.FAILED or attempt > retries:
+            if state.type is not StateType.FAILED or attempt > retries or not self._retriable:
                 return state
             if not self._should_retry(state):
                 return state
@@ -231,6 +265,8 @@ class TaskRunEngine:
     def _call(self, context: TaskRunContext) -> Steps[State]:
         task = self.task
         parameters = context.parameters
+        self.returned = NOT_RETURNED
+        self._retriable = True
         token = task_run_context.set(context)
         prints_token = log_prints_enabled.set(context.log_prints)
         try:
@@ -246,51 +282,28 @@ class TaskRunEngine:
             task_run_context.reset(token)
         if isinstance(outcome, State):
             return outcome
-        value = outcome.value
-        if isinstance(value, State):
-            return value
-        return self._completed(value, context)
-
-    def _completed(self, value: Any, context: TaskRunContext) -> State:
-        state = Completed(data=value)
-        state.has_data = True
-        options = self.options
-        flow_ctx = self.flow_ctx
-        persist, required = wants_persistence(
-            options.persist_result,
-            flow_ctx.flow.options.persist_result if flow_ctx is not None else None,
-            self.services,
-            forced=self.run_record.cache_key is not None,
-        )
-        if not persist:
+        value = self.returned = outcome.value
+        state = return_value_to_state(value)
+        if decides_state(value):
+            # Prefect retries a returned failed state, not a returned list of states.
+            self._retriable = isinstance(value, State)
             return state
-        record = self.run_record
-        stored = persist_value(
-            value,
-            store=self._result_store(),
-            key_template=options.result_storage_key,
-            template_fields={
-                "parameters": context.parameters,
-                "task_run": record,
-                "flow_run": flow_ctx.flow_run if flow_ctx else None,
-            },
-            default_key=cache_result_key(record.cache_key)
-            if record.cache_key
-            else f"{record.flow_run_id or 'task-runs'}/{record.id}",
-            serializer=options.result_serializer,
-            inline_max_bytes=self.services.inline_result_max_bytes,
-            required=required,
-            logger=self.logger,
-            # A flow's result_serializer='cloudpickle' opts its tasks in too.
-            pickle_allowed=self.services.pickle_results
-            or (flow_ctx is not None and flow_ctx.flow.options.result_serializer == "cloudpickle"),
-            signer=self.services.result_signer,
+        return self._completed(state, context)
+
+    def _completed(self, state: State, context: TaskRunContext) -> State:
+        """Persist the returned value (`state.data`) when the run's settings ask for it."""
+        persisted = persist_task_result(
+            state,
+            self.options,
+            self.run_record,
+            self.flow_ctx,
+            self.services,
+            context.parameters,
+            lambda: self.logger,
         )
-        if isinstance(stored, State):
-            return stored
-        state.result_record = stored
-        record.result_record = stored
-        return state
+        if persisted is not state:  # a required persist failed: a direct call raises it
+            self.returned = NOT_RETURNED
+        return persisted
 
     def _should_retry(self, state: State) -> bool:
         condition = self.options.retry_condition_fn
@@ -308,18 +321,21 @@ class TaskRunEngine:
         final = self.set_state(state)
         task = self.task
         if final.type is StateType.COMPLETED:
-            self._log_debug("Finished in state %r", final)
+            if self.flow_ctx is None:  # Prefect logs every task run's end at INFO
+                self.logger.info("Finished in state %s", final)
+            else:
+                self._log_debug("Finished in state %s", final)
             if self.options.on_completion:
                 yield Hooks(self.options.on_completion, (task, record, final), self.logger)
         elif final.type is StateType.FAILED:
             exc = final.data if isinstance(final.data, BaseException) else None
             self.logger.error(
-                "Finished in state %r", final, exc_info=exc if final.name != "NotReady" else None
+                "Finished in state %s", final, exc_info=exc if final.name != "NotReady" else None
             )
             if self.options.on_failure:
                 yield Hooks(self.options.on_failure, (task, record, final), self.logger)
         else:
-            self.logger.warning("Finished in state %r", final)
+            self.logger.error("Finished in state %s", final)
         return final
 
     def _log_debug(self, message: str, *args: Any) -> None:
@@ -336,12 +352,6 @@ class TaskRunEngine:
             install_print_capture()
         return own
 
-    def _result_store(self) -> ResultStore:
-        store = self.options.result_storage
-        if store is None and self.flow_ctx is not None:
-            store = self.flow_ctx.flow.options.result_storage
-        return store or self.services.result_store
-
 
 def _describe(state: State) -> str:
     data = state.data
@@ -354,5 +364,8 @@ def _in_seconds(now: datetime, seconds: float) -> datetime:
     return now + timedelta(seconds=seconds)
 
 
+_task_run_logger = logging.getLogger(TASK_RUN_LOGGER)
+
+
 def _debug_enabled() -> bool:
-    return logging.getLogger(TASK_RUN_LOGGER).isEnabledFor(logging.DEBUG)
+    return _task_run_logger.isEnabledFor(logging.DEBUG)
