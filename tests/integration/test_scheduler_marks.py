@@ -46,29 +46,29 @@ def _tick(found: Installation, page_size: int = 100) -> Any:
 
 
 def test_a_steady_tick_reads_marks_and_writes_nothing(installation: Installation) -> None:
-    for i in range(120):  # every minute: 17 slots each in the window
-        installation.platform.deployments.put(make_deployment(f"d{i:03d}", "* * * * *"))
-    installation.clock.advance((START - installation.clock.now()).total_seconds())
-    first = _tick(installation)
-    assert first.created == 120 * 17
+    for i in range(30):  # every 5 minutes: 3 slots each in the window at 09:59
+        installation.platform.deployments.put(make_deployment(f"d{i:03d}", "*/5 * * * *"))
+    installation.clock.advance((START - MINUTE - installation.clock.now()).total_seconds())
+    first = _tick(installation, page_size=20)
+    assert first.created == 30 * 3
 
     calls = Calls(installation)
-    steady = _tick(installation)
+    steady = _tick(installation, page_size=20)
 
-    assert (steady.created, steady.existing, steady.errors) == (0, 120 * 17, [])
+    assert (steady.created, steady.existing, steady.errors) == (0, 30 * 3, [])
     assert calls.writes() == {}
-    # Per page of 100 deployments: its query and one BatchGetItem of their marks.
+    # Per page of deployments: its query and one BatchGetItem of their marks.
     assert calls["dynamodb.BatchGetItem"] == 2
     assert calls["dynamodb.PutItem"] == 0 and calls["dynamodb.GetItem"] <= 2  # the cursor
     assert sum(calls.values()) < 20, dict(calls)
 
-    # A minute later each schedule has one new slot: one run and one mark write each.
-    installation.clock.advance(60)
+    # Five minutes later each schedule has one new slot: one run and one mark write each.
+    installation.clock.advance(300)
     calls.clear()
-    later = _tick(installation)
-    assert (later.created, later.existing) == (120, 120 * 16)
-    assert calls["dynamodb.PutItem"] == 120 * 2  # the run, and the mark
-    assert calls["sqs.SendMessage"] == 120
+    later = _tick(installation, page_size=20)
+    assert (later.created, later.existing) == (30, 30 * 2)
+    assert calls["dynamodb.PutItem"] == 30 * 2  # the run, and the mark
+    assert calls["sqs.SendMessage"] == 30
 
 
 def test_pausing_and_resuming_makes_the_removed_runs_again(installation: Installation) -> None:
