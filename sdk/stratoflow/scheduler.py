@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 
 from botocore.exceptions import ClientError
 
-from stratoflow.automations.engine import evaluate_on_tick
 from stratoflow.deployments.models import Deployment
 from stratoflow.deployments.runs import enqueue, schedule_flow_run
 from stratoflow.deployments.schedule_marks import Mark, fingerprint, is_bad_start
@@ -70,7 +69,12 @@ class Scheduler:
         self._enqueue_orphans(now, report)
         self._mark_late(now, report)
         report.swept = sweep(self.platform, now)
-        evaluate_on_tick(self.platform, now, report.errors)  # Proactive automations
+        # Proactive automations. Imported here, not at the top: the automations engine
+        # (its models, templates, actions) is most of what the scheduler Lambda would
+        # load at its cold start otherwise (bench/cold_start.py).
+        from stratoflow.automations.engine import evaluate_on_tick
+
+        evaluate_on_tick(self.platform, now, report.errors)
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 

@@ -171,3 +171,16 @@ def retry_after_crash(platform: Platform, run: FlowRun, now: datetime) -> bool:
         return False
     enqueue(platform, backend.read_flow_run(run.id), now=now)
     return True
+
+
+def mark_crashed(platform: Platform, flow_run_id: str, reason: str) -> State | None:
+    """Mark a run Crashed when whatever ran it stopped before it was final; with retries
+    left it then goes on to its next attempt, as after the crash sweep. Returns the
+    Crashed state (None: the run was final already)."""
+    backend = platform.services.backend
+    run = backend.read_flow_run(flow_run_id)
+    if run.state is None or run.state.is_final():
+        return None
+    crashed = backend.set_flow_run_state(flow_run_id, crash_state(run, reason)).state
+    retry_after_crash(platform, run, platform.services.clock.now())
+    return crashed

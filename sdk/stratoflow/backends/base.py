@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from stratoflow.models import FlowRun, LogEntry, TaskRun
 from stratoflow.orchestration.transitions import TransitionResult
-from stratoflow.records import ArtifactRecord, VariableRecord
+from stratoflow.states import State, StateType
 
 if TYPE_CHECKING:
     from stratoflow.blocks.records import BlockDocument, BlockSecrets
-from stratoflow.states import State, StateType
+    from stratoflow.records import ArtifactRecord, VariableRecord
 
 
 @runtime_checkable

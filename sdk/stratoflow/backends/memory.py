@@ -6,17 +6,20 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-from stratoflow.backends.memory_stores import (
-    MemoryArtifactStore,
-    MemoryBlockStore,
-    MemoryVariableStore,
-)
 from stratoflow.exceptions import ObjectNotFound
 from stratoflow.models import FlowRun, LogEntry, TaskRun
 from stratoflow.orchestration.transitions import TransitionResult, apply_transition
 from stratoflow.states import State, StateType
+
+if TYPE_CHECKING:
+    from stratoflow.backends.memory_stores import (
+        MemoryArtifactStore,
+        MemoryBlockStore,
+        MemoryVariableStore,
+    )
 
 
 class MemoryBackend:
@@ -28,9 +31,27 @@ class MemoryBackend:
         self._task_runs: dict[str, TaskRun] = {}
         self._task_runs_by_flow: defaultdict[str | None, list[str]] = defaultdict(list)
         self._logs: defaultdict[str | None, list[LogEntry]] = defaultdict(list)
-        self.variables = MemoryVariableStore()
-        self.artifacts = MemoryArtifactStore()
-        self.blocks = MemoryBlockStore()
+
+    # Built on first use: the Lambda handlers import this module (through the default
+    # services) and should not load the pydantic models of these features at start.
+
+    @cached_property
+    def variables(self) -> MemoryVariableStore:
+        from stratoflow.backends.memory_stores import MemoryVariableStore
+
+        return MemoryVariableStore()
+
+    @cached_property
+    def artifacts(self) -> MemoryArtifactStore:
+        from stratoflow.backends.memory_stores import MemoryArtifactStore
+
+        return MemoryArtifactStore()
+
+    @cached_property
+    def blocks(self) -> MemoryBlockStore:
+        from stratoflow.backends.memory_stores import MemoryBlockStore
+
+        return MemoryBlockStore()
 
     def create_flow_run(self, run: FlowRun) -> FlowRun:
         with self._lock:

@@ -11,18 +11,23 @@ validates them with pydantic, against the flow's own type hints, when the run st
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
 from pydantic_core import to_jsonable_python
 
 from stratoflow.exceptions import ParameterValidationError
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 
 def parameter_problems(schema: Mapping[str, Any], parameters: Mapping[str, Any]) -> list[str]:
     """`name: what is wrong` for each parameter that does not match `schema`. Parameters
     missing from the top level are not reported (a deployment's own check names them)."""
+    # Loaded on the first check, not at import: the scheduler and the workers import this
+    # module at start, and jsonschema is ~30 ms of a Lambda's cold start.
+    from jsonschema import Draft202012Validator
+
     document = to_jsonable_python(dict(parameters), fallback=repr)
     validator = Draft202012Validator(dict(schema))
     problems = []
@@ -66,6 +71,8 @@ def check_parameter_types(
 def _describe(error: ValidationError) -> str:
     """`items: 'abc' is not of type 'integer'`; for a union (`int | None`), the alternatives
     (`5 is not of type 'string' or 'null'`), or the problem inside the closest one."""
+    from jsonschema.exceptions import best_match  # loaded with the validator
+
     if error.context:
         closest = best_match([error])
         if len(closest.absolute_path) > len(error.absolute_path):  # inside an alternative

@@ -32,7 +32,7 @@ from stratoflow.models import FlowRun
 from stratoflow.orchestration.claims import claim_flow_run
 from stratoflow.platform import Platform
 from stratoflow.states import Cancelled, StateType
-from stratoflow.workers.execute import mark_crashed
+from stratoflow.sweeps import mark_crashed
 from stratoflow.workers.triage import Drop, SendOn, admit, send_on
 
 logger = logging.getLogger("stratoflow.workers")

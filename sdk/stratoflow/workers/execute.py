@@ -17,7 +17,6 @@ from stratoflow.models import FlowRun
 from stratoflow.orchestration.claims import claim_flow_run
 from stratoflow.platform import Platform, get_platform
 from stratoflow.states import Failed, State, StateType
-from stratoflow.sweeps import crash_state, retry_after_crash
 from stratoflow.workers.heartbeat import Heartbeat
 from stratoflow.workers.messages import FlowRunMessage
 from stratoflow.workers.ownership import foreign_run_reason, run_pool_and_queue
@@ -124,16 +123,3 @@ def hand_off_retry(platform: Platform, run: FlowRun, delay: float) -> bool:
     )
     platform.services.backend.update_flow_run(run.id, enqueued_at=platform.services.clock.now())
     return True
-
-
-def mark_crashed(platform: Platform, flow_run_id: str, reason: str) -> State | None:
-    """Mark a run Crashed when whatever ran it stopped before it was final; with retries
-    left it then goes on to its next attempt, as after the crash sweep. Returns the
-    Crashed state (None: the run was final already)."""
-    backend = platform.services.backend
-    run = backend.read_flow_run(flow_run_id)
-    if run.state is None or run.state.is_final():
-        return None
-    crashed = backend.set_flow_run_state(flow_run_id, crash_state(run, reason)).state
-    retry_after_crash(platform, run, platform.services.clock.now())
-    return crashed

@@ -33,8 +33,8 @@ from stratoflow.models import FlowRun
 from stratoflow.orchestration.claims import claim_flow_run
 from stratoflow.platform import Platform
 from stratoflow.states import Cancelled
+from stratoflow.sweeps import mark_crashed
 from stratoflow.workers import registry
-from stratoflow.workers.execute import mark_crashed
 from stratoflow.workers.messages import FlowRunMessage
 from stratoflow.workers.processes import (
     RunProcesses,

@@ -26,7 +26,7 @@ from stratoflow.concurrency._acquire import LeaseHolding
 from stratoflow.exceptions import ConflictError, InvalidTransitionError
 from stratoflow.platform import Platform
 from stratoflow.states import Cancelled, Scheduled, State, StateType
-from stratoflow.workers.execute import mark_crashed
+from stratoflow.sweeps import mark_crashed
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

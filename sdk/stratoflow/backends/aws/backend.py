@@ -11,13 +11,12 @@ import copy
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from stratoflow import resources
-from stratoflow.backends.aws.artifacts import DynamoArtifactStore
-from stratoflow.backends.aws.blocks import DynamoBlockStore
 from stratoflow.backends.aws.items import (
     creation_seq,
     flow_run_from_item,
@@ -32,7 +31,6 @@ from stratoflow.backends.aws.result_keys import SecretsManagerResultKeys
 from stratoflow.backends.aws.result_refs import ResultRefs
 from stratoflow.backends.aws.results import S3ResultStore
 from stratoflow.backends.aws.task_runs import TaskRunWriter
-from stratoflow.backends.aws.variables import DynamoVariableStore
 from stratoflow.exceptions import ConflictError, ObjectNotFound
 from stratoflow.models import FlowRun, LogEntry, TaskRun
 from stratoflow.orchestration.transitions import TransitionResult, apply_transition
@@ -40,8 +38,11 @@ from stratoflow.result_signing import ResultVerifier
 from stratoflow.states import State, StateType
 
 if TYPE_CHECKING:
+    from stratoflow.backends.aws.artifacts import DynamoArtifactStore
+    from stratoflow.backends.aws.blocks import DynamoBlockStore
     from stratoflow.backends.aws.clients import AwsClients
     from stratoflow.backends.aws.logs import CloudWatchLogShipper
+    from stratoflow.backends.aws.variables import DynamoVariableStore
 
 CONFLICT_ATTEMPTS = 8
 LIST_LOOKBACK_DAYS = 30
@@ -78,12 +79,32 @@ class AwsBackend:
         )
         self._flow_runs: dict[str, FlowRun] = {}
         """Flow runs this process created or changed: the objects the engine holds."""
-        self.variables = DynamoVariableStore(self.dynamodb, self.table)
-        self.artifacts = DynamoArtifactStore(
-            self.dynamodb, clients.s3, self.table, names.results_bucket
+        self._names = names
+
+    # Variables, artifacts and blocks: built (and their modules and pydantic models loaded)
+    # on first use, so that a Lambda that never touches them does not pay for them at its
+    # cold start (bench/cold_start.py, tests/unit/test_handler_imports.py).
+
+    @cached_property
+    def variables(self) -> DynamoVariableStore:
+        from stratoflow.backends.aws.variables import DynamoVariableStore
+
+        return DynamoVariableStore(self.dynamodb, self.table)
+
+    @cached_property
+    def artifacts(self) -> DynamoArtifactStore:
+        from stratoflow.backends.aws.artifacts import DynamoArtifactStore
+
+        return DynamoArtifactStore(
+            self.dynamodb, self.clients.s3, self.table, self._names.results_bucket
         )
-        self.blocks = DynamoBlockStore(
-            self.dynamodb, clients.secretsmanager, self.table, names.queue_prefix
+
+    @cached_property
+    def blocks(self) -> DynamoBlockStore:
+        from stratoflow.backends.aws.blocks import DynamoBlockStore
+
+        return DynamoBlockStore(
+            self.dynamodb, self.clients.secretsmanager, self.table, self._names.queue_prefix
         )
 
     # Flow runs

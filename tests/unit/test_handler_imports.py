@@ -1,0 +1,80 @@
+"""What each Lambda handler module may import at load time (its cold start).
+
+Importing a handler is the Lambda INIT phase; `make bench` times it (bench/cold_start.py,
+target under 300 ms). This pins the structure behind that figure, which timing on a
+shared machine cannot: heavy modules of features a handler does not use at start are
+loaded on first use, never at import. Each handler is imported in a fresh interpreter, as
+Lambda does, and its `sys.modules` is checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+EVERY_HANDLER_AVOIDS = (
+    "stratoflow.cli",  # the CLI and its libraries
+    "typer",
+    "rich",
+    "jsonschema",  # parameter schemas: checked when a run is created
+    "stratoflow.records",  # artifacts and variables: built on first use
+    "stratoflow.artifacts",
+    "stratoflow.variables",
+    "stratoflow.blocks",
+)
+AVOIDS = {
+    # The control plane runs no flow: no engine; proactive automations load on the tick.
+    "scheduler": (
+        "stratoflow.engine.flow_engine",
+        "stratoflow.automations.engine",
+        "jinja2",
+        "aws_lambda_powertools.utilities.parser",  # every AWS event model (~70 ms)
+    ),
+    "ecs_dispatcher": ("stratoflow.engine.flow_engine", "stratoflow.automations.engine", "jinja2"),
+    "automations": ("stratoflow.engine.flow_engine",),
+    # The Lambda worker runs flows (the engine is its job) but no automation.
+    "lambda_worker": ("stratoflow.automations.engine", "jinja2"),
+}
+
+PROBE = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("handler", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def _loaded(handler: str) -> set[str]:
+    output = subprocess.run(
+        [sys.executable, "-c", PROBE, str(ROOT / "functions" / handler / "handler.py")],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"},
+    ).stdout
+    return set(json.loads(output.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("handler", sorted(AVOIDS))
+def test_a_handler_loads_only_what_its_start_needs(handler: str) -> None:
+    loaded = _loaded(handler)
+    assert "stratoflow.platform" in loaded  # the probe saw the real import
+    heavy = {
+        module
+        for module in (*EVERY_HANDLER_AVOIDS, *AVOIDS[handler])
+        if module in loaded or any(m.startswith(f"{module}.") for m in loaded)
+    }
+    assert heavy == set(), f"{handler} imports {sorted(heavy)} at load time: load them lazily"
+
+
+def test_every_handler_is_pinned() -> None:
+    assert {p.parent.name for p in ROOT.glob("functions/*/handler.py")} == set(AVOIDS)
