@@ -95,6 +95,13 @@ class TaskOptions(_Options):
     cache_key_fn: Callable[..., str | None] | None = None
     cache_expiration: timedelta | None = None
     refresh_cache: bool | None = None
+    on_commit: tuple[Hook, ...] = ()  # hook(transaction): stratoflow.transactions
+    on_rollback: tuple[Hook, ...] = ()
+
+    @field_validator("on_commit", "on_rollback", mode="before")
+    @classmethod
+    def _transaction_hooks(cls, value: Any) -> Any:
+        return cls._hooks(value)
 
     @model_validator(mode="after")
     def _one_cache_rule(self) -> TaskOptions:

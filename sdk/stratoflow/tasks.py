@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from stratoflow._callables import BoundSignature, identity_key
 from stratoflow._options import TaskOptions, validate_options
+from stratoflow._transaction_hooks import TransactionHookDecorators
 from stratoflow.annotations import unmapped
 from stratoflow.cache_policies import NONE, CacheKeyFnPolicy, CachePolicy
 from stratoflow.engine.task_calls import call_task, call_task_async
@@ -23,7 +24,7 @@ R = TypeVar("R")
 
 
 @dataclass(frozen=True, eq=False)
-class Task(Generic[P, R]):
+class Task(TransactionHookDecorators, Generic[P, R]):
     """A task definition. Call it to run it; `.submit()` and `.map()` run it concurrently.
 
     Calling an `async def` task returns a coroutine: awaiting it runs the task run."""
@@ -184,7 +185,7 @@ def task(__fn: Callable[P, R] | None = None, **options: Any) -> Any:
     retry_delay_seconds, retry_jitter_factor, retry_condition_fn, timeout_seconds,
     cache_policy, cache_key_fn, cache_expiration, refresh_cache, persist_result,
     result_storage, result_storage_key, result_serializer, log_prints, on_completion,
-    on_failure.
+    on_failure, on_commit, on_rollback.
     """
 
     def decorate(fn: Callable[P, R]) -> Task[P, R]:
