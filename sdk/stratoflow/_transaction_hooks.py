@@ -87,3 +87,11 @@ class TransactionHookDecorators:
         hooks = (*getattr(self.options, option), fn)
         # Task is frozen: registering a hook replaces its options, as with_options would.
         object.__setattr__(self, "options", self.options.model_copy(update={option: hooks}))
+
+    @property
+    def on_commit_hooks(self) -> list[Callable[..., Any]]:
+        return list(self.options.on_commit)
+
+    @property
+    def on_rollback_hooks(self) -> list[Callable[..., Any]]:
+        return list(self.options.on_rollback)

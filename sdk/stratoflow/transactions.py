@@ -21,7 +21,6 @@ runs `async def` hooks to completion and `async with` awaits them.
 from __future__ import annotations
 
 import copy
-import enum
 import logging
 import threading
 import uuid
@@ -30,6 +29,7 @@ from types import TracebackType
 from typing import Any
 
 from stratoflow._transaction_hooks import TransactionHook, hook_name
+from stratoflow._transaction_modes import CommitMode, IsolationLevel, TransactionState
 from stratoflow.cache import CacheEntry, CacheStore
 from stratoflow.context import Services, flow_run_context, get_services
 from stratoflow.engine.steps import Blocking, Steps, drive, drive_async
@@ -38,28 +38,6 @@ from stratoflow.locking import LockManager
 from stratoflow.results import ResultRecord, cache_result_key, persist
 
 _default_logger = logging.getLogger("stratoflow.transactions")
-
-
-class IsolationLevel(enum.StrEnum):
-    READ_COMMITTED = "READ_COMMITTED"
-    SERIALIZABLE = "SERIALIZABLE"
-
-
-class CommitMode(enum.StrEnum):
-    EAGER = "EAGER"
-    """Commit when the transaction's block ends, even inside another transaction."""
-    LAZY = "LAZY"
-    """Leave the commit to the enclosing transaction; the outermost commits at its end."""
-    OFF = "OFF"
-    """Commit only on an explicit `txn.commit()`; the outermost rolls back at its end."""
-
-
-class TransactionState(enum.StrEnum):
-    PENDING = "PENDING"
-    ACTIVE = "ACTIVE"
-    STAGED = "STAGED"
-    COMMITTED = "COMMITTED"
-    ROLLED_BACK = "ROLLED_BACK"
 
 
 _UNSET: Any = object()
