@@ -575,3 +575,20 @@ def test_file_system_lock_manager(tmp_path: Path) -> None:
         locks.release_lock("k", holder="b")
     locks.release_lock("k", holder="a")
     assert locks.acquire_lock("k", holder="b", acquire_timeout=0.1)
+
+
+def test_submitted_tasks_join_the_transaction(harness: TestHarness) -> None:
+    journal = Journal()
+    first = step("first", journal)
+
+    @flow
+    def pipeline() -> None:
+        with transaction():
+            futures = [first.submit(i) for i in range(3)]
+            for future in futures:
+                future.result()
+            fail()
+
+    with pytest.raises(ValueError):
+        pipeline()
+    assert journal.entries == [("rollback", "first")] * 3
