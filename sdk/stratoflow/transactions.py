@@ -14,8 +14,8 @@ outermost one, which commits them in the order they finished and rolls them back
 the reverse order. docs/transactions.md has the details and the differences from
 Prefect.
 
-Commit and rollback are written as engine steps (`stratoflow.engine.steps`), so `with`
-runs `async def` hooks to completion and `async with` awaits them.
+Commit and rollback are engine steps (`stratoflow.engine.steps`): `with` runs `async
+def` hooks to completion, `async with` awaits them.
 """
 
 from __future__ import annotations
@@ -30,12 +30,13 @@ from typing import Any
 
 from stratoflow._transaction_hooks import TransactionHook, hook_name
 from stratoflow._transaction_modes import CommitMode, IsolationLevel, TransactionState
-from stratoflow.cache import CacheEntry, CacheStore
+from stratoflow._transaction_records import read_record, write_record
+from stratoflow.cache import CacheStore
 from stratoflow.context import Services, flow_run_context, get_services
 from stratoflow.engine.steps import Blocking, Steps, drive, drive_async
 from stratoflow.exceptions import ConfigurationError
 from stratoflow.locking import LockManager
-from stratoflow.results import ResultRecord, cache_result_key, persist
+from stratoflow.results import ResultRecord
 
 _default_logger = logging.getLogger("stratoflow.transactions")
 
@@ -83,6 +84,7 @@ class Transaction:
         self._token: Token[Transaction | None] | None = None
         self._holder = str(uuid.uuid4())
         self._holds_lock = False
+        self._rolling_back = False  # claimed by one thread: hooks run once
         self._children_lock = threading.Lock()  # tasks submitted to threads add children
 
     def __repr__(self) -> str:
@@ -148,8 +150,7 @@ class Transaction:
         """The committed record under the key (`.load()` gives its value), or None."""
         if self.store is None or not self.key:
             return None
-        entry = self.store.get(self.key, self._clock_now())
-        return entry.result if entry is not None else None
+        return read_record(self.store, self.key, self.services or get_services())
 
     # Entering: prepare, begin (may wait for the lock), activate.
 
@@ -270,9 +271,15 @@ class Transaction:
         if self._token is not None:
             _active.reset(self._token)
             self._token = None
-        if parent is not None and self.state is TransactionState.ROLLED_BACK:
+        if parent is None:
+            return
+        if self.state is TransactionState.ROLLED_BACK:
             # A failed child fails its parent (and so its staged siblings) at once.
             yield from parent.rollback_steps()
+        elif parent.is_rolled_back():
+            # The parent failed while this one ran (a sibling in another thread, or a
+            # failure the flow caught): nobody will roll this one back later.
+            yield from self.rollback_steps()
 
     def commit_steps(self) -> Steps[bool]:
         if self.state in (TransactionState.ROLLED_BACK, TransactionState.COMMITTED):
@@ -285,8 +292,8 @@ class Transaction:
                 yield from child.commit_steps()
             for hook in self.on_commit_hooks:
                 yield TransactionHook(hook, self, "commit", self.logger)
-            if self.store is not None and self.key and self.write_on_commit:
-                self._write_record()
+            if self.store is not None and self.key and self.write_on_commit and self.services:
+                write_record(self.store, self.key, self._staged_value, self.services)
         # A commit hook or the record's write is user code or I/O that may raise
         # anything; Prefect rolls back instead of failing the caller's block.
         except Exception:
@@ -298,8 +305,13 @@ class Transaction:
         return True
 
     def rollback_steps(self) -> Steps[bool]:
-        if self.state in (TransactionState.ROLLED_BACK, TransactionState.COMMITTED):
-            return False
+        with self._children_lock:
+            if self._rolling_back or self.state in (
+                TransactionState.ROLLED_BACK,
+                TransactionState.COMMITTED,
+            ):
+                return False
+            self._rolling_back = True
         try:
             for hook in reversed(self.on_rollback_hooks):
                 try:
@@ -318,34 +330,14 @@ class Transaction:
                 yield from child.rollback_steps()
             return True
         finally:
+            self._rolling_back = False
             self._release_lock()
-
-    def _write_record(self) -> None:
-        assert self.store is not None and self.key is not None and self.services is not None
-        staged = self._staged_value
-        if isinstance(staged, CacheEntry):  # a task run's cache entry, result stored already
-            self.store.put(staged)
-            return
-        services = self.services
-        record = persist(
-            staged,
-            services.result_store,
-            key=cache_result_key(self.key),
-            inline_max_bytes=services.inline_result_max_bytes,
-            pickle_allowed=services.pickle_results,
-            signer=services.result_signer,
-        )
-        self.store.put(CacheEntry(key=self.key, result=record))
 
     def _release_lock(self) -> None:
         if self._holds_lock and self.lock_manager is not None and self.key:
             self.logger.debug("Releasing lock for transaction %r", self.key)
             self.lock_manager.release_lock(self.key, holder=self._holder)
             self._holds_lock = False
-
-    def _clock_now(self) -> Any:
-        services = self.services or get_services()
-        return services.clock.now()
 
 
 def _blocking_begin(txn: Transaction) -> Steps[None]:

@@ -592,3 +592,19 @@ def test_submitted_tasks_join_the_transaction(harness: TestHarness) -> None:
     with pytest.raises(ValueError):
         pipeline()
     assert journal.entries == [("rollback", "first")] * 3
+
+
+def test_a_task_completing_after_the_rollback_is_rolled_back_too(harness: TestHarness) -> None:
+    journal = Journal()
+    first, later = step("first", journal), step("later", journal)
+
+    @flow
+    def pipeline() -> None:
+        with transaction():
+            first()
+            with contextlib.suppress(ValueError):
+                fail()
+            later()  # the transaction is rolled back already: nothing would undo it
+
+    pipeline()
+    assert journal.entries == [("rollback", "first"), ("rollback", "later")]
