@@ -24,6 +24,7 @@ import copy
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any
@@ -39,6 +40,7 @@ from stratoflow.locking import LockManager
 from stratoflow.results import ResultRecord
 
 _default_logger = logging.getLogger("stratoflow.transactions")
+LoggerLike = logging.Logger | logging.LoggerAdapter[Any]
 
 
 _UNSET: Any = object()
@@ -62,7 +64,7 @@ class Transaction:
         overwrite: bool = False,
         write_on_commit: bool = True,
         lock_manager: LockManager | None = None,
-        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+        logger: LoggerLike | Callable[[], LoggerLike] | None = None,
         services: Services | None = None,
     ) -> None:
         self.key = key
@@ -72,7 +74,9 @@ class Transaction:
         self.overwrite = overwrite
         self.write_on_commit = write_on_commit
         self.lock_manager = lock_manager
-        self.logger: logging.Logger | logging.LoggerAdapter[Any] = logger or _default_logger
+        # A function makes the logger when first needed: a task run's logger costs
+        # more to build than most task runs with hooks need (they never log).
+        self._logger = logger
         self.services = services
         self.state = TransactionState.PENDING
         self.children: list[Transaction] = []
@@ -82,10 +86,18 @@ class Transaction:
         self._staged_value: Any = None
         self._parent: Transaction | None = None
         self._token: Token[Transaction | None] | None = None
-        self._holder = str(uuid.uuid4())
+        self._holder = ""  # who holds the key's lock: made when taking it
         self._holds_lock = False
         self._rolling_back = False  # claimed by one thread: hooks run once
         self._children_lock = threading.Lock()  # tasks submitted to threads add children
+
+    @property
+    def logger(self) -> LoggerLike:
+        if self._logger is None:
+            self._logger = _default_logger
+        elif callable(self._logger):
+            self._logger = self._logger()
+        return self._logger
 
     def __repr__(self) -> str:
         return f"Transaction(key={self.key!r}, state={self.state.value})"
@@ -190,14 +202,13 @@ class Transaction:
         """Take the lock, then look for a committed record (which makes it COMMITTED)."""
         if self.locks and self.lock_manager is not None and self.key:
             self.logger.debug("Acquiring lock for transaction %r", self.key)
+            self._holder = self._holder or uuid.uuid4().hex
             self.lock_manager.acquire_lock(self.key, holder=self._holder)
             self._holds_lock = True
-        if check_record and not self.overwrite and self.read_exists():
-            self.state = TransactionState.COMMITTED
-
-    def read_exists(self) -> bool:
-        record = self.read()
-        return record is not None and record.exists()
+        if check_record and not self.overwrite:
+            record = self.read()
+            if record is not None and record.exists():
+                self.state = TransactionState.COMMITTED
 
     def activate(self) -> None:
         self._token = _active.set(self)
@@ -212,7 +223,7 @@ class Transaction:
         self.prepare()
         if self.locks:
             # Waiting for the lock must not block the event loop.
-            await drive_async(_blocking_begin(self))
+            await Blocking(self.begin).run_awaiting()
         else:
             self.begin()
         self.activate()
@@ -340,10 +351,6 @@ class Transaction:
             self._holds_lock = False
 
 
-def _blocking_begin(txn: Transaction) -> Steps[None]:
-    yield Blocking(txn.begin)
-
-
 def transaction(
     key: str | None = None,
     store: CacheStore | None = None,
@@ -352,7 +359,7 @@ def transaction(
     overwrite: bool = False,
     write_on_commit: bool = True,
     lock_manager: LockManager | None = None,
-    logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+    logger: LoggerLike | None = None,
 ) -> Transaction:
     """Open a transaction: `with transaction(...) as txn:` (or `async with`).
 
@@ -377,8 +384,7 @@ def transaction(
     )
 
 
-atransaction = transaction
-"""Prefect's name for the async form: `async with atransaction(...)` (same object)."""
+atransaction = transaction  # Prefect's name for `async with`: the same object here
 
 __all__ = [
     "CommitMode",

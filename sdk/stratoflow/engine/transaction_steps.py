@@ -45,7 +45,7 @@ def attempts_in_transaction(
     txn = Transaction(
         key=cache_key,
         overwrite=bool(options.refresh_cache),
-        logger=engine.logger,
+        logger=lambda: engine.logger,
         services=engine.services,
     )
     txn.prepare()
