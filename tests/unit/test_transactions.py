@@ -608,3 +608,27 @@ def test_a_task_completing_after_the_rollback_is_rolled_back_too(harness: TestHa
 
     pipeline()
     assert journal.entries == [("rollback", "first"), ("rollback", "later")]
+
+
+def test_async_with_a_serializable_transaction_holds_the_lock(harness: TestHarness) -> None:
+    locks = MemoryLockManager()
+
+    async def run() -> list[bool]:
+        held = []
+        async with transaction(
+            key="async-key", isolation_level=IsolationLevel.SERIALIZABLE, lock_manager=locks
+        ) as txn:
+            held.append(locks.is_locked("async-key"))
+            txn.stage("done")
+        held.append(locks.is_locked("async-key"))
+        return held
+
+    assert asyncio.run(run()) == [True, False]
+
+
+def test_a_transaction_is_entered_once(harness: TestHarness) -> None:
+    txn = transaction()
+    with txn, pytest.raises(RuntimeError, match="already entered"), txn:
+        pass
+    with pytest.raises(RuntimeError, match="without being entered"):
+        transaction().__exit__(None, None, None)
