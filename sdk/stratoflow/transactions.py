@@ -7,12 +7,10 @@ effects when anything in the group fails.
             rows = extract()
             load(rows)           # @load.on_rollback undoes it if a later step fails
 
-A transaction's life: ACTIVE when entered (COMMITTED at once when its key already has a
-record), STAGED when a value is staged, then COMMITTED or ROLLED_BACK. Nested
-transactions (every task run inside a transaction opens one) hand their commit to the
-outermost one, which commits them in the order they finished and rolls them back in
-the reverse order. docs/transactions.md has the details and the differences from
-Prefect.
+A transaction is ACTIVE when entered (COMMITTED at once when its key has a record),
+STAGED once a value is staged, then COMMITTED or ROLLED_BACK. Nested ones (every task
+run opens one) leave their commit to the outermost, which commits them in the order
+they ended and rolls them back in reverse. See docs/transactions.md.
 
 Commit and rollback are engine steps (`stratoflow.engine.steps`): `with` runs `async
 def` hooks to completion, `async with` awaits them.
@@ -206,7 +204,11 @@ class Transaction:
             self.lock_manager.acquire_lock(self.key, holder=self._holder)
             self._holds_lock = True
         if check_record and not self.overwrite:
-            record = self.read()
+            try:
+                record = self.read()
+            except BaseException:
+                self._release_lock()  # nobody would release it: the block never runs
+                raise
             if record is not None and record.exists():
                 self.state = TransactionState.COMMITTED
 
@@ -245,8 +247,6 @@ class Transaction:
     ) -> None:
         await drive_async(self.exit_steps(failed=exc_type is not None))
 
-    # Commit and rollback: `txn.commit()` and `txn.rollback()` run the hooks here.
-
     def commit(self) -> bool:
         """Commit now (children, commit hooks, the record); False when the transaction
         was already committed or rolled back, or when committing failed (rolled back)."""
@@ -274,6 +274,9 @@ class Transaction:
                 elif self.commit_mode is CommitMode.LAZY:
                     yield from self.commit_steps()
         yield from self._reset_steps()
+        if self.state in (TransactionState.COMMITTED, TransactionState.ROLLED_BACK):
+            # E.g. started COMMITTED, then failed: neither commit nor rollback released it.
+            self._release_lock()
 
     def _reset_steps(self) -> Steps[None]:
         parent = self._parent

@@ -632,3 +632,19 @@ def test_a_transaction_is_entered_once(harness: TestHarness) -> None:
         pass
     with pytest.raises(RuntimeError, match="without being entered"):
         transaction().__exit__(None, None, None)
+
+
+def test_a_failing_block_of_a_committed_serializable_transaction_releases_the_lock(
+    harness: TestHarness,
+) -> None:
+    locks = MemoryLockManager()
+    options: dict[str, Any] = {
+        "isolation_level": IsolationLevel.SERIALIZABLE,
+        "lock_manager": locks,
+    }
+    with transaction(key="once", **options):
+        pass
+    with pytest.raises(RuntimeError), transaction(key="once", **options) as txn:
+        assert txn.is_committed() and locks.is_locked("once")
+        raise RuntimeError("after the check")
+    assert not locks.is_locked("once")
