@@ -100,8 +100,6 @@ class Transaction:
     def __repr__(self) -> str:
         return f"Transaction(key={self.key!r}, state={self.state.value})"
 
-    # Values shared with hooks.
-
     def set(self, name: str, value: Any) -> None:
         self._stored_values[name] = value
 
@@ -116,8 +114,6 @@ class Transaction:
         if default is not _UNSET:
             return default
         raise ValueError(f"Could not retrieve value for unknown key: {name}")
-
-    # State.
 
     def is_committed(self) -> bool:
         return self.state is TransactionState.COMMITTED
@@ -372,8 +368,8 @@ def transaction(
     - store: the cache store holding the record (default: the run's cache store).
     - commit_mode: EAGER, LAZY or OFF (default: the enclosing transaction's, else LAZY).
     - isolation_level: READ_COMMITTED (default) or SERIALIZABLE (needs lock_manager).
-    - overwrite: start ACTIVE even when the key has a record, and replace it on commit.
-    - write_on_commit: write the record on commit (False: commit runs hooks only).
+    - overwrite: start ACTIVE even when the key has a record; write_on_commit=False:
+      commit runs the hooks but writes no record.
     """
     return Transaction(
         key=key,
