@@ -7,8 +7,8 @@ first one's committed record. A lock is held by a `holder` (one per transaction)
 - `MemoryLockManager`: threads of one process.
 - `FileSystemLockManager`: processes of one machine (a lock file per key).
 
-Locks across machines (deployed runs on AWS) need a shared lock: implement `LockManager`
-over a store with conditional writes. None is provided yet (docs/transactions.md).
+Across machines (deployed runs on AWS):
+`stratoflow.backends.aws.transaction_locks.DynamoLockManager`.
 """
 
 from __future__ import annotations

@@ -10,9 +10,10 @@ import pytest
 from _deploy_fixtures import Installation, installation  # noqa: F401
 
 from stratoflow import flow, task
+from stratoflow.backends.aws.transaction_locks import DynamoLockManager
 from stratoflow.cache_policies import INPUTS
 from stratoflow.context import flow_run_context
-from stratoflow.transactions import Transaction, transaction
+from stratoflow.transactions import IsolationLevel, Transaction, transaction
 
 TABLE = "stratoflow"
 
@@ -89,3 +90,29 @@ def test_a_keyed_transaction_record_in_dynamodb(installation: Installation) -> N
         assert again.is_committed()
         record = again.read()
         assert record is not None and record.load() == {"files": 2}
+
+
+def test_serializable_transactions_lock_in_dynamodb(installation: Installation) -> None:
+    locks = DynamoLockManager.for_cache_store(installation.services.cache_store)
+    with transaction(
+        key="exports-2024", isolation_level=IsolationLevel.SERIALIZABLE, lock_manager=locks
+    ):
+        assert locks.is_locked("exports-2024")
+        other = DynamoLockManager.for_cache_store(installation.services.cache_store)
+        assert not other.acquire_lock("exports-2024", holder="someone", acquire_timeout=0.3)
+    assert not locks.is_locked("exports-2024")
+    # The cache entry beside the lock is the transaction's record.
+    assert cache_item(installation, "exports-2024") is not None
+
+
+def test_an_expired_lock_is_free_again(installation: Installation) -> None:
+    locks = DynamoLockManager.for_cache_store(installation.services.cache_store, hold_timeout=0.2)
+    assert locks.acquire_lock("k", holder="crashed")
+    assert locks.acquire_lock("k", holder="crashed")  # its holder takes it again
+    assert not locks.acquire_lock("k", holder="next", acquire_timeout=0)
+    assert locks.acquire_lock("k", holder="next", acquire_timeout=2)
+    assert locks.is_lock_holder("k", "next")
+    with pytest.raises(ValueError, match="not held"):
+        locks.release_lock("k", holder="crashed")
+    locks.release_lock("k", holder="next")
+    assert not locks.is_locked("k")
