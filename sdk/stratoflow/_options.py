@@ -101,6 +101,13 @@ class TaskOptions(_Options):
     refresh_cache: bool | None = None
     viz_return_value: Any = None
     """What a call of the task returns while `flow.visualize()` records the flow."""
+    on_commit: tuple[Hook, ...] = ()  # hook(transaction): stratoflow.transactions
+    on_rollback: tuple[Hook, ...] = ()
+
+    @field_validator("on_commit", "on_rollback", mode="before")
+    @classmethod
+    def _transaction_hooks(cls, value: Any) -> Any:
+        return cls._hooks(value)
 
     @model_validator(mode="after")
     def _one_cache_rule(self) -> TaskOptions:

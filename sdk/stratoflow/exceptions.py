@@ -77,3 +77,8 @@ class TaskRunTimeoutError(StratoflowError, TimeoutError):
 
 class FlowRunTimeoutError(StratoflowError, TimeoutError):
     """A flow run exceeded its `timeout_seconds`."""
+
+
+class ConfigurationError(StratoflowError, ValueError):
+    """A combination of settings cannot work, e.g. a SERIALIZABLE transaction with no
+    lock manager to serialize it with."""

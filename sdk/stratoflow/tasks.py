@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, ov
 
 from stratoflow._callables import BoundSignature, bound_copy, identity_key, unwrap_method
 from stratoflow._options import Hook, TaskOptions, validate_options, with_hook
+from stratoflow._transaction_hooks import TransactionHookDecorators
 from stratoflow.annotations import allow_failure, opaque, quote, unmapped
 from stratoflow.cache_policies import NONE, CacheKeyFnPolicy, CachePolicy
 from stratoflow.engine.task_calls import call_task, call_task_async
@@ -28,7 +29,7 @@ R = TypeVar("R")
 
 
 @dataclass(frozen=True, eq=False)
-class Task(Generic[P, R]):
+class Task(TransactionHookDecorators, Generic[P, R]):
     """A task definition. Call it to run it; `.submit()` and `.map()` run it concurrently.
 
     Calling an `async def` task returns a coroutine: awaiting it runs the task run."""
@@ -276,7 +277,7 @@ def task(__fn: Callable[P, R] | None = None, **options: Any) -> Any:
     retry_delay_seconds, retry_jitter_factor, retry_condition_fn, timeout_seconds,
     cache_policy, cache_key_fn, cache_expiration, refresh_cache, persist_result,
     result_storage, result_storage_key, result_serializer, log_prints, on_completion,
-    on_failure.
+    on_failure, on_commit, on_rollback.
     """
 
     def decorate(fn: Callable[P, R]) -> Task[P, R]:

@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from stratoflow.cache_policies import NONE
 from stratoflow.context import FlowRunContext, Services, TaskRunContext, task_run_context
-from stratoflow.engine.caching import cache_key_for, cached_state, store_in_cache
+from stratoflow.engine.caching import cache_key_for, cached_state
 from stratoflow.engine.concurrency_slots import acquire_tag_slots, release_tag_slots
 from stratoflow.engine.hooks import Hooks
 from stratoflow.engine.inputs import resolve_inputs
 from stratoflow.engine.return_values import decides_state, return_value_to_state
 from stratoflow.engine.steps import Blocking, Sleep, Steps, drive, drive_async, run_to_completion
 from stratoflow.engine.task_results import persist_task_result
+from stratoflow.engine.transaction_steps import attempts_in_transaction
 from stratoflow.engine.user_code import Body
 from stratoflow.exceptions import FlowRunCancelled, TaskRunTimeoutError, UpstreamTaskError
 from stratoflow.logging import (
@@ -204,7 +205,7 @@ class TaskRunEngine:
                 if hit is not None:
                     return (yield from self._finish(hit))
         try:
-            state = yield from self._attempts(context)
+            state = yield from attempts_in_transaction(self, cache_key, self._attempts(context))
         except FlowRunCancelled:
             yield from self._finish(
                 Cancelled("The flow run was cancelled while this task run ran.")
@@ -215,15 +216,6 @@ class TaskRunEngine:
                 Crashed(f"Task run crashed: {type(exc).__name__}: {exc}", data=exc)
             )
             raise
-        if state.type is StateType.COMPLETED and cache_key is not None:
-            store_in_cache(
-                cache_key,
-                state,
-                self.services,
-                record,
-                self.options.cache_expiration,
-                self.task.cache_policy,
-            )
         return (yield from self._finish(state))
 
     def _attempts(self, context: TaskRunContext) -> Steps[State]:
