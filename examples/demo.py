@@ -7,7 +7,10 @@ their states, results and CloudWatch log lines:
 - nightly-etl: a flaky extract retried, a cached transform (run twice: the second hits
   the cache), with schedules that the scheduler turns into runs;
 - fan-out: a mapped task, then a reduce;
-- nightly-report: fails; an automation reacts by running fan-out as a recovery job.
+- nightly-report: fails; an automation reacts by running fan-out as a recovery job;
+- word-count: an async flow gathering async tasks (one retried);
+- regional-report: artifacts (a table and a markdown summary), a variable, and a token
+  from a `Secret` block that the demo saves first, as an operator would.
 
 Exits 0 only when every run ended as expected, within the time limit.
 """
@@ -37,12 +40,15 @@ def main() -> int:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("STRATOFLOW_LOG_TO_CONSOLE", "false")
     from stratoflow import runs
+    from stratoflow.artifacts import Artifact
     from stratoflow.automations import create_automation
     from stratoflow.automations.loading import load_automations
+    from stratoflow.blocks import Secret
     from stratoflow.cli.render import render_flow_run
-    from stratoflow.deployments.deploy import deploy_project
+    from stratoflow.deployments.deploy import deploy_flow, deploy_project
     from stratoflow.deployments.runs import run_deployment, wait_for_flow_run
     from stratoflow.dev.stack import LocalStack
+    from stratoflow.entrypoints import load_flow
 
     home = Path(tempfile.mkdtemp(prefix="stratoflow-demo-"))
     started = time.monotonic()
@@ -52,6 +58,13 @@ def main() -> int:
         console.print(f"[green]Embedded stack up[/] at {stack.endpoint}")
         results = deploy_project(EXAMPLES)
         console.print(f"Deployed: {', '.join(r.deployment.name for r in results)}")
+        for entrypoint, name in (
+            ("async_flow.py:word_count", "word-count"),
+            ("artifacts_flow.py:regional_report", "regional-report"),
+        ):
+            deploy_flow(load_flow(entrypoint, root=EXAMPLES), name, project_dir=EXAMPLES)
+            console.print(f"Deployed: {name}")
+        Secret(value="demo-token-0123456789").save("report-publish-token", overwrite=True)
         for automation in load_automations(EXAMPLES / "automations.yaml"):
             create_automation(automation)
             console.print(f"Automation: {automation.name}")
@@ -66,7 +79,11 @@ def main() -> int:
         etl_again = run_and_wait("nightly-etl", rows=5)
         fan = run_and_wait("fan-out", items=8, weight=2)
         report = run_and_wait("nightly-report")
+        words = run_and_wait("word-count")
+        regional = run_and_wait("regional-report")
         shown += [
+            ("An async flow: gathered async tasks, one retried", words),
+            ("Artifacts, a variable and a secret", regional),
             ("ETL: a flaky extract retried, a cached transform", etl),
             ("ETL again: the transform comes from the cache", etl_again),
             ("Fan-out: one task run per item, then a reduce", fan),
@@ -108,6 +125,16 @@ def main() -> int:
         expect(state_of(report) == "Failed", f"nightly-report ended {state_of(report)}")
         expect(recovery is not None, "the automation did not start a recovery run")
         expect(state_of(recovery) == "Completed", f"the recovery run ended {state_of(recovery)}")
+        expect(state_of(words) == "Completed", f"word-count ended {state_of(words)}")
+        expect(runs.read_result(words) == 34, "word-count should return 34")
+        expect(state_of(regional) == "Completed", f"regional-report ended {state_of(regional)}")
+        summary = Artifact.get("regional-summary")
+        expect(
+            summary is not None and summary.flow_run_id == regional.id,
+            "regional-report should have published its summary artifact",
+        )
+        secret_logged = any("demo-token" in e.message for e in runs.read_logs(regional.id))
+        expect(not secret_logged, "the secret's value must never be logged")
         logs = [e.message for e in runs.read_logs(etl.id)]
         expect(any("Extracted 5 records" in m for m in logs), "ETL log lines missing")
     finally:

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stratoflow.artifacts import Artifact
+from stratoflow.blocks import Secret
 from stratoflow.cli import app
 from stratoflow.entrypoints import load_flow
 from stratoflow.testing import TestHarness, stratoflow_test_harness
@@ -22,6 +23,7 @@ EXAMPLE = Path(__file__).parents[2] / "examples" / "artifacts_flow.py"
 @pytest.fixture
 def harness() -> Iterator[TestHarness]:
     with stratoflow_test_harness() as h:
+        Secret(value="s3cr3t-token").save("report-publish-token")  # what an operator does
         yield h
 
 
@@ -29,7 +31,11 @@ def test_the_report_uses_the_default_then_the_variable(harness: TestHarness) -> 
     report = load_flow(f"{EXAMPLE}:regional_report")
     assert report() == ["us-east-1", "ap-south-1"]  # default threshold 100
     run = harness.last_flow_run()
-    (task_run,) = harness.task_runs(run.id)
+    task_run, published = sorted(harness.task_runs(run.id), key=lambda t: t.name)
+    assert task_run.name.startswith("count_rows") and published.name.startswith("publish")
+    assert published.state is not None and published.state.is_completed()
+    # The secret is used, never logged.
+    assert not any("s3cr3t-token" in entry.message for entry in harness.logs(run.id))
     table = Artifact.get("regional-rows")
     summary = Artifact.get("regional-summary")
     assert table is not None and summary is not None
