@@ -35,7 +35,7 @@ from stratoflow.exceptions import ConflictError, InvalidTransitionError
 from stratoflow.models import FlowRun
 from stratoflow.platform import Platform
 from stratoflow.states import AwaitingRetry, Cancelled, Crashed, Scheduled, State, StateType
-from stratoflow.workers.ownership import NotInPoolNamespace
+from stratoflow.workers.ownership import NotInPoolNamespace, namespace_problem
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def sweep(platform: Platform, now: datetime) -> SweepReport:
             _crash(platform, run, now, report)
     pending_before = now - timedelta(seconds=settings.pending_timeout_seconds)
     for run in backend.list_flow_runs_by_state(StateType.PENDING, until=pending_before):
-        if run.deployment_name is None:
+        if run.deployment_name is None or not _sendable(run):
             continue
         rescheduled = Scheduled(
             "Rescheduled: its worker claimed it but never started it.",
@@ -119,6 +119,16 @@ def resend_expired(platform: Platform, now: datetime) -> int:
     return resent
 
 
+def _sendable(run: FlowRun) -> bool:
+    """Whether the run may be sent to its pool's queue; a run outside its pool's namespace
+    (an earlier version's, or planted by another pool's worker) is left as it is, with a
+    warning, before any state is moved (docs/security.md)."""
+    problem = namespace_problem(run)
+    if problem is not None:
+        logger.warning("Left alone: %s", problem)
+    return problem is None
+
+
 def _entered(run: FlowRun) -> datetime | None:
     return run.state.timestamp if run.state is not None else None
 
@@ -158,7 +168,7 @@ def retry_after_crash(platform: Platform, run: FlowRun, now: datetime) -> bool:
     attempt: AwaitingRetry, sent to its work queue. Whoever found the crash (this sweep,
     the poller that saw its process die, the ECS stopped-task rule) retries it at once;
     if it died before, the sweep does it later. Of several tries, one wins."""
-    if not 1 <= run.run_count <= run.retries:
+    if not 1 <= run.run_count <= run.retries or not _sendable(run):
         return False
     # Crashed is final; going on to a retry needs force, and the history keeps both.
     backend = platform.services.backend

@@ -20,7 +20,7 @@ from stratoflow.deployments.runs import _key_seed, enqueue, schedule_flow_run
 from stratoflow.models import FlowRun
 from stratoflow.run_ids import carries_pool, new_flow_run_id
 from stratoflow.scheduler import Scheduler
-from stratoflow.states import Scheduled
+from stratoflow.states import Pending, Scheduled
 from stratoflow.sweeps import MESSAGE_EXPIRED_AFTER, resend_expired
 from stratoflow.workers.ownership import NotInPoolNamespace
 from tests.integration._deploy_fixtures import Installation, deploy_files, installation
@@ -140,3 +140,19 @@ def _plain_prefix(run: FlowRun) -> str:
     """The first 8 hex digits of the slot's plain uuid5 (what an earlier version used)."""
     assert run.idempotency_key is not None
     return str(_key_seed("every-minute", run.idempotency_key))[:8]
+
+
+def test_the_sweeps_leave_a_planted_pending_run_alone_and_the_tick_goes_on(
+    world: Installation,
+) -> None:
+    """A planted run that looks stuck in Pending is not rescheduled into pool B's queue;
+    the tick reports no error for it and finishes."""
+    long_ago = world.clock.now() - timedelta(hours=1)
+    planted = _plant(world, new_flow_run_id("onprem"), at=long_ago)
+    world.services.backend.set_flow_run_state(planted.id, Pending(), force=True)
+
+    report = Scheduler(world.platform).tick(world.clock.now())
+
+    assert report.complete and report.swept.rescheduled == 0
+    assert planted.id not in _sent_ids(world)
+    assert world.services.backend.read_flow_run(planted.id).state_name == "Pending"
