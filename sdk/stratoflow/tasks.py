@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 from stratoflow._callables import BoundSignature, identity_key
 from stratoflow._options import TaskOptions, validate_options
 from stratoflow.annotations import unmapped
+from stratoflow.background import submit as background
 from stratoflow.cache_policies import NONE, CacheKeyFnPolicy, CachePolicy
 from stratoflow.engine.task_calls import call_task, call_task_async
 from stratoflow.exceptions import MappingLengthMismatch, MissingContextError, OptionError
 
 if TYPE_CHECKING:
+    from stratoflow.background.futures import BackgroundTaskFuture
     from stratoflow.futures import StratoFuture, StratoFutureList
 
 P = ParamSpec("P")
@@ -114,6 +116,19 @@ class Task(Generic[P, R]):
                 "or call .submit() from inside a function decorated with @flow."
             )
         return flow_ctx.task_runner.submit(self, parameters, wait_for=wait_for)
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> BackgroundTaskFuture[R]:
+        """Run the task on a task worker (docs/background-tasks.md); returns a future."""
+        return background.apply_async(self, args, kwargs)
+
+    def apply_async(
+        self,
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        wait_for: Iterable[Any] | None = None,
+    ) -> BackgroundTaskFuture[R]:
+        """`delay` with explicit arguments, after the background runs of `wait_for`."""
+        return background.apply_async(self, args, kwargs, wait_for)
 
     def map(self, *args: Any, **kwargs: Any) -> StratoFutureList[R]:
         """Submit one task run per element of the iterable arguments.
