@@ -149,7 +149,9 @@ def test_pickled_parameters_are_signed_and_tampered_ones_refused(
     with use_services(opted_in):
         genuine = tasks.describe.delay({3, 1})
         tampered = tasks.describe.delay({5})
-    store = TaskRunParameters(installation.session.client("dynamodb"), installation.platform.backend.table)
+    store = TaskRunParameters(
+        installation.session.client("dynamodb"), installation.platform.backend.table
+    )
     signed = store.read(tampered.task_run_id)
     assert signed.serializer == "cloudpickle" and signed.signature is not None
     assert signed.signature.startswith(f"v1:{resources.TASKS_SIGNING_DOMAIN}:")

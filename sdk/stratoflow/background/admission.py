@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stratoflow.background.messages import TaskRunMessage, parse_task_message
 from stratoflow.backends.base import Backend
+from stratoflow.background.messages import TaskRunMessage, parse_task_message
 from stratoflow.exceptions import ObjectNotFound
 from stratoflow.models import TaskRun
 from stratoflow.states import StateType

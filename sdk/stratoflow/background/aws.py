@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from stratoflow.backends.aws.backend import AwsBackend
+from stratoflow.backends.aws.items import task_run_to_item
 from stratoflow.background.futures import BackgroundTaskFuture
 from stratoflow.background.messages import TaskRunMessage
 from stratoflow.background.parameters import encode_parameters
 from stratoflow.background.queue import TaskQueue
 from stratoflow.background.store import TaskRunParameters
-from stratoflow.backends.aws.backend import AwsBackend
-from stratoflow.backends.aws.items import task_run_to_item
 from stratoflow.context import Services
 from stratoflow.exceptions import ConflictError
 from stratoflow.models import TaskRun

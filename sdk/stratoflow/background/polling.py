@@ -9,9 +9,9 @@ from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from stratoflow.backends.aws.backend import AwsBackend
 from stratoflow.background.queue import TaskQueue
 from stratoflow.background.worker import TaskWorker
-from stratoflow.backends.aws.backend import AwsBackend
 from stratoflow.context import Services, get_services
 from stratoflow.exceptions import OptionError
 from stratoflow.settings import get_settings

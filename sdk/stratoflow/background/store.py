@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from stratoflow import resources
-from stratoflow.background.parameters import StoredParameters
 from stratoflow.backends.aws.items import to_attribute
+from stratoflow.background.parameters import StoredParameters
 from stratoflow.exceptions import ObjectNotFound, ResultRefused
 
 if TYPE_CHECKING:

@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from stratoflow._tags import current_tags, merge_tags
-from stratoflow.background.futures import BackgroundTaskFuture
 from stratoflow.backends.memory import MemoryBackend
+from stratoflow.background.futures import BackgroundTaskFuture
 from stratoflow.context import Services, get_services
 from stratoflow.engine.task_calls import run_task_run
 from stratoflow.exceptions import OptionError
@@ -93,7 +93,9 @@ def _run_in_thread(
     if _local_pool is None:
         _local_pool = ThreadPoolExecutor(LOCAL_THREADS, thread_name_prefix="stratoflow-background")
     future: BackgroundTaskFuture[Any] = BackgroundTaskFuture(task_run.id, services)
-    waits = [BackgroundTaskFuture(run_id, services) for run_id in upstream]
+    waits: list[BackgroundTaskFuture[Any]] = [
+        BackgroundTaskFuture(run_id, services) for run_id in upstream
+    ]
 
     def run() -> None:
         for upstream_future in waits:

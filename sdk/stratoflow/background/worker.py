@@ -9,11 +9,11 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from stratoflow.backends.aws.backend import AwsBackend
 from stratoflow.background.admission import Drop, Ready, Refuse, admit, upstream_problem
 from stratoflow.background.parameters import decode_parameters
 from stratoflow.background.queue import TaskQueue
 from stratoflow.background.store import TaskRunParameters
-from stratoflow.backends.aws.backend import AwsBackend
 from stratoflow.context import Services, use_services
 from stratoflow.engine.task_calls import run_task_run
 from stratoflow.exceptions import (
@@ -116,7 +116,8 @@ class TaskWorker:
     def _claim(self, run: TaskRun) -> TaskRun | None:
         try:
             self.backend.set_task_run_state(
-                run.id, Pending(f"Claimed by {self.name}.", worker=self.name),
+                run.id,
+                Pending(f"Claimed by {self.name}.", worker=self.name),
                 expected_version=run.version,
             )
         except (ConflictError, InvalidTransitionError):
