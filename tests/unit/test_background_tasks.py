@@ -220,6 +220,9 @@ def test_apply_async_waits_for_its_upstream_and_failures_raise() -> None:
     failed = explode.apply_async((3,))
     with pytest.raises(ValueError, match="no 3"):
         failed.result(timeout=10)
+    blocked = double.apply_async((2,), wait_for=[failed])
+    blocked.wait(timeout=10)
+    assert blocked.state.name == "NotReady"
     with pytest.raises(OptionError, match="takes the futures of other background"):
         double.apply_async((1,), wait_for=["not a future"])
 

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from stratoflow._tags import current_tags, merge_tags
 from stratoflow.backends.memory import MemoryBackend
+from stratoflow.background.admission import upstream_problem
 from stratoflow.background.futures import BackgroundTaskFuture
 from stratoflow.context import Services, get_services
 from stratoflow.engine.task_calls import run_task_run
 from stratoflow.exceptions import OptionError
 from stratoflow.models import TaskRun
-from stratoflow.states import Scheduled
+from stratoflow.states import NotReady, Scheduled
 
 if TYPE_CHECKING:
     from stratoflow.tasks import Task
@@ -100,6 +101,10 @@ def _run_in_thread(
     def run() -> None:
         for upstream_future in waits:
             upstream_future.wait()
+        _, failure = upstream_problem(services.backend, upstream)
+        if failure is not None:
+            services.backend.set_task_run_state(task_run.id, NotReady(failure))
+            return
         run_task_run(task, task_run, parameters, None, None, services)
 
     _local_pool.submit(run)
