@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
 
 from infra.context import ContextError, parse_options
+from infra.stacks.stratoflow_stack import StratoflowStack
 from stratoflow import resources
-from tests.infra._cdk import Synthesized, logical_id, only, resources_of
+from tests.infra._cdk import CDK_JSON_CONTEXT, Synthesized, logical_id, only, resources_of
 
 
 def test_every_stack_has_the_task_queue_with_a_14_day_dlq(
@@ -66,3 +68,12 @@ def test_task_modules_are_module_names() -> None:
     assert parse_options({"task_modules": "a.b, c"}).task_modules == ("a.b", "c")
     with pytest.raises(ContextError, match="task_modules"):
         parse_options({"task_modules": "tasks.py:add"})
+
+
+def test_a_work_queue_named_like_the_task_dlq_is_refused() -> None:
+    options = parse_options(
+        {"stage": "clash", "work_pools": '{"tasks": {"queues": [{"name": "dlq"}]}}'}
+    )
+    app = cdk.App(context={**CDK_JSON_CONTEXT, "aws:cdk:bundling-stacks": []})
+    with pytest.raises(ValueError, match="has the name of the task queue or its DLQ"):
+        StratoflowStack(app, options.stack_name, options=options)
