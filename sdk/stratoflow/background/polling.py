@@ -11,7 +11,7 @@ from typing import Any
 
 from stratoflow.backends.aws.backend import AwsBackend
 from stratoflow.background.queue import TaskQueue
-from stratoflow.background.worker import TaskWorker
+from stratoflow.background.worker import NEEDS_AWS, TaskWorker
 from stratoflow.context import Services, get_services
 from stratoflow.exceptions import OptionError
 from stratoflow.settings import get_settings
@@ -30,11 +30,7 @@ def build_worker(
     services = services or get_services()
     backend = services.backend
     if not isinstance(backend, AwsBackend):
-        raise OptionError(
-            "A task worker takes runs from the task queue, which needs the AWS backend: set "
-            "STRATOFLOW_BACKEND=aws (and STRATOFLOW_ENDPOINT_URL for the emulator of `strato "
-            "dev`). With the memory backend .delay() runs tasks in the calling process."
-        )
+        raise OptionError(NEEDS_AWS)
     queue = TaskQueue(backend.clients.sqs, get_settings().queue_prefix)
     return TaskWorker(tasks, services, queue, name=name or f"task-worker@{socket.gethostname()}")
 
@@ -48,7 +44,8 @@ def poll(
     stop: threading.Event | None = None,
 ) -> int:
     """Run the served tasks' runs until `stop` is set (with `once`: until the queue has
-    nothing for it). Returns how many messages were processed."""
+    nothing for it and no run is in progress, since a run waiting for its `wait_for` runs
+    sends its message again). Returns how many messages were processed."""
     if limit < 1:
         raise OptionError(f"limit must be at least 1, got {limit}.")
     stop = stop or threading.Event()
@@ -69,7 +66,9 @@ def poll(
                 visibility=VISIBILITY_SECONDS,
             )
             if not messages and once:
-                break
+                if not running:
+                    break  # nothing queued and nothing running that could send more
+                stop.wait(0.05)
             for message in messages:
                 running.add(pool.submit(_process, worker, message))
                 processed += 1

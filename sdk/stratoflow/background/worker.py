@@ -30,6 +30,11 @@ from stratoflow.tasks import Task
 
 logger = logging.getLogger("stratoflow.task_worker")
 
+NEEDS_AWS = (
+    "A task worker takes runs from the task queue, which needs the AWS backend: set "
+    "STRATOFLOW_BACKEND=aws (and STRATOFLOW_ENDPOINT_URL for the emulator of `strato dev`). "
+    "With the memory backend .delay() runs tasks in the calling process."
+)
 UPSTREAM_WAIT_SECONDS = 5
 """A run whose `wait_for` runs are not final yet comes back this much later."""
 
@@ -52,11 +57,7 @@ class TaskWorker:
             raise OptionError("A task worker needs at least one task to serve.")
         backend = services.backend
         if not isinstance(backend, AwsBackend):
-            raise OptionError(
-                "A task worker takes runs from the task queue, which needs the AWS backend: "
-                "set STRATOFLOW_BACKEND=aws (and STRATOFLOW_ENDPOINT_URL for the emulator of "
-                "`strato dev`). With the memory backend .delay() runs tasks in this process."
-            )
+            raise OptionError(NEEDS_AWS)
         self.tasks = served
         self.backend = backend
         self.services = services
