@@ -33,6 +33,7 @@ LOG_RETENTION_VALUES = (
 
 FARGATE_CPU = (256, 512, 1024, 2048, 4096, 8192, 16384)
 SQS_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 STAGE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(root|user/\S+|role/\S+)$")
 EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
@@ -106,6 +107,13 @@ class StackOptions(BaseModel):
     )
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     webhook_allowed_hosts: str = ""
+    task_modules: tuple[str, ...] = Field(
+        default=(),
+        description="Modules in the Lambda code bundle whose tasks the Lambda task worker "
+        "serves (background tasks, `.delay()`); none: no Lambda task worker.",
+    )
+    task_worker_memory_mb: int = Field(default=1024, ge=128, le=10240)
+    task_worker_timeout_seconds: int = Field(default=900, ge=60, le=900)
     bundle: bool = Field(
         default=True,
         description="false: the Lambda code asset is the unbundled source (a quick synth "
@@ -131,7 +139,7 @@ class StackOptions(BaseModel):
     def _start_runs_in(cls, value: Any) -> Any:
         return _json(value)
 
-    @field_validator("ecs_subnet_ids", "ecs_security_group_ids", mode="before")
+    @field_validator("ecs_subnet_ids", "ecs_security_group_ids", "task_modules", mode="before")
     @classmethod
     def _list(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.lstrip().startswith("["):
@@ -158,6 +166,17 @@ class StackOptions(BaseModel):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("task_modules")
+    @classmethod
+    def _modules(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not MODULE.match(name):
+                raise ValueError(
+                    f"{name!r} is not a module name: give dotted Python module names "
+                    "(e.g. functions.tasks.etl), comma-separated"
+                )
+        return value
 
     @field_validator("stage")
     @classmethod

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
 from constructs import IConstruct
 
+from infra.constructs.task_worker import TASK_RESULT_PREFIXES
 from infra.permissions import block_secrets_arn
 from stratoflow import resources
 from stratoflow.automations.secrets import secret_name
@@ -79,6 +80,15 @@ BLOCK_SECRETS = (
 )
 
 
+TASK_RESULTS = (
+    "Object-level access below the two results prefixes of background task runs: "
+    f"{resources.RESULTS_PREFIX}task-runs/<task run id>... and "
+    f"{resources.RESULTS_PREFIX}cache/<cache key> (signed cache entries); the keys are not "
+    "known when the stack is deployed. The task worker cannot read or write flow runs' "
+    "results."
+)
+
+
 @dataclass(frozen=True)
 class Finding:
     construct: IConstruct
@@ -130,6 +140,7 @@ def findings(stack: StratoflowStack) -> list[Finding]:
         Finding(stack.functions.automations_failures, "AwsSolutions-SQS3", FAILURE_QUEUE),
     ]
     found += _block_secret_findings(stack)
+    found += _task_worker_findings(stack, results)
     if stack.ecs.pulls_from_ecr:
         found.append(
             Finding(stack.ecs.execution_role, "AwsSolutions-IAM5[Resource::*]", ECR_AUTHORIZATION)
@@ -163,3 +174,18 @@ def _block_secret_findings(stack: StratoflowStack) -> list[Finding]:
                 Finding(principals[principal], f"AwsSolutions-IAM5[Resource::{arn}]", BLOCK_SECRETS)
             )
     return found
+
+
+def _task_worker_findings(stack: StratoflowStack, results: str) -> list[Finding]:
+    """The Lambda task worker (when `task_modules` is set): its runtime and its two
+    results prefixes (infra.constructs.task_worker)."""
+    worker = stack.task_worker
+    if worker is None:
+        return []
+    return [
+        Finding(worker.function, "AwsSolutions-L1", LAMBDA_RUNTIME),
+        *(
+            Finding(worker.role, f"AwsSolutions-IAM5[Resource::{results}/{prefix}*]", TASK_RESULTS)
+            for prefix in TASK_RESULT_PREFIXES
+        ),
+    ]

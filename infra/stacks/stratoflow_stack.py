@@ -24,6 +24,7 @@ from infra.constructs.observability import Monitoring, Notifications, QueueMetri
 from infra.constructs.on_prem_access import OnPremAccess
 from infra.constructs.result_keys import ResultKeys
 from infra.constructs.state_table import StateTable
+from infra.constructs.task_worker import LambdaTaskWorker, TaskQueue
 from infra.constructs.work_queues import WorkQueues
 from infra.context import StackOptions
 from stratoflow import resources
@@ -154,6 +155,7 @@ class StratoflowStack(Stack):
             lambda_worker_timeout_seconds=options.lambda_worker_timeout_seconds,
             webhook_allowed_hosts=options.webhook_allowed_hosts,
         )
+        self._background_tasks(options, shared=self.functions.shared)
         # Each worker principal reads the signing keys of the pools it runs, no other.
         self._grant_result_keys()
         # send-notification actions publish to the encrypted topic.
@@ -167,7 +169,10 @@ class StratoflowStack(Stack):
             namespace=namespace,
             run_logs=self.run_logs,
             scheduler_log_group=self.functions.log_groups["Scheduler"],
-            functions=self.functions.all,
+            functions=[
+                *self.functions.all,
+                *([self.task_worker.function] if self.task_worker is not None else []),
+            ],
             work_queues=[
                 QueueMetrics(f"{q.pool.name}/{q.name}", q.queue) for q in self.work_queues.queues
             ],
@@ -177,6 +182,7 @@ class StratoflowStack(Stack):
                     for q in self.work_queues.queues
                 ),
                 QueueMetrics("automations failures", self.functions.automations_failures),
+                QueueMetrics("background tasks DLQ", self.task_queue.dead_letter_queue),
             ],
             topic=self.notifications.topic,
         )
@@ -208,6 +214,46 @@ class StratoflowStack(Stack):
         self._grant_block_secrets(names.queue_prefix)
         self._outputs(names.queue_prefix)
         nag.suppress(self)
+
+    def _background_tasks(self, options: StackOptions, *, shared: Shared) -> None:
+        """The task queue (always: `.delay()` and `strato task-worker start` use it) and,
+        with `-c task_modules=...`, the Lambda task worker (docs/background-tasks.md)."""
+        self.task_queue = TaskQueue(
+            self,
+            "TaskQueue",
+            prefix=options.names.queue_prefix,
+            visibility_seconds=queue_visibility_seconds(options.task_worker_timeout_seconds),
+            taken=[
+                name
+                for q in self.work_queues.queues
+                for name in (
+                    resources.work_queue_name(options.names.queue_prefix, q.pool.name, q.name),
+                    resources.dead_letter_queue_name(
+                        options.names.queue_prefix, q.pool.name, q.name
+                    ),
+                )
+            ],
+        )
+        self.task_worker: LambdaTaskWorker | None = None
+        if not options.task_modules:
+            return
+        signing = self.result_keys.read_statement(
+            [resources.TASKS_SIGNING_DOMAIN], sid="ReadTasksResultKey"
+        )
+        assert signing is not None
+        self.task_worker = LambdaTaskWorker(
+            self,
+            "LambdaTaskWorker",
+            shared=shared,
+            task_modules=options.task_modules,
+            task_queue=self.task_queue,
+            table=self.state,
+            results_bucket=self.buckets.results,
+            runs_log_group=self.run_logs.log_group,
+            signing_key_read=signing,
+            memory_mb=options.task_worker_memory_mb,
+            timeout_seconds=options.task_worker_timeout_seconds,
+        )
 
     def _grant_result_keys(self) -> None:
         pools = self.options.pools_of_type

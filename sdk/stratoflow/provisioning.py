@@ -17,8 +17,10 @@ from stratoflow.resources import (
     MAX_RECEIVE_COUNT,
     OPERATORS_SIGNING_DOMAIN,
     QUEUE_RETENTION_SECONDS,
+    TASKS_SIGNING_DOMAIN,
     ResourceNames,
-    dead_letter_queue_name,
+    dead_letter_queue_of,
+    task_queue_name,
     work_queue_name,
 )
 
@@ -38,6 +40,7 @@ def provision_all(
     create_result_key(clients.secretsmanager, names.queue_prefix, OPERATORS_SIGNING_DOMAIN)
     for pool, queue in names.work_queues:
         provision_work_queue(clients, names.queue_prefix, pool, queue)
+    provision_task_queue(clients, names.queue_prefix)
 
 
 def provision_table(clients: AwsClients, names: ResourceNames) -> None:
@@ -136,18 +139,23 @@ def provision_log_group(clients: AwsClients, name: str) -> None:
 def provision_work_queue(clients: AwsClients, prefix: str, pool: str, queue: str) -> None:
     """A work queue with its DLQ, and its pool's result-signing key."""
     create_result_key(clients.secretsmanager, prefix, pool)
-    sqs = clients.sqs
+    _queue_with_dlq(clients.sqs, work_queue_name(prefix, pool, queue))
+
+
+def provision_task_queue(clients: AwsClients, prefix: str) -> None:
+    """The background task queue with its DLQ, and the key of the `_tasks` domain."""
+    create_result_key(clients.secretsmanager, prefix, TASKS_SIGNING_DOMAIN)
+    _queue_with_dlq(clients.sqs, task_queue_name(prefix))
+
+
+def _queue_with_dlq(sqs: Any, name: str) -> None:
     retention = {"MessageRetentionPeriod": str(QUEUE_RETENTION_SECONDS)}
-    dlq_url = _queue(sqs, dead_letter_queue_name(prefix, pool, queue), retention)
+    dlq_url = _queue(sqs, dead_letter_queue_of(name), retention)
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
     redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
-    _queue(
-        sqs,
-        work_queue_name(prefix, pool, queue),
-        {**retention, "RedrivePolicy": json.dumps(redrive)},
-    )
+    _queue(sqs, name, {**retention, "RedrivePolicy": json.dumps(redrive)})
 
 
 def _queue(sqs: Any, name: str, attributes: dict[str, str]) -> str:

@@ -71,6 +71,13 @@ def task_run_key(flow_run_id: str | None, task_run_id: str) -> dict[str, str]:
 
 
 TASK_RUN_SORT_PREFIX = "TASKRUN#"
+TASK_RUN_PARAMETERS = "PARAMETERS"
+
+
+def task_run_parameters_key(task_run_id: str) -> dict[str, str]:
+    """The parameters of a background task run (`my_task.delay(...)`), beside its
+    `TASKRUN#<id>` / `META` item (stratoflow.background)."""
+    return {PARTITION_KEY: f"TASKRUN#{task_run_id}", SORT_KEY: TASK_RUN_PARAMETERS}
 
 
 def cache_key(key: str) -> dict[str, str]:
@@ -214,6 +221,11 @@ with the AWS backend, `strato flow-run execute` by hand). Pool names cannot star
 `_`, so it is never a pool's."""
 
 
+TASKS_SIGNING_DOMAIN = "_tasks"
+"""Whose key signs background task runs' pickled parameters and results: the callers of
+`.delay` that may read it (operators) and the task workers. Never a pool's name."""
+
+
 def result_key_secret_name(prefix: str, domain: str) -> str:
     """The Secrets Manager secret holding the key that signs one pool's pickled results
     (`stratoflow.result_signing`); the stack grants each worker principal its own pools'."""
@@ -236,6 +248,12 @@ def work_queue_name(prefix: str, pool: str, queue: str) -> str:
 
 def dead_letter_queue_name(prefix: str, pool: str, queue: str) -> str:
     return dead_letter_queue_of(work_queue_name(prefix, pool, queue))
+
+
+def task_queue_name(prefix: str) -> str:
+    """The installation's one queue of background task runs (`my_task.delay(...)`); the
+    task key travels in the message. No work queue has this name: theirs have two dashes."""
+    return f"{prefix}-tasks"
 
 
 def dead_letter_queue_of(queue_name: str) -> str:

@@ -32,7 +32,8 @@ from typing import Protocol
 from stratoflow.exceptions import ResultRefused, StratoflowError
 
 SIGNATURE_VERSION = "v1"
-_DOMAIN = re.compile(r"_operators|[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_DOMAIN = re.compile(r"_operators|_tasks|[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+"""A pool's name, `_operators` or `_tasks` (background tasks: stratoflow.background)."""
 
 
 class KeyUnavailable(StratoflowError):
@@ -64,7 +65,7 @@ def signer_of(signature: str | None) -> str | None:
         return None
     parts = signature.split(":")
     if len(parts) != 3 or parts[0] != SIGNATURE_VERSION or not _DOMAIN.fullmatch(parts[1]):
-        return None  # the domain names a secret: only a pool's name or `_operators`
+        return None  # the domain names a secret: a pool, `_operators` or `_tasks`
     return parts[1]
 
 

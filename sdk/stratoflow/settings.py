@@ -106,6 +106,11 @@ class Settings(BaseSettings):
         description="The Lambda worker hands a message back to its queue instead of starting "
         "a run when less time than this is left in the invocation.",
     )
+    task_modules: str = Field(
+        default="",
+        description="The Lambda task worker: comma-separated modules (in its code bundle) "
+        "whose tasks it serves (docs/background-tasks.md).",
+    )
     webhook_allowed_hosts: str = Field(
         default="",
         description="Comma-separated hosts the call-webhook action of automations may call: "

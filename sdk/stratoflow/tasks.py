@@ -12,6 +12,7 @@ from stratoflow._callables import BoundSignature, bound_copy, identity_key, unwr
 from stratoflow._options import Hook, TaskOptions, validate_options, with_hook
 from stratoflow._transaction_hooks import TransactionHookDecorators
 from stratoflow.annotations import allow_failure, opaque, quote, unmapped
+from stratoflow.background import submit as background
 from stratoflow.cache_policies import NONE, CacheKeyFnPolicy, CachePolicy
 from stratoflow.engine.task_calls import call_task, call_task_async
 from stratoflow.exceptions import MappingLengthMismatch, MissingContextError, OptionError
@@ -22,6 +23,7 @@ from stratoflow.utilities.visualization import (
 )
 
 if TYPE_CHECKING:
+    from stratoflow.background.futures import BackgroundTaskFuture
     from stratoflow.futures import StratoFuture, StratoFutureList
 
 P = ParamSpec("P")
@@ -187,6 +189,19 @@ class Task(TransactionHookDecorators, Generic[P, R]):
                 "or call .submit() from inside a function decorated with @flow."
             )
         return flow_ctx.task_runner.submit(self, parameters, wait_for=wait_for)
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> BackgroundTaskFuture[R]:
+        """Run the task on a task worker (docs/background-tasks.md); returns a future."""
+        return background.apply_async(self, args, kwargs)
+
+    def apply_async(
+        self,
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        wait_for: Iterable[Any] | None = None,
+    ) -> BackgroundTaskFuture[R]:
+        """`delay` with explicit arguments, after the background runs of `wait_for`."""
+        return background.apply_async(self, args, kwargs, wait_for)
 
     def map(self, *args: Any, **kwargs: Any) -> StratoFutureList[R]:
         """Submit one task run per element of the iterable arguments.

@@ -60,6 +60,8 @@ FULL_CONTEXT: dict[str, Any] = {
     "alarm_email": "oncall@example.com",
     "lambda_worker_timeout_seconds": "600",
     "webhook_allowed_hosts": "hooks.example.com",
+    "task_modules": "functions.tasks.example,functions.tasks.more",
+    "task_worker_timeout_seconds": "300",
 }
 
 

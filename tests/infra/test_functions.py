@@ -19,6 +19,7 @@ HANDLERS = {
     "stratoflow-full-lambda-worker": "functions.lambda_worker.handler.handler",
     "stratoflow-full-ecs-dispatcher": "functions.ecs_dispatcher.handler.handler",
     "stratoflow-full-ecs-task-stopped": "functions.ecs_dispatcher.handler.on_task_stopped",
+    "stratoflow-full-task-worker": "functions.task_worker.handler.handler",
 }
 
 

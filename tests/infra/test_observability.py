@@ -181,13 +181,18 @@ def test_alarms_on_every_dlq_and_every_function(full_template: Any, synthesized:
         if a["Namespace"] == "AWS/SQS"
         for d in a["Dimensions"]
     }
-    expected_queues = [*stack.work_queues.dead_letter_queues, stack.functions.automations_failures]
+    expected_queues = [
+        *stack.work_queues.dead_letter_queues,
+        stack.functions.automations_failures,
+        stack.task_queue.dead_letter_queue,
+    ]
     assert queue_names == {
         json.dumps({"Fn::GetAtt": [logical_id(stack, q), "QueueName"]}) for q in expected_queues
     }
     function_alarms = [a for a in alarms if a["Namespace"] == "AWS/Lambda"]
     assert {a["MetricName"] for a in function_alarms} == {"Errors"}
-    assert len(function_alarms) == len(stack.functions.all) == 5
+    assert stack.task_worker is not None
+    assert len(function_alarms) == len(stack.functions.all) + 1 == 6  # + the task worker
     assert all(a["Threshold"] == 1 for a in alarms)
 
 

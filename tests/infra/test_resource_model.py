@@ -137,7 +137,7 @@ def test_queues_and_redrive_policies_match(
 ):
     names, session = provisioned
     expected = provisioned_queues(session, names.queue_prefix)
-    assert len(expected) == 2 * len(names.work_queues) == 10
+    assert len(expected) == 2 * len(names.work_queues) + 2 == 12  # + the task queue, its DLQ
     assert template_queues(full_template, names.queue_prefix) == expected
     # SQS's longest retention, for work queues as for DLQs (4 days if unset).
     assert {retention for retention, _ in expected.values()} == {14 * 24 * 3600}

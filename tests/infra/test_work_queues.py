@@ -21,6 +21,9 @@ def test_default_is_the_default_pool_with_its_default_queue(default_template: An
     assert set(queues_by_name(default_template)) == {
         "stratoflow-dev-default-default",
         "stratoflow-dev-default-default-dlq",
+        # The background task queue (tests/infra/test_task_worker.py).
+        "stratoflow-dev-tasks",
+        "stratoflow-dev-tasks-dlq",
     }
 
 
@@ -30,6 +33,7 @@ def test_one_queue_and_dlq_per_work_queue(full_template: Any, synthesized: Synth
     for pool, queue in synthesized.full_options.work_queues:
         expected.add(resources.work_queue_name("stratoflow-full", pool, queue))
         expected.add(resources.dead_letter_queue_name("stratoflow-full", pool, queue))
+    expected |= {"stratoflow-full-tasks", "stratoflow-full-tasks-dlq"}  # background tasks
     assert set(queues) == expected
     assert "stratoflow-full-default-critical" in queues
     logical = {

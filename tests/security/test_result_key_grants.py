@@ -10,7 +10,11 @@ from typing import Any
 
 import pytest
 
-from stratoflow.resources import OPERATORS_SIGNING_DOMAIN, result_key_secret_name
+from stratoflow.resources import (
+    OPERATORS_SIGNING_DOMAIN,
+    TASKS_SIGNING_DOMAIN,
+    result_key_secret_name,
+)
 from tests.security._iam import (
     Request,
     is_allowed,
@@ -22,7 +26,7 @@ from tests.security._iam import (
 )
 
 PREFIX = "stratoflow-full"
-DOMAINS = ("default", "etl-nightly", "fast", "gpu", OPERATORS_SIGNING_DOMAIN)
+DOMAINS = ("default", "etl-nightly", "fast", "gpu", OPERATORS_SIGNING_DOMAIN, TASKS_SIGNING_DOMAIN)
 """The full stack's pools (process: default, etl-nightly; lambda: fast; ecs: gpu)."""
 
 
@@ -54,6 +58,7 @@ def principals(full_template_json: dict[str, Any]) -> dict[str, list[dict[str, A
         "scheduler": _function_role(template, "scheduler"),
         "automations": _function_role(template, "automations"),
         "ecs dispatcher": _function_role(template, "ecs-dispatcher"),
+        "task worker": _function_role(template, "task-worker"),
     }
 
 
@@ -65,6 +70,7 @@ READS = {
     "scheduler": set(),
     "automations": set(),
     "ecs dispatcher": set(),
+    "task worker": {TASKS_SIGNING_DOMAIN},  # background tasks: its own domain only
 }
 
 

@@ -41,6 +41,8 @@ AVOIDS = {
     "automations": ("stratoflow.engine.flow_engine",),
     # The Lambda worker runs flows (the engine is its job) but no automation.
     "lambda_worker": ("stratoflow.automations.engine", "jinja2"),
+    # The task worker runs background tasks (the engine), no flow run and no automation.
+    "task_worker": ("stratoflow.automations.engine", "jinja2"),
 }
 
 PROBE = """
@@ -67,7 +69,7 @@ def _loaded(handler: str) -> set[str]:
 @pytest.mark.parametrize("handler", sorted(AVOIDS))
 def test_a_handler_loads_only_what_its_start_needs(handler: str) -> None:
     loaded = _loaded(handler)
-    assert "stratoflow.platform" in loaded  # the probe saw the real import
+    assert "stratoflow.settings" in loaded  # the probe saw the real import
     heavy = {
         module
         for module in (*EVERY_HANDLER_AVOIDS, *AVOIDS[handler])

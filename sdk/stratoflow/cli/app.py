@@ -18,6 +18,7 @@ from stratoflow.cli.events import events_app
 from stratoflow.cli.flow_runs import flow_run_app
 from stratoflow.cli.render import describe_result, flow_run_document, render_flow_run
 from stratoflow.cli.task_runs import task_run_app
+from stratoflow.cli.task_worker import task_worker_app
 from stratoflow.cli.variables import variable_app
 from stratoflow.cli.work_pools import work_pool_app, work_queue_app
 from stratoflow.cli.worker import worker_app
@@ -46,6 +47,7 @@ app.add_typer(work_queue_app, name="work-queue")
 app.add_typer(concurrency_limit_app, name="concurrency-limit")
 app.add_typer(events_app, name="events")
 app.add_typer(worker_app, name="worker")
+app.add_typer(task_worker_app, name="task-worker")
 app.add_typer(artifact_app, name="artifact")
 app.add_typer(variable_app, name="variable")
 app.add_typer(block_app, name="block")

@@ -1,0 +1,52 @@
+"""`strato task-worker start`: serve background tasks (Prefect's `prefect task serve`)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from stratoflow.cli.common import one_line_errors, out
+
+task_worker_app = typer.Typer(
+    help="Run task workers for background tasks (`my_task.delay(...)`).", no_args_is_help=True
+)
+
+
+@task_worker_app.command("start")
+def start(
+    tasks: Annotated[
+        list[str],
+        typer.Argument(
+            help="Tasks to serve: `module:task`, `path/to/file.py:task`, or a module (all "
+            "of its tasks)."
+        ),
+    ],
+    limit: Annotated[
+        int, typer.Option("--limit", "-l", min=1, help="Task runs this worker runs at once.")
+    ] = 10,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run what is in the task queue now, then exit.")
+    ] = False,
+) -> None:
+    """Take the served tasks' runs from the installation's task queue and run them.
+
+    Every task worker of an installation must serve every task sent to it: a message for
+    another task is dead-lettered with the reason. Ctrl-C: stop receiving, finish the
+    runs in progress.
+    """
+    from stratoflow.background.loading import load_tasks
+    from stratoflow.background.polling import build_worker, poll
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    with one_line_errors():
+        worker = build_worker(load_tasks(tasks))
+        names = ", ".join(f"{t.name} ({key})" for key, t in worker.tasks.items())
+        out.print(f"Serving {names} from {worker.queue.name}")
+        try:
+            processed = poll(worker, limit=limit, once=once)
+        except KeyboardInterrupt:
+            out.print("Stopped.")
+            return
+        out.print(f"Processed {processed} message(s).")
