@@ -186,10 +186,13 @@ def test_the_template_loses_exactly_what_moto_cannot_create(deployed: Deployed):
     for kind in deployed.pruned.removed.values():
         removed[kind] = removed.get(kind, 0) + 1
     assert removed == {
-        "AWS::CloudWatch::Alarm": 9,  # one per DLQ (3) + automations failures + 5 functions
+        # One per DLQ (3 work queues', the task queue's) + automations failures + 5
+        # functions (no Lambda task worker without `task_modules`).
+        "AWS::CloudWatch::Alarm": 10,
         "AWS::Logs::MetricFilter": 7,  # 5 final states + 2 scheduler tick fields
         "AWS::S3::BucketPolicy": 3,
-        "AWS::SQS::QueuePolicy": 7,  # 3 work queues, 3 DLQs, automations failures
+        # 3 work queues and their DLQs, the task queue and its DLQ, automations failures
+        "AWS::SQS::QueuePolicy": 9,
         "AWS::SNS::TopicPolicy": 1,
         "AWS::Lambda::EventSourceMapping": 3,  # table stream, lambda queue, ecs queue
         "AWS::CloudWatch::Dashboard": 1,  # shows the alarms (Fn::GetAtt Arn)
@@ -206,8 +209,8 @@ def test_the_template_loses_exactly_what_moto_cannot_create(deployed: Deployed):
     assert created | set(deployed.pruned.removed) | set(deployed.stood_in) == set(
         deployed.template["Resources"]
     )
-    # The result-signing keys: one per pool and the operators'.
-    assert sorted(deployed.stood_in.values()) == ["AWS::SecretsManager::Secret"] * (len(POOLS) + 1)
+    # The result-signing keys: one per pool, the operators' and the background tasks'.
+    assert sorted(deployed.stood_in.values()) == ["AWS::SecretsManager::Secret"] * (len(POOLS) + 2)
     # moto does not evaluate the template's Rules: the one CDK adds refuses bootstrap
     # versions it lists, which the one written to SSM is not among.
     rule = deployed.template["Rules"]["CheckBootstrapVersion"]["Assertions"]
