@@ -10,7 +10,8 @@ from functools import cached_property
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from stratoflow._callables import BoundSignature, bound_copy, identity_key, unwrap_method
-from stratoflow._options import FlowOptions, Hook, validate_options, with_hook
+from stratoflow._hook_decorators import StateHookDecorators
+from stratoflow._options import FlowOptions, Hook, validate_options
 from stratoflow.engine.flow_engine import call_flow, call_flow_async
 from stratoflow.engine.parameter_schema import ParameterSchema, parameter_schema
 from stratoflow.engine.parameters import ParameterValidator
@@ -22,7 +23,7 @@ R = TypeVar("R")
 
 
 @dataclass(frozen=True, eq=False)
-class Flow(Generic[P, R]):
+class Flow(StateHookDecorators, Generic[P, R]):
     """A flow definition. Calling it runs a flow run in this process; calling an
     `async def` flow returns a coroutine that runs it when awaited."""
 
@@ -103,30 +104,14 @@ class Flow(Generic[P, R]):
         bound = self._bound[0]
         return {name: value for name, value in parameters.items() if value is not bound}
 
-    # Hooks added with decorators (`@my_flow.on_failure`), as in Prefect.
-
-    def on_completion(self, fn: Hook) -> Hook:
-        return self._add_hook("on_completion", fn)
-
-    def on_failure(self, fn: Hook) -> Hook:
-        return self._add_hook("on_failure", fn)
+    # Hooks added with decorators (`@my_flow.on_failure`), as in Prefect; on_completion,
+    # on_failure and on_running come from StateHookDecorators.
 
     def on_cancellation(self, fn: Hook) -> Hook:
         return self._add_hook("on_cancellation", fn)
 
     def on_crashed(self, fn: Hook) -> Hook:
         return self._add_hook("on_crashed", fn)
-
-    def on_running(self, fn: Hook) -> Hook:
-        return self._add_hook("on_running", fn)
-
-    @property
-    def on_completion_hooks(self) -> list[Hook]:
-        return list(self.options.on_completion)
-
-    @property
-    def on_failure_hooks(self) -> list[Hook]:
-        return list(self.options.on_failure)
 
     @property
     def on_cancellation_hooks(self) -> list[Hook]:
@@ -135,14 +120,6 @@ class Flow(Generic[P, R]):
     @property
     def on_crashed_hooks(self) -> list[Hook]:
         return list(self.options.on_crashed)
-
-    @property
-    def on_running_hooks(self) -> list[Hook]:
-        return list(self.options.on_running)
-
-    def _add_hook(self, kind: str, fn: Hook) -> Hook:
-        object.__setattr__(self, "options", with_hook(self.options, kind, fn))
-        return fn
 
     def with_options(self, **changes: Any) -> Flow[P, R]:
         values = {k: getattr(self.options, k) for k in self.options.model_fields_set}

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, overload
 
 from stratoflow._callables import BoundSignature, bound_copy, identity_key, unwrap_method
-from stratoflow._options import Hook, TaskOptions, validate_options, with_hook
+from stratoflow._hook_decorators import StateHookDecorators
+from stratoflow._options import TaskOptions, validate_options
 from stratoflow._transaction_hooks import TransactionHookDecorators
 from stratoflow.annotations import allow_failure, opaque, quote, unmapped
 from stratoflow.background import submit as background
@@ -31,7 +32,7 @@ R = TypeVar("R")
 
 
 @dataclass(frozen=True, eq=False)
-class Task(TransactionHookDecorators, Generic[P, R]):
+class Task(StateHookDecorators, TransactionHookDecorators, Generic[P, R]):
     """A task definition. Call it to run it; `.submit()` and `.map()` run it concurrently.
 
     Calling an `async def` task returns a coroutine: awaiting it runs the task run."""
@@ -111,32 +112,8 @@ class Task(TransactionHookDecorators, Generic[P, R]):
     def ismethod(self) -> bool:
         return bool(self._bound) and not self.isclassmethod
 
-    # Hooks added with decorators (`@my_task.on_failure`), as in Prefect.
-
-    def on_completion(self, fn: Hook) -> Hook:
-        return self._add_hook("on_completion", fn)
-
-    def on_failure(self, fn: Hook) -> Hook:
-        return self._add_hook("on_failure", fn)
-
-    def on_running(self, fn: Hook) -> Hook:
-        return self._add_hook("on_running", fn)
-
-    @property
-    def on_completion_hooks(self) -> list[Hook]:
-        return list(self.options.on_completion)
-
-    @property
-    def on_failure_hooks(self) -> list[Hook]:
-        return list(self.options.on_failure)
-
-    @property
-    def on_running_hooks(self) -> list[Hook]:
-        return list(self.options.on_running)
-
-    def _add_hook(self, kind: str, fn: Hook) -> Hook:
-        object.__setattr__(self, "options", with_hook(self.options, kind, fn))
-        return fn
+    # Hooks added with decorators (`@my_task.on_failure`, `@my_task.on_commit`), as in
+    # Prefect: StateHookDecorators and TransactionHookDecorators.
 
     def with_options(self, **changes: Any) -> Task[P, R]:
         """A copy of this task with some options changed."""
