@@ -3,7 +3,7 @@ trigger schemas under `stratoflow.events.schemas` (Prefect's documented forms)."
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -22,8 +22,9 @@ from stratoflow.events.schemas.automations import (
 )
 from stratoflow.events.schemas.events import RelatedResource, ResourceSpecification
 from stratoflow.testing import stratoflow_test_harness
+from tests._time import anchor
 
-T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+T0 = anchor()  # yesterday 10:00 UTC: inside every retention window (tests/_time.py)
 
 
 def test_emit_event_takes_prefect_resource_labels() -> None:
