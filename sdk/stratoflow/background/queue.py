@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
 from stratoflow import resources
 from stratoflow.background.messages import TaskRunMessage
-from stratoflow.workers.queues import REASON_ATTRIBUTE, UnknownWorkQueue
+from stratoflow.workers.queues import REASON_ATTRIBUTE, queue_url
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -24,15 +22,12 @@ class TaskQueue:
     def _url(self, name: str) -> str:
         url = self._urls.get(name)
         if url is None:
-            try:
-                url = self.client.get_queue_url(QueueName=name)["QueueUrl"]
-            except ClientError as exc:
-                if "NonExistentQueue" in exc.response["Error"]["Code"]:
-                    raise UnknownWorkQueue(
-                        f"The task queue {name!r} does not exist. Create it (cdk deploy with "
-                        "this version, or stratoflow.resources.provision for the emulator)."
-                    ) from None
-                raise
+            url = queue_url(
+                self.client,
+                name,
+                missing=f"The task queue {name!r} does not exist. Create it (cdk deploy with "
+                "this version, or stratoflow.resources.provision for the emulator).",
+            )
             self._urls[name] = url
         return url
 

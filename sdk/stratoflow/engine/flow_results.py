@@ -7,7 +7,7 @@ from typing import Any
 
 from stratoflow._options import FlowOptions
 from stratoflow.context import Services
-from stratoflow.engine.persistence import persist_value, wants_persistence
+from stratoflow.engine.persistence import attach_result, persist_value, wants_persistence
 from stratoflow.engine.return_values import decides_state, return_value_to_state
 from stratoflow.futures import resolve_futures_to_states
 from stratoflow.logging import RunLoggerAdapter
@@ -60,11 +60,7 @@ def flow_state_from_return(
     )
     if isinstance(stored, State):
         return stored
-    state.result_record = stored
-    record.result_record = stored
-    if stored is not None and options.cache_result_in_memory is False:
-        state.data, state.has_data = None, False  # state.result() reads the store
-    return state
+    return attach_result(state, record, stored, options.cache_result_in_memory is not False)
 
 
 def flow_call_result(state: State, returned: Any) -> Any:

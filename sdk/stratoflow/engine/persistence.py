@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from stratoflow.context import Services
+from stratoflow.models import FlowRun, TaskRun
 from stratoflow.result_signing import ResultSigner
 from stratoflow.results import PickleNotAllowed, ResultRecord, ResultStore, persist
 from stratoflow.states import Failed, State
@@ -85,3 +86,15 @@ def persist_value(
             f"The result could not be persisted ({type(exc).__name__}: {exc}). {hint}",
             data=exc,
         )
+
+
+def attach_result(
+    state: State, record: FlowRun | TaskRun, stored: ResultRecord | None, keep_in_memory: bool
+) -> State:
+    """The completed `state` pointing at its stored result; without `keep_in_memory`
+    (`cache_result_in_memory=False`) the value is dropped and `state.result()` reads it."""
+    state.result_record = stored
+    record.result_record = stored
+    if stored is not None and not keep_in_memory:
+        state.data, state.has_data = None, False
+    return state

@@ -7,7 +7,7 @@ from typing import Any
 
 from stratoflow._options import TaskOptions
 from stratoflow.context import FlowRunContext, Services
-from stratoflow.engine.persistence import persist_value, wants_persistence
+from stratoflow.engine.persistence import attach_result, persist_value, wants_persistence
 from stratoflow.logging import RunLoggerAdapter
 from stratoflow.models import TaskRun
 from stratoflow.results import ResultStore, cache_result_key
@@ -57,11 +57,7 @@ def persist_task_result(
     )
     if isinstance(stored, State):
         return stored
-    state.result_record = stored
-    record.result_record = stored
-    if stored is not None and options.cache_result_in_memory is False:
-        state.data, state.has_data = None, False  # state.result() reads the store
-    return state
+    return attach_result(state, record, stored, options.cache_result_in_memory is not False)
 
 
 def result_store_for(

@@ -26,6 +26,16 @@ class UnknownWorkQueue(ObjectNotFound):
     """The work queue's SQS queue does not exist."""
 
 
+def queue_url(client: SQSClient, name: str, *, missing: str) -> str:
+    """The URL of the SQS queue `name`; UnknownWorkQueue(`missing`) when it does not exist."""
+    try:
+        return str(client.get_queue_url(QueueName=name)["QueueUrl"])
+    except ClientError as exc:
+        if "NonExistentQueue" in exc.response["Error"]["Code"]:
+            raise UnknownWorkQueue(missing) from None
+        raise
+
+
 class WorkQueues:
     def __init__(self, client: SQSClient, prefix: str) -> None:
         self.client = client
@@ -36,15 +46,12 @@ class WorkQueues:
     def _url(self, name: str) -> str:
         url = self._urls.get(name)
         if url is None:
-            try:
-                url = self.client.get_queue_url(QueueName=name)["QueueUrl"]
-            except ClientError as exc:
-                if "NonExistentQueue" in exc.response["Error"]["Code"]:
-                    raise UnknownWorkQueue(
-                        f"The SQS queue {name!r} does not exist. Create the work queue "
-                        "(cdk deploy, or stratoflow.resources.provision for the emulator)."
-                    ) from None
-                raise
+            url = queue_url(
+                self.client,
+                name,
+                missing=f"The SQS queue {name!r} does not exist. Create the work queue "
+                "(cdk deploy, or stratoflow.resources.provision for the emulator).",
+            )
             with self._lock:
                 self._urls[name] = url
         return url
