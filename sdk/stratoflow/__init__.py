@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from stratoflow._tags import tags
     from stratoflow.annotations import allow_failure, unmapped
+    from stratoflow.durable.sleep import sleep
     from stratoflow.events.emit import emit_event
+    from stratoflow.flow_runs import pause_flow_run, resume_flow_run, suspend_flow_run
     from stratoflow.flows import Flow, flow
     from stratoflow.futures import StratoFuture, as_completed, wait
     from stratoflow.logging import get_run_logger
@@ -35,6 +37,10 @@ _MODULE_OF = {
     "allow_failure": "stratoflow.annotations",
     "unmapped": "stratoflow.annotations",
     "emit_event": "stratoflow.events.emit",
+    "sleep": "stratoflow.durable.sleep",
+    "pause_flow_run": "stratoflow.flow_runs",
+    "resume_flow_run": "stratoflow.flow_runs",
+    "suspend_flow_run": "stratoflow.flow_runs",
     "Flow": "stratoflow.flows",
     "flow": "stratoflow.flows",
     "StratoFuture": "stratoflow.futures",
@@ -85,6 +91,10 @@ __all__ = [
     "exponential_backoff",
     "flow",
     "get_run_logger",
+    "pause_flow_run",
+    "resume_flow_run",
+    "sleep",
+    "suspend_flow_run",
     "tags",
     "task",
     "unmapped",

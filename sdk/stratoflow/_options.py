@@ -122,6 +122,8 @@ class TaskOptions(_Options):
 class FlowOptions(_Options):
     flow_run_name: str | Callable[[], str] | None = None
     validate_parameters: bool = True
+    replay: bool = True
+    """A deployed run's later attempts reuse the task runs earlier ones completed."""
     task_runner: Any = None
     on_cancellation: tuple[Hook, ...] = ()
     on_crashed: tuple[Hook, ...] = ()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from stratoflow.backends.memory import MemoryBackend
 from stratoflow.cache import LocalFileCacheStore
 from stratoflow.clock import SystemClock
+from stratoflow.engine.replay import CallPositions
 from stratoflow.exceptions import MissingContextError
 from stratoflow.results import LocalFileSystemResultStore
 from stratoflow.settings import get_settings
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from stratoflow.cache import CacheStore
     from stratoflow.clock import Clock
     from stratoflow.concurrency.store import ConcurrencyStore
+    from stratoflow.engine.replay import ReplayHistory
     from stratoflow.flows import Flow
     from stratoflow.models import FlowRun, TaskRun
     from stratoflow.result_signing import ResultSigner
@@ -123,6 +125,10 @@ class FlowRunContext:
     task_runner: TaskRunner
     services: Services
     cancel_requested: threading.Event = field(default_factory=threading.Event)
+    positions: CallPositions = field(default_factory=CallPositions)
+    """Where each task call of this attempt sits (its replay key)."""
+    replay: ReplayHistory | None = None
+    """Task runs earlier attempts completed, when this attempt replays them."""
     _counters: dict[str, Iterator[int]] = field(default_factory=dict)
     _counters_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -142,6 +148,11 @@ class FlowRunContext:
             with self._counters_lock:
                 counter = self._counters.setdefault(task_key, itertools.count())
         return next(counter)
+
+    def next_wait_key(self, kind: str) -> str:
+        """`pause-0`, `sleep-1`, ...: the key of this attempt's next durable wait of a kind,
+        the same in every attempt (as Prefect's pause keys)."""
+        return f"{kind}-{self.next_dynamic_key(f'__{kind}__')}"
 
 
 @dataclass

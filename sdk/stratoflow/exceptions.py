@@ -82,3 +82,21 @@ class FlowRunTimeoutError(StratoflowError, TimeoutError):
 class ConfigurationError(StratoflowError, ValueError):
     """A combination of settings cannot work, e.g. a SERIALIZABLE transaction with no
     lock manager to serialize it with."""
+
+
+class ReplayDivergenceError(StratoflowError):
+    """A flow run's attempt called other tasks than its earlier attempts at the same
+    place: its recorded results cannot be reused (docs/durability.md)."""
+
+
+class FlowPauseTimeout(StratoflowError, TimeoutError):
+    """A paused flow run was not resumed within its timeout."""
+
+
+class NotPausedError(StratoflowError):
+    """A flow run that is not paused cannot be resumed."""
+
+
+class InvalidRunInput(StratoflowError, ValueError):
+    """Input given to resume a flow run does not match what the run waits for; the run
+    stays paused."""

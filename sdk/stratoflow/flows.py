@@ -183,7 +183,7 @@ def flow(__fn: Callable[P, R] | None = None, **options: Any) -> Any:
     Options: name, version, description, flow_run_name, retries, retry_delay_seconds,
     timeout_seconds, validate_parameters, task_runner, log_prints, persist_result,
     result_storage, result_storage_key, result_serializer, tags, on_completion,
-    on_failure, on_cancellation, on_crashed, on_running.
+    on_failure, on_cancellation, on_crashed, on_running, replay.
     """
 
     def decorate(fn: Callable[P, R]) -> Flow[P, R]:

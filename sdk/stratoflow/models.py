@@ -47,6 +47,15 @@ class FlowRun:
     result_record: ResultRecord | None = None
     version: int = 0
     recent_transition_ids: list[str] = field(default_factory=list)
+    waits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Durable waits of the run by key (`pause-0`, `sleep-1`): what each waits for and
+    whether it is over, so that a later attempt passes the ones already done
+    (stratoflow.durable)."""
+    continuations: int = 0
+    """Attempts that continued the run (a resume, a wake-up, a hand-back) rather than
+    retrying it: they do not count against `retries`."""
+    replay_since: int = 1
+    """Task runs of attempts before this one are not replayed (`retry --from-scratch`)."""
 
     @property
     def state_type(self) -> str | None:
@@ -55,6 +64,11 @@ class FlowRun:
     @property
     def state_name(self) -> str | None:
         return self.state.name if self.state else None
+
+    @property
+    def retries_used(self) -> int:
+        """Attempts beyond the first that were retries (not continuations)."""
+        return max(self.run_count - 1 - self.continuations, 0)
 
 
 @dataclass(slots=True)
@@ -80,6 +94,14 @@ class TaskRun:
     result_record: ResultRecord | None = None
     version: int = 0
     recent_transition_ids: list[str] = field(default_factory=list)
+    replay_key: str | None = None
+    """Its call's key, the same in every attempt of the flow run (stratoflow.engine.replay)."""
+    call_index: int | None = None
+    """Its call's position among the calls of its scope."""
+    flow_run_attempt: int | None = None
+    """The attempt of its flow run that created it."""
+    replayed: bool = field(default=False, compare=False)
+    """Recorded by an earlier attempt and replayed by this one (not stored)."""
 
     @property
     def state_type(self) -> str | None:

@@ -71,6 +71,14 @@ def task_run_key(flow_run_id: str | None, task_run_id: str) -> dict[str, str]:
 
 
 TASK_RUN_SORT_PREFIX = "TASKRUN#"
+RUN_INPUT_SORT_PREFIX = "INPUT#"
+
+
+def run_input_key(flow_run_id: str, key: str) -> dict[str, str]:
+    """A flow run's input (`stratoflow.input`), in the run's partition."""
+    return {PARTITION_KEY: f"FLOWRUN#{flow_run_id}", SORT_KEY: f"{RUN_INPUT_SORT_PREFIX}{key}"}
+
+
 TASK_RUN_PARAMETERS = "PARAMETERS"
 
 

@@ -289,3 +289,10 @@ Crashed = _named(StateType.CRASHED, "Crashed")
 Cancelled = _named(StateType.CANCELLED, "Cancelled")
 Cancelling = _named(StateType.CANCELLING, "Cancelling")
 Paused = _named(StateType.PAUSED, "Paused")
+Suspended = _named(StateType.PAUSED, "Suspended")
+"""Paused without holding compute: the run continues in a new attempt once resumed."""
+Resuming = _named(StateType.SCHEDULED, "Resuming")
+Sleeping = _named(StateType.SCHEDULED, "Sleeping")
+"""A deployed run waiting for its durable `stratoflow.sleep` to end, without compute."""
+HandedBack = _named(StateType.SCHEDULED, "HandedBack")
+"""A run that stopped at the end of its worker's time budget, to continue at once."""

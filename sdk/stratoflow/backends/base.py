@@ -12,7 +12,7 @@ from stratoflow.states import State, StateType
 
 if TYPE_CHECKING:
     from stratoflow.blocks.records import BlockDocument, BlockSecrets
-    from stratoflow.records import ArtifactRecord, VariableRecord
+    from stratoflow.records import ArtifactRecord, RunInputRecord, VariableRecord
 
 
 @runtime_checkable
@@ -32,6 +32,9 @@ class Backend(Protocol):
 
     @property
     def blocks(self) -> BlockStore: ...
+
+    @property
+    def run_inputs(self) -> RunInputStore: ...
 
     def create_flow_run(self, run: FlowRun) -> FlowRun: ...
 
@@ -123,6 +126,23 @@ class VariableStore(Protocol):
 
     def list_variables(self, *, limit: int | None = None) -> list[VariableRecord]:
         """By name."""
+
+
+class RunInputStore(Protocol):
+    """Inputs of flow runs by key (`stratoflow.input`), each written once."""
+
+    def create(self, record: RunInputRecord) -> RunInputRecord:
+        """Store the input; raises RunInputExists when its key is taken."""
+
+    def read(self, flow_run_id: str, key: str) -> RunInputRecord | None: ...
+
+    def list_inputs(
+        self, flow_run_id: str, *, prefix: str = "", limit: int | None = None
+    ) -> list[RunInputRecord]:
+        """The run's inputs whose key starts with `prefix`, oldest first."""
+
+    def delete(self, flow_run_id: str, key: str) -> bool:
+        """Whether there was an input to delete."""
 
 
 class ArtifactStore(Protocol):

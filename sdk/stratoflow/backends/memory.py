@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from stratoflow.backends.memory_stores import (
         MemoryArtifactStore,
         MemoryBlockStore,
+        MemoryRunInputStore,
         MemoryVariableStore,
     )
 
@@ -52,6 +53,12 @@ class MemoryBackend:
         from stratoflow.backends.memory_stores import MemoryBlockStore
 
         return MemoryBlockStore()
+
+    @cached_property
+    def run_inputs(self) -> MemoryRunInputStore:
+        from stratoflow.backends.memory_stores import MemoryRunInputStore
+
+        return MemoryRunInputStore()
 
     def create_flow_run(self, run: FlowRun) -> FlowRun:
         with self._lock:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from stratoflow.exceptions import ObjectNotFound
 from stratoflow.records import (
     ArtifactRecord,
+    RunInputExists,
+    RunInputRecord,
     VariableAlreadyExists,
     VariableRecord,
     compact_json,
@@ -189,3 +191,39 @@ class MemoryBlockStore:
                 if block_type_slug is None or key[0] == block_type_slug
             ]
         return found[:limit] if limit is not None else found
+
+
+class MemoryRunInputStore:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inputs: dict[tuple[str, str], RunInputRecord] = {}
+
+    def create(self, record: RunInputRecord) -> RunInputRecord:
+        with self._lock:
+            key = (record.flow_run_id, record.key)
+            if key in self._inputs:
+                raise RunInputExists(
+                    f"Flow run {record.flow_run_id} already has an input {record.key!r}."
+                )
+            self._inputs[key] = record
+        return record
+
+    def read(self, flow_run_id: str, key: str) -> RunInputRecord | None:
+        with self._lock:
+            return self._inputs.get((flow_run_id, key))
+
+    def list_inputs(
+        self, flow_run_id: str, *, prefix: str = "", limit: int | None = None
+    ) -> list[RunInputRecord]:
+        with self._lock:
+            found = [
+                r
+                for (run_id, key), r in self._inputs.items()
+                if run_id == flow_run_id and key.startswith(prefix)
+            ]
+        found.sort(key=lambda r: r.created)
+        return found[:limit] if limit is not None else found
+
+    def delete(self, flow_run_id: str, key: str) -> bool:
+        with self._lock:
+            return self._inputs.pop((flow_run_id, key), None) is not None

@@ -87,6 +87,12 @@ class DeploymentSpec(_Model):
         "with the work pool's key; docs/security.md). Off: such results stay in the run's "
         "process.",
     )
+    replay: bool = Field(
+        default=True,
+        description="A run's later attempts (a retry, a resume, a wake-up) reuse the task "
+        "runs earlier attempts completed (docs/durability.md). Off: every attempt runs "
+        "every task.",
+    )
 
     @field_validator("schedules", mode="before")
     @classmethod

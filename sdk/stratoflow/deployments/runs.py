@@ -198,9 +198,13 @@ def wait_for_flow_run(
     return run
 
 
-def retry_flow_run(flow_run_id: str, *, platform: Platform | None = None) -> FlowRun:
+def retry_flow_run(
+    flow_run_id: str, *, platform: Platform | None = None, from_scratch: bool = False
+) -> FlowRun:
     """Run a finished run of a deployment again, as its next attempt (forced back to
-    Scheduled, then sent to its work queue)."""
+    Scheduled, then sent to its work queue). The attempt replays the task runs earlier
+    attempts completed, unless `from_scratch` (then their waits and inputs are forgotten
+    too)."""
     platform = platform or get_platform()
     backend = platform.services.backend
     run = backend.read_flow_run(flow_run_id)
@@ -213,6 +217,10 @@ def retry_flow_run(flow_run_id: str, *, platform: Platform | None = None) -> Flo
             f"Flow run {run.name!r} is {run.state!r}; only a finished run can be retried."
         )
     now = platform.services.clock.now()
+    if from_scratch:
+        backend.update_flow_run(flow_run_id, replay_since=run.run_count + 1)
+        for record in backend.run_inputs.list_inputs(flow_run_id):
+            backend.run_inputs.delete(flow_run_id, record.key)
     backend.set_flow_run_state(
         flow_run_id,
         AwaitingRetry("Retried by an operator.", scheduled_time=now.isoformat()),

@@ -18,6 +18,7 @@ from stratoflow.context import (
     get_services,
     task_run_context,
 )
+from stratoflow.durable.signals import Suspend
 from stratoflow.engine.active_runs import (
     register_active_run,
     request_cancellation,
@@ -32,12 +33,14 @@ from stratoflow.engine.flow_results import (
 )
 from stratoflow.engine.hooks import Hooks
 from stratoflow.engine.naming import name_flow_run
+from stratoflow.engine.replay import ReplayHistory
 from stratoflow.engine.steps import Blocking, Sleep, Steps, drive, drive_async, run_to_completion
 from stratoflow.engine.user_code import Body
 from stratoflow.exceptions import (
     FlowRunCancelled,
     FlowRunTimeoutError,
     ParameterValidationError,
+    ReplayDivergenceError,
 )
 from stratoflow.logging import (
     RunLoggerAdapter,
@@ -110,6 +113,7 @@ class FlowRunEngine:
         self.flow_run: FlowRun | None = None
         self._logger: RunLoggerAdapter | None = None
         self.returned: Any = NOT_RETURNED  # what the last attempt's function returned
+        self._history: ReplayHistory | None = None
 
     @property
     def run_record(self) -> FlowRun:
@@ -182,12 +186,25 @@ class FlowRunEngine:
             flow_run.deployment_name,
         )
         parameters = dict(flow_run.parameters)
+        self._history = self._replay_history(flow_run)
         if self.options.validate_parameters:
             try:
                 parameters = self.flow.validate_parameters(parameters)
             except ParameterValidationError as exc:
                 return (yield from self._finish(Failed(str(exc), data=exc)))
         return (yield from self._run_with_context(parameters))
+
+    def _replay_history(self, flow_run: FlowRun) -> ReplayHistory | None:
+        """The task runs earlier attempts completed, when this attempt replays them: a
+        deployment's run past its first attempt, unless its flow turns replay off."""
+        if flow_run.run_count < 1 or not self.options.replay:
+            return None
+        history = ReplayHistory(
+            flow_run.name,
+            self.services.backend.list_task_runs(flow_run.id),
+            since_attempt=flow_run.replay_since,
+        )
+        return history if len(history) or history.has_positions else None
 
     def _create_run(self, parameters: dict[str, Any]) -> Exception | None:
         """Create the run record; returns the problem with its run name template, if any."""
@@ -223,6 +240,7 @@ class FlowRunEngine:
             parameters=parameters,
             task_runner=runner,
             services=self.services,
+            replay=self._history,
         )
         register_active_run(ctx)
         token = flow_run_context.set(ctx)
@@ -243,6 +261,10 @@ class FlowRunEngine:
         try:
             state = yield from self._attempts_or_cancelled(ctx)
             yield Blocking(lambda: runner.shutdown(wait=True))
+        except Suspend as signal:
+            # The task runs it started finish and are recorded before the run waits.
+            yield Blocking(lambda: runner.shutdown(wait=True))
+            return self._suspend(signal)
         except BaseException as exc:
             runner.shutdown(wait=False)
             yield from self._finish(
@@ -252,6 +274,19 @@ class FlowRunEngine:
         # The run ends now, after its submitted task runs, not when its body returned.
         # (A copy: a returned state may be a task run's own state.)
         return state.copy(timestamp=datetime.now(UTC), details=dict(state.details))
+
+    def _suspend(self, signal: Suspend) -> State:
+        """Stop this attempt: the run waits (Suspended, Sleeping, HandedBack) and, unless
+        it waits to be resumed, goes back to its queue when it should continue."""
+        record = self.run_record
+        record.waits[signal.key] = signal.wait
+        record.continuations += 1  # the next attempt continues; it is not a retry
+        self.services.backend.flush()  # completed task runs are durable before it waits
+        state = self.set_state(signal.state)
+        hand_off = self.services.retry_handoff
+        if signal.send_after is not None and hand_off is not None:
+            hand_off(record, signal.send_after)
+        return state
 
     def _attempts_or_cancelled(self, ctx: FlowRunContext) -> Steps[State]:
         try:
@@ -278,8 +313,10 @@ class FlowRunEngine:
                 # e.g. future.result() of a task stopped by the cancellation raised in
                 # the body: the run was cancelled, not failed, and is not retried.
                 raise FlowRunCancelled(f"Flow run {record.name!r} was cancelled.")
-            if state.type is not StateType.FAILED or attempt > retries:
+            if state.type is not StateType.FAILED or record.retries_used >= retries:
                 return state
+            if isinstance(state.data, ReplayDivergenceError):
+                return state  # another attempt would diverge the same way
             delay = jittered(
                 delay_before_retry(self.options.retry_delay_seconds, retries, attempt - 1),
                 None,
@@ -339,7 +376,7 @@ class FlowRunEngine:
         handed_off = state.type is StateType.SCHEDULED and (
             record.state is not None and record.state.type is StateType.SCHEDULED
         )
-        if record.state is state or handed_off:
+        if record.state is state or handed_off or state.type is StateType.PAUSED:
             assert record.state is not None
             final = record.state
         else:
@@ -351,7 +388,14 @@ class FlowRunEngine:
             StateType.CANCELLED: options.on_cancellation,
             StateType.CRASHED: options.on_crashed,
         }
-        if final.type in (StateType.COMPLETED, StateType.SCHEDULED):
+        history = self._history
+        if history is not None and history.replayed:
+            self.logger.info(
+                "Replayed %d task run(s) completed in earlier attempts", history.replayed
+            )
+        if final.type in (StateType.PAUSED, StateType.SCHEDULED) and final.name != "AwaitingRetry":
+            self.logger.info("%s", final.message or final.name)
+        elif final.type in (StateType.COMPLETED, StateType.SCHEDULED):
             self.logger.info("Finished in state %s", final)
         else:
             exc = final.data if isinstance(final.data, BaseException) else None

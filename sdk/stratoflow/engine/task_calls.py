@@ -19,6 +19,8 @@ from stratoflow.context import (
     get_services,
     task_run_context,
 )
+from stratoflow.engine.replay import FLOW_SCOPE, CallPosition, ReplayHistory
+from stratoflow.engine.replay import logger as replay_logger
 from stratoflow.engine.task_engine import NOT_RETURNED, TaskRunEngine
 from stratoflow.exceptions import FlowRunCancelled
 from stratoflow.models import TaskRun
@@ -99,8 +101,16 @@ def create_task_run(
     parameters: dict[str, Any],
     services: Services,
 ) -> TaskRun:
-    """Create the task run record (named in submission order) before it runs."""
+    """Create the task run record (named in submission order) before it runs; or, when an
+    earlier attempt of the flow run completed this call, give back its recorded run
+    (`replayed`, not run again: stratoflow.engine.replay)."""
+    position: CallPosition | None = None
     if flow_ctx is not None:
+        position = _position(task, flow_ctx)
+        if flow_ctx.replay is not None:
+            recorded = replayed_run(task, flow_ctx, flow_ctx.replay, position)
+            if recorded is not None:
+                return recorded
         dynamic_key = flow_ctx.next_dynamic_key(task.task_key)
         flow_run_id: str | None = flow_ctx.flow_run.id
     else:
@@ -118,11 +128,61 @@ def create_task_run(
         tags=merge_tags(task.options.tags, extra_tags) if extra_tags else task.options.tags,
         created=services.clock.now(),
     )
+    if position is not None:
+        assert flow_ctx is not None
+        task_run.replay_key = position.key
+        task_run.call_index = position.index
+        task_run.flow_run_attempt = flow_ctx.flow_run.run_count
     template = task.options.task_run_name
     if template is not None:
         task_run.name = _render_task_run_name(template, task, task_run, parameters, flow_ctx)
     services.backend.create_task_run(task_run)
     return task_run
+
+
+def _position(task: Task[..., Any], flow_ctx: FlowRunContext) -> CallPosition:
+    """The call's position: in the task run calling it, or in the flow function."""
+    caller = task_run_context.get()
+    scope = FLOW_SCOPE
+    if caller is not None and caller.task_run.replay_key is not None:
+        scope = caller.task_run.replay_key
+    return flow_ctx.positions.next(scope, task.task_key)
+
+
+def replayed_run(
+    task: Task[..., Any], flow_ctx: FlowRunContext, history: ReplayHistory, position: CallPosition
+) -> TaskRun | None:
+    """The recorded run of this call when an earlier attempt completed it and its result
+    can be read back; None when the call runs (from then on, its scope is live)."""
+    positions = flow_ctx.positions
+    if not positions.is_live(position.scope):
+        history.check_position(position, task.task_key, task.name)
+    recorded = history.recorded(position.key)
+    if recorded is not None and recorded.state is not None:
+        try:
+            # Read back (and verified) now, once, rather than in the user's code.
+            value = recorded.state.result()
+        except Exception as exc:  # noqa: BLE001 - an unreadable result: the call runs again
+            replay_logger.warning(
+                "Task run %r completed in attempt %s but its result cannot be read back "
+                "(%s: %s); running it again.",
+                recorded.name,
+                recorded.flow_run_attempt,
+                type(exc).__name__,
+                exc,
+            )
+        else:
+            recorded.state = recorded.state.copy(data=value, has_data=True)
+            recorded.replayed = True
+            history.replayed += 1
+            replay_logger.debug(
+                "Replayed task run %r (completed in attempt %s)",
+                recorded.name,
+                recorded.flow_run_attempt,
+            )
+            return recorded
+    positions.went_live(position.scope)
+    return None
 
 
 def _render_task_run_name(

@@ -147,6 +147,9 @@ class TaskRunEngine:
     def _prepare(
         self, parameters: dict[str, Any], wait_for: Iterable[Any] | None
     ) -> Steps[dict[str, Any] | State]:
+        if self.run_record.replayed:  # completed by an earlier attempt of the flow run
+            assert self.run_record.state is not None
+            return self.run_record.state
         if _debug_enabled():
             self.logger.debug(
                 "Created task run %r for task %r", self.run_record.name, self.task.name

@@ -68,6 +68,8 @@ def execute_flow_run(
         if isinstance(loaded, State):
             return loaded
         flow, deployment = loaded
+        if not deployment.replay and flow.options.replay:
+            flow = flow.with_options(replay=False)
         signer = platform.services.result_signer
         services = dataclasses.replace(
             platform.services,

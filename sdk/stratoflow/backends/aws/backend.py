@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from stratoflow.backends.aws.blocks import DynamoBlockStore
     from stratoflow.backends.aws.clients import AwsClients
     from stratoflow.backends.aws.logs import CloudWatchLogShipper
+    from stratoflow.backends.aws.run_inputs import DynamoRunInputStore
     from stratoflow.backends.aws.variables import DynamoVariableStore
 
 CONFLICT_ATTEMPTS = 8
@@ -106,6 +107,12 @@ class AwsBackend:
         return DynamoBlockStore(
             self.dynamodb, self.clients.secretsmanager, self.table, self._names.queue_prefix
         )
+
+    @cached_property
+    def run_inputs(self) -> DynamoRunInputStore:
+        from stratoflow.backends.aws.run_inputs import DynamoRunInputStore
+
+        return DynamoRunInputStore(self.dynamodb, self.table)
 
     # Flow runs
 

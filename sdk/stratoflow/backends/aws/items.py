@@ -149,6 +149,9 @@ def flow_run_state_attributes(run: FlowRun) -> dict[str, Any]:
         "recent_transition_ids": list(run.recent_transition_ids),
         "run_count": run.run_count,
         "retries": run.retries,
+        "waits": to_json(run.waits) if run.waits else None,
+        "continuations": run.continuations or None,
+        "replay_since": run.replay_since if run.replay_since > 1 else None,
         "start_time": _iso(run.start_time),
         "end_time": _iso(run.end_time),
         "result": result_to_map(run.result_record),
@@ -232,7 +235,20 @@ def flow_run_from_item(item: Mapping[str, Any], refs: ResultRefs) -> FlowRun:
         result_record=result,
         version=int(raw.get("version", 0)),
         recent_transition_ids=list(raw.get("recent_transition_ids") or ()),
+        waits=_waits(raw.get("waits")),
+        continuations=int(raw.get("continuations", 0)),
+        replay_since=int(raw.get("replay_since", 1)),
     )
+
+
+def _waits(raw: Any) -> dict[str, dict[str, Any]]:
+    """A run's durable waits (JSON written by its worker: only plain values are kept)."""
+    if not raw:
+        return {}
+    loaded = json.loads(raw)
+    if not isinstance(loaded, dict):
+        return {}
+    return {str(k): v for k, v in loaded.items() if isinstance(v, dict)}
 
 
 CREATION_SEQ = "creation_seq"
@@ -275,6 +291,9 @@ def task_run_to_item(run: TaskRun, *, seq: int | None = None) -> dict[str, Any]:
             "end_time": _iso(run.end_time),
             "result": result_to_map(run.result_record),
             "version": run.version,
+            "replay_key": run.replay_key,
+            "call_index": run.call_index,
+            "attempt": run.flow_run_attempt,
             CREATION_SEQ: seq,
         }
     )
@@ -305,4 +324,11 @@ def task_run_from_item(item: Mapping[str, Any], refs: ResultRefs) -> TaskRun:
         end_time=_moment(raw.get("end_time")),
         result_record=result,
         version=int(raw.get("version", 0)),
+        replay_key=raw.get("replay_key"),
+        call_index=_optional_int(raw.get("call_index")),
+        flow_run_attempt=_optional_int(raw.get("attempt")),
     )
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)

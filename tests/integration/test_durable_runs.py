@@ -1,0 +1,255 @@
+"""Durable flow runs on the emulated installation, through `execute_flow_run` (the path
+every worker kind runs): replay of completed task runs on a retry, suspension for input
+and resume, durable sleep, divergence, and `retry --from-scratch` (docs/durability.md).
+
+Each task appends its name to a file given as a parameter: the file says which task
+functions really ran, across attempts (each attempt loads the flow's code afresh)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from _deploy_fixtures import Installation, deploy_files, installation  # noqa: F401
+
+from stratoflow.deployments.runs import retry_flow_run, schedule_flow_run
+from stratoflow.exceptions import InvalidRunInput, NotPausedError
+from stratoflow.flow_runs import resume_flow_run
+from stratoflow.states import StateType
+from stratoflow.workers.execute import execute_flow_run
+
+FLOWS = """
+    from pathlib import Path
+
+    import stratoflow
+    from stratoflow import flow, task
+    from stratoflow.flow_runs import suspend_flow_run, pause_flow_run
+    from stratoflow.input import RunInput
+
+
+    def note(log: str, what: str) -> None:
+        with open(log, "a") as f:
+            f.write(what + "\\n")
+
+
+    @task
+    def step(log: str, name: str) -> str:
+        note(log, name)
+        return name.upper()
+
+
+    @task
+    def flaky(log: str) -> str:
+        note(log, "flaky")
+        marker = Path(log + ".failed-once")
+        if not marker.exists():
+            marker.write_text("x")
+            raise RuntimeError("first time fails")
+        return "ok"
+
+
+    @flow(retries=1, retry_delay_seconds=0)
+    def three(log: str) -> list[str]:
+        a = step(log, "a")
+        b = flaky(log)
+        c = step(log, "c")
+        return [a, b, c]
+
+
+    class Approval(RunInput):
+        approved: bool
+        comment: str = ""
+
+
+    @flow
+    def approve(log: str) -> str:
+        a = step(log, "a")
+        answer = suspend_flow_run(wait_for_input=Approval, timeout=600)
+        b = step(log, "b-" + str(answer.approved))
+        return f"{a} {b} {answer.comment}"
+
+
+    @flow
+    def paused(log: str) -> str:
+        step(log, "a")
+        pause_flow_run(timeout=600)
+        return step(log, "b")
+
+
+    @flow
+    def sleeper(log: str) -> str:
+        a = step(log, "a")
+        stratoflow.sleep(3600)
+        return a + step(log, "b")
+
+
+    @task
+    def other(log: str) -> str:
+        note(log, "other")
+        return "other"
+
+
+    @flow(retries=1, retry_delay_seconds=0)
+    def shifty(log: str) -> str:
+        # Calls another task first once a marker exists: the code "changed".
+        if Path(log + ".shifted").exists():
+            return other(log)
+        step(log, "a")
+        Path(log + ".shifted").write_text("x")
+        raise RuntimeError("fail to force a retry")
+"""
+
+PROJECT = {
+    "flows.py": FLOWS,
+    "stratoflow.yaml": """
+        deployments:
+          - {name: three, entrypoint: "flows.py:three"}
+          - {name: three-no-replay, entrypoint: "flows.py:three", replay: false}
+          - {name: approve, entrypoint: "flows.py:approve"}
+          - {name: paused, entrypoint: "flows.py:paused"}
+          - {name: sleeper, entrypoint: "flows.py:sleeper"}
+          - {name: shifty, entrypoint: "flows.py:shifty"}
+    """,
+}
+
+
+def _start(installation: Installation, tmp_path: Path, deployment: str) -> tuple[str, Path]:
+    deploy_files(installation, tmp_path / "project", PROJECT)
+    log = tmp_path / f"{deployment}.log"
+    platform = installation.platform
+    run, _ = schedule_flow_run(
+        platform,
+        platform.deployments.get(deployment),
+        scheduled_time=installation.clock.now(),
+        parameters={"log": str(log)},
+    )
+    return run.id, log
+
+
+def _calls(log: Path) -> list[str]:
+    return log.read_text().split()
+
+
+def _read(installation: Installation, run_id: str):  # type: ignore[no-untyped-def]
+    return installation.new_platform().services.backend.read_flow_run(run_id)
+
+
+def test_a_retry_replays_the_task_runs_the_failed_attempt_completed(
+    installation: Installation, tmp_path: Path
+) -> None:
+    run_id, log = _start(installation, tmp_path, "three")
+    first = execute_flow_run(run_id, installation.platform, worker="w1")
+    assert first.name == "AwaitingRetry"
+    final = execute_flow_run(run_id, installation.platform, worker="w2")
+    assert final.is_completed(), final
+    assert _calls(log) == ["a", "flaky", "flaky", "c"]  # `a` ran once
+    assert final.result() == ["A", "ok", "C"]
+    task_runs = installation.new_platform().services.backend.list_task_runs(run_id)
+    # Attempt 2 created no new run for `a`: one for each call that really ran.
+    assert sorted((t.task_name, t.flow_run_attempt) for t in task_runs) == [
+        ("flaky", 1),
+        ("flaky", 2),
+        ("step", 1),
+        ("step", 2),
+    ]
+
+
+def test_replay_can_be_turned_off_per_deployment(
+    installation: Installation, tmp_path: Path
+) -> None:
+    run_id, log = _start(installation, tmp_path, "three-no-replay")
+    execute_flow_run(run_id, installation.platform, worker="w1")
+    assert execute_flow_run(run_id, installation.platform, worker="w2").is_completed()
+    assert _calls(log) == ["a", "flaky", "a", "flaky", "c"]
+
+
+def test_retry_from_scratch_runs_every_task_again(
+    installation: Installation, tmp_path: Path
+) -> None:
+    run_id, log = _start(installation, tmp_path, "three")
+    execute_flow_run(run_id, installation.platform, worker="w1")
+    execute_flow_run(run_id, installation.platform, worker="w1")
+    retry_flow_run(run_id, platform=installation.platform)
+    assert execute_flow_run(run_id, installation.platform, worker="w1").is_completed()
+    assert _calls(log) == ["a", "flaky", "flaky", "c"]  # the operator's retry replayed all
+    retry_flow_run(run_id, platform=installation.platform, from_scratch=True)
+    assert execute_flow_run(run_id, installation.platform, worker="w1").is_completed()
+    assert _calls(log)[4:] == ["a", "flaky", "c"]
+
+
+def test_a_suspended_run_holds_nothing_and_resumes_with_validated_input(
+    installation: Installation, tmp_path: Path
+) -> None:
+    run_id, log = _start(installation, tmp_path, "approve")
+    sent_before = len(installation.sent)
+    state = execute_flow_run(run_id, installation.platform, worker="w1")
+    assert (state.type, state.name) == (StateType.PAUSED, "Suspended")
+    run = _read(installation, run_id)
+    assert run.state.details["pause_key"] == "pause-0"
+    assert "approved" in run.state.message or "input" in run.state.message
+    assert len(installation.sent) == sent_before  # nothing waits in a queue meanwhile
+
+    with pytest.raises(InvalidRunInput, match="approved") as bad:
+        resume_flow_run(run_id, run_input={"approved": "maybe"})
+    assert "stays paused" in str(bad.value)
+    with pytest.raises(InvalidRunInput, match="waits for input"):
+        resume_flow_run(run_id)
+    assert _read(installation, run_id).state.name == "Suspended"  # nothing lost
+
+    resumed = resume_flow_run(run_id, run_input={"approved": True, "comment": "fine"})
+    assert resumed.state.name == "Resuming"
+    assert len(installation.sent) == sent_before + 1  # back in its work queue
+    final = execute_flow_run(run_id, installation.platform, worker="w2")
+    assert final.is_completed(), final
+    assert final.result() == "A B-TRUE fine"
+    assert _calls(log) == ["a", "b-True"]
+    with pytest.raises(NotPausedError, match="not paused"):
+        resume_flow_run(run_id, run_input={"approved": True})
+
+
+def test_pause_in_a_deployed_run_suspends_it(installation: Installation, tmp_path: Path) -> None:
+    run_id, log = _start(installation, tmp_path, "paused")
+    assert execute_flow_run(run_id, installation.platform, worker="w1").name == "Suspended"
+    with pytest.raises(InvalidRunInput, match="does not wait for input"):
+        resume_flow_run(run_id, run_input={"x": 1})
+    resume_flow_run(run_id)
+    final = execute_flow_run(run_id, installation.platform, worker="w1")
+    assert final.result() == "B"
+    assert _calls(log) == ["a", "b"]
+
+
+def test_a_durable_sleep_holds_nothing_and_wakes_once_after_its_time(
+    installation: Installation, tmp_path: Path
+) -> None:
+    run_id, log = _start(installation, tmp_path, "sleeper")
+    sent_before = len(installation.sent)
+    state = execute_flow_run(run_id, installation.platform, worker="w1")
+    assert (state.type, state.name) == (StateType.SCHEDULED, "Sleeping")
+    wake = installation.clock.now() + timedelta(seconds=3600)
+    assert _read(installation, run_id).state.details["scheduled_time"] == wake.isoformat()
+    (message, delay), *_ = installation.sent_messages()[sent_before:]
+    assert message.flow_run_id == run_id
+    assert 890 <= delay <= 900  # SQS's longest delay (less the prefetch lead); sent on
+    installation.clock.advance(3600)
+    final = execute_flow_run(run_id, installation.platform, worker="w2")
+    assert final.is_completed(), final
+    assert final.result() == "AB"
+    assert _calls(log) == ["a", "b"]
+    run = _read(installation, run_id)
+    assert run.continuations == 1 and run.run_count == 2
+
+
+def test_a_divergent_replay_fails_the_run_clearly_without_retrying(
+    installation: Installation, tmp_path: Path
+) -> None:
+    run_id, log = _start(installation, tmp_path, "shifty")
+    execute_flow_run(run_id, installation.platform, worker="w1")
+    final = execute_flow_run(run_id, installation.platform, worker="w1")
+    assert final.type is StateType.FAILED
+    assert "diverged from its recorded history" in final.message
+    assert "--from-scratch" in final.message
+    assert _calls(log) == ["a"]  # `other` was not run in `a`'s place
+    retry_flow_run(run_id, platform=installation.platform, from_scratch=True)
+    assert execute_flow_run(run_id, installation.platform, worker="w1").is_completed()
+    assert _calls(log) == ["a", "other"]
