@@ -20,10 +20,9 @@ from datetime import timedelta
 from typing import Any, TypeVar, overload
 from uuid import UUID
 
-import jsonschema
-
 from stratoflow.context import FlowRunContext, get_services
 from stratoflow.deployments.runs import enqueue, wait_for_flow_run
+from stratoflow.durable.pauses import pause_expired
 from stratoflow.durable.signals import Suspend, can_suspend, flow_body_context
 from stratoflow.exceptions import FlowPauseTimeout, InvalidRunInput, NotPausedError
 from stratoflow.input.run_input import (
@@ -159,6 +158,12 @@ def resume_flow_run(flow_run_id: UUID | str, run_input: dict[str, Any] | None = 
             "can be resumed."
         )
     key = str(state.details.get("pause_key") or "pause")
+    if pause_expired(run, services.clock.now()):
+        raise NotPausedError(
+            f"Flow run {run.name!r} ({run_id}) paused at {key!r} until "
+            f"{state.details.get('pause_timeout')}, and that has passed: it fails (Prefect's "
+            "behaviour). Retry it to run it again."
+        )
     keyset = keyset_from_base_key(key)
     expects_input = bool(state.details.get("run_input_keyset"))
     _check_input(run, keyset, expects_input, run_input)
@@ -203,6 +208,8 @@ def _check_input(
         )
     if not isinstance(schema, dict):
         return  # no schema stored: the run validates the input itself when it loads it
+    import jsonschema
+
     errors = sorted(
         jsonschema.Draft202012Validator(schema).iter_errors(run_input),
         key=lambda e: list(e.path),
@@ -215,7 +222,8 @@ def _check_input(
         )
 
 
-def _describe(error: jsonschema.ValidationError) -> str:
+def _describe(error: Any) -> str:
+    """A jsonschema ValidationError as `field: message`."""
     where = ".".join(str(p) for p in error.path)
     return f"{where}: {error.message}" if where else error.message
 

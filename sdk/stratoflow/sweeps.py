@@ -14,6 +14,8 @@ opt-in zombie automation).
   the run. It is sent again. A run whose message is still there may get a second one
   (a worker handed it back since); that is harmless, as the claim is conditional and
   the worker deletes a message whose run is claimed already.
+- Paused past its pause's timeout (`pause_flow_run(timeout=)`): nobody resumed it in
+  time. It fails, as in Prefect (a paused run without a timeout waits forever).
 - Crashed with its retry decided (whoever found the crash: this sweep, a poller, the ECS
   stopped-task rule) but not made, because that one died between the two writes: it is
   retried.
@@ -31,10 +33,19 @@ from datetime import datetime, timedelta
 
 from stratoflow import resources
 from stratoflow.deployments.runs import enqueue
+from stratoflow.durable.pauses import pause_expired
 from stratoflow.exceptions import ConflictError, InvalidTransitionError
 from stratoflow.models import FlowRun
 from stratoflow.platform import Platform
-from stratoflow.states import AwaitingRetry, Cancelled, Crashed, Scheduled, State, StateType
+from stratoflow.states import (
+    AwaitingRetry,
+    Cancelled,
+    Crashed,
+    Failed,
+    Scheduled,
+    State,
+    StateType,
+)
 from stratoflow.workers.ownership import NotInPoolNamespace, namespace_problem
 
 logger = logging.getLogger(__name__)
@@ -55,6 +66,7 @@ class SweepReport:
     rescheduled: int = 0
     cancelled: int = 0
     resent: int = 0
+    timed_out: int = 0
 
 
 def sweep(platform: Platform, now: datetime) -> SweepReport:
@@ -90,8 +102,22 @@ def sweep(platform: Platform, now: datetime) -> SweepReport:
     ):
         if run.deployment_name is not None and retry_after_crash(platform, run, now):
             report.retried += 1
+    for run in backend.list_flow_runs_by_state(StateType.PAUSED, until=now):
+        if run.deployment_name is None:
+            continue  # paused in its own process, which times the pause out itself
+        if pause_expired(run, now) and _move(platform, run, _pause_timed_out(run)):
+            report.timed_out += 1
     report.resent = resend_expired(platform, now)
     return report
+
+
+def _pause_timed_out(run: FlowRun) -> State:
+    assert run.state is not None
+    key = run.state.details.get("pause_key", "its pause")
+    return Failed(
+        f"The flow run was not resumed before its pause at {key!r} timed out "
+        f"({run.state.details.get('pause_timeout')})."
+    )
 
 
 def resend_expired(platform: Platform, now: datetime) -> int:
@@ -158,9 +184,15 @@ def _crash(platform: Platform, run: FlowRun, now: datetime, report: SweepReport)
 def crash_state(run: FlowRun, message: str) -> State:
     """The Crashed state for `run` (as read before the crash), with the decision to retry
     it when its flow has retries left (known once an attempt started)."""
-    if 1 <= run.run_count <= run.retries:
+    if _retry_left(run):
         return Crashed(message, retry=True)
     return Crashed(message)
+
+
+def _retry_left(run: FlowRun) -> bool:
+    """An attempt started and its flow has a retry left (continuations, such as a resume
+    after a suspension, are not retries)."""
+    return run.run_count >= 1 and run.retries_used < run.retries
 
 
 def retry_after_crash(platform: Platform, run: FlowRun, now: datetime) -> bool:
@@ -168,7 +200,7 @@ def retry_after_crash(platform: Platform, run: FlowRun, now: datetime) -> bool:
     attempt: AwaitingRetry, sent to its work queue. Whoever found the crash (this sweep,
     the poller that saw its process die, the ECS stopped-task rule) retries it at once;
     if it died before, the sweep does it later. Of several tries, one wins."""
-    if not 1 <= run.run_count <= run.retries or not _sendable(run):
+    if not _retry_left(run) or not _sendable(run):
         return False
     # Crashed is final; going on to a retry needs force, and the history keeps both.
     backend = platform.services.backend

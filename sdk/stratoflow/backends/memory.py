@@ -199,6 +199,8 @@ def _sort_time(run: FlowRun) -> datetime:
     moment: Any = state.timestamp
     if state.type is StateType.SCHEDULED:
         moment = state.details.get("scheduled_time") or run.expected_start_time or moment
+    elif state.type is StateType.PAUSED:
+        moment = state.details.get("pause_timeout") or moment
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
     return moment.astimezone(UTC)  # type: ignore[no-any-return]

@@ -22,21 +22,27 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def parse_params(pairs: list[str], params_json: str | None) -> dict[str, Any]:
-    """`--param k=v` (v as JSON when it parses, else text) over `--params '{...}'`."""
+def parse_params(
+    pairs: list[str], params_json: str | None, *, option: str = "--param"
+) -> dict[str, Any]:
+    """`--param k=v` (v as JSON when it parses, else text) over `--params '{...}'` (the
+    same for another `option`, such as `--input`/`--input-json`)."""
+    json_option = "--params" if option == "--param" else f"{option}-json"
     parameters: dict[str, Any] = {}
     if params_json:
         try:
             loaded = json.loads(params_json)
         except json.JSONDecodeError as exc:
-            raise fail(f"--params is not valid JSON: {exc}") from None
+            raise fail(f"{json_option} is not valid JSON: {exc}") from None
         if not isinstance(loaded, dict):
-            raise fail("--params must be a JSON object, e.g. --params '{\"rows\": 10}'")
+            raise fail(
+                f"{json_option} must be a JSON object, e.g. {json_option} '{{\"rows\": 10}}'"
+            )
         parameters.update(loaded)
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            raise fail(f"--param {pair!r} must look like name=value, e.g. --param rows=10")
+            raise fail(f"{option} {pair!r} must look like name=value, e.g. {option} rows=10")
         try:
             parameters[key] = json.loads(raw)
         except json.JSONDecodeError:

@@ -65,13 +65,46 @@ def execute(
 
 
 @flow_run_app.command("retry")
-def retry(flow_run_id: str) -> None:
-    """Run a finished run of a deployment again, as its next attempt."""
+def retry(
+    flow_run_id: str,
+    from_scratch: Annotated[
+        bool,
+        typer.Option(
+            "--from-scratch",
+            help="Run every task again: do not replay the task runs earlier attempts "
+            "completed (and forget their sleeps and inputs).",
+        ),
+    ] = False,
+) -> None:
+    """Run a finished run of a deployment again, as its next attempt (replaying the task
+    runs earlier attempts completed, unless --from-scratch)."""
     from stratoflow.deployments.runs import retry_flow_run
 
     with one_line_errors():
-        run = retry_flow_run(flow_run_id)
+        run = retry_flow_run(flow_run_id, from_scratch=from_scratch)
     out.print(f"Flow run {run.name} ({run.id}) is {run.state!r} and queued again.")
+
+
+@flow_run_app.command("resume")
+def resume(
+    flow_run_id: str,
+    field: Annotated[
+        list[str] | None,
+        typer.Option("--input", "-i", help="A field of the input it waits for, as name=value."),
+    ] = None,
+    input_json: Annotated[
+        str | None, typer.Option("--input-json", help="The whole input as a JSON object.")
+    ] = None,
+) -> None:
+    """Resume a paused or suspended flow run, with the input it waits for (checked
+    against its schema: a bad input is refused and the run stays paused)."""
+    from stratoflow.cli.common import parse_params
+    from stratoflow.flow_runs import resume_flow_run
+
+    given = parse_params(field or [], input_json, option="--input")
+    with one_line_errors():
+        run = resume_flow_run(flow_run_id, run_input=given if field or input_json else None)
+    out.print(f"Flow run {run.name} ({run.id}) is {run.state!r}.", highlight=False)
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -164,17 +197,37 @@ def inspect_run(
                 "name": t.name,
                 "state": t.state.name if t.state else None,
                 "run_count": t.run_count,
+                "attempt": t.flow_run_attempt,
             }
             for t in task_runs
         ],
+        "waiting_for": waiting_for(run),
     }
     if as_json:
         print_json(document)
         return
     render_flow_run(out, run, task_runs, result=result)
+    waiting = document.get("waiting_for")
+    if waiting is not None:
+        out.print(f"Waiting: {waiting}", highlight=False, soft_wrap=True)
     history = " → ".join(str(h["name"]) for h in document["history"])
     out.print(f"History: {history}", highlight=False, soft_wrap=True)
     out.print(f"Parameters: {run.parameters}", highlight=False, soft_wrap=True)
+
+
+def waiting_for(run: FlowRun) -> dict[str, Any] | None:
+    """What a paused run waits for: its pause, its timeout and its input's schema."""
+    from stratoflow.flow_runs import paused_state_schema
+
+    state = run.state
+    if state is None or not state.is_paused():
+        return None
+    return {
+        "pause_key": state.details.get("pause_key"),
+        "timeout": state.details.get("pause_timeout"),
+        "holds_compute": not state.details.get("pause_reschedule", False),
+        "input_schema": paused_state_schema(state, run.id),
+    }
 
 
 @flow_run_app.command("cancel")

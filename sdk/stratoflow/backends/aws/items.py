@@ -129,10 +129,13 @@ def _history(states: list[State]) -> list[dict[str, Any]]:
 
 def state_sort_time(run: FlowRun, state: State) -> str:
     """The by_state index orders scheduled runs by when they should start (for the late
-    and enqueue sweeps), other states by when they were entered."""
+    and enqueue sweeps), paused runs by when their pause times out (for the sweep that
+    fails them), other states by when they were entered."""
     moment: Any = state.timestamp
     if state.type is StateType.SCHEDULED:
         moment = state.details.get("scheduled_time") or run.expected_start_time or moment
+    elif state.type is StateType.PAUSED:
+        moment = state.details.get("pause_timeout") or moment
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
     return str(moment.astimezone(UTC).isoformat())
