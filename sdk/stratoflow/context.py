@@ -65,6 +65,11 @@ class Services:
     """May 'auto' fall back to cloudpickle? Opt-in for shared stores (docs/security.md)."""
     result_signer: ResultSigner | None = None
     """Signs pickled results written to a shared store (`stratoflow.result_signing`)."""
+    time_left: Callable[[], float] | None = None
+    """Seconds left in the worker's time budget (a Lambda invocation's): a deployed run
+    hands itself back at a task boundary before it runs out (stratoflow.durable)."""
+    handback_seconds: float = 60.0
+    """Hand back when less than this (or the next task's timeout) is left."""
 
 
 _services_override: ContextVar[Services | None] = ContextVar("stratoflow_services", default=None)

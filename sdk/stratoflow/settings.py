@@ -106,6 +106,14 @@ class Settings(BaseSettings):
         description="The Lambda worker hands a message back to its queue instead of starting "
         "a run when less time than this is left in the invocation.",
     )
+    lambda_worker_handback_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="A flow run on the Lambda worker hands itself back to its queue, at a "
+        "task boundary, when less time than this (or than the next task's timeout_seconds) "
+        "is left in the invocation; the next invocation replays what it did "
+        "(docs/durability.md). Make it longer than your longest task.",
+    )
     task_modules: str = Field(
         default="",
         description="The Lambda task worker: comma-separated modules (in its code bundle) "

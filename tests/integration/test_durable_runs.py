@@ -7,17 +7,24 @@ functions really ran, across attempts (each attempt loads the flow's code afresh
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from _deploy_fixtures import Installation, deploy_files, installation  # noqa: F401
+from typer.testing import CliRunner
 
+from stratoflow.cli.app import app
 from stratoflow.deployments.runs import retry_flow_run, schedule_flow_run
 from stratoflow.exceptions import InvalidRunInput, NotPausedError
 from stratoflow.flow_runs import resume_flow_run
+from stratoflow.orchestration.claims import claim_flow_run
 from stratoflow.states import StateType
+from stratoflow.sweeps import mark_crashed, sweep
 from stratoflow.workers.execute import execute_flow_run
+
+runner = CliRunner()
 
 FLOWS = """
     from pathlib import Path
@@ -253,3 +260,67 @@ def test_a_divergent_replay_fails_the_run_clearly_without_retrying(
     retry_flow_run(run_id, platform=installation.platform, from_scratch=True)
     assert execute_flow_run(run_id, installation.platform, worker="w1").is_completed()
     assert _calls(log) == ["a", "other"]
+
+
+def test_strato_flow_run_resume_says_what_is_wrong_and_keeps_the_run_paused(
+    installation: Installation, tmp_path: Path
+) -> None:
+    run_id, log = _start(installation, tmp_path, "approve")
+    execute_flow_run(run_id, installation.platform, worker="w1")
+
+    shown = runner.invoke(app, ["flow-run", "inspect", run_id, "--json"])
+    assert shown.exit_code == 0, shown.output
+    waiting = json.loads(shown.stdout)["waiting_for"]
+    assert waiting["pause_key"] == "pause-0" and not waiting["holds_compute"]
+    assert set(waiting["input_schema"]["properties"]) == {"approved", "comment"}
+
+    bad = runner.invoke(app, ["flow-run", "resume", run_id, "--input", "approved=maybe"])
+    assert bad.exit_code != 0
+    assert "approved: 'maybe' is not of type 'boolean'" in " ".join(bad.output.split())
+    assert "stays paused" in bad.output
+    missing = runner.invoke(app, ["flow-run", "resume", run_id])
+    assert "waits for input (approved, comment)" in " ".join(missing.output.split())
+    not_json = runner.invoke(app, ["flow-run", "resume", run_id, "--input-json", "{"])
+    assert "--input-json is not valid JSON" in not_json.output
+    assert _read(installation, run_id).state.name == "Suspended"
+
+    good = runner.invoke(app, ["flow-run", "resume", run_id, "--input-json", '{"approved": false}'])
+    assert good.exit_code == 0, good.output
+    assert "Resuming" in good.output
+    assert execute_flow_run(run_id, installation.platform, worker="w1").result() == "A B-FALSE "
+
+    again = runner.invoke(app, ["flow-run", "resume", run_id])
+    assert again.exit_code != 0 and "not paused" in again.output
+
+
+@pytest.mark.date_sensitive
+def test_a_pause_not_resumed_in_time_fails_the_run(
+    installation: Installation, tmp_path: Path
+) -> None:
+    run_id, _ = _start(installation, tmp_path, "approve")
+    execute_flow_run(run_id, installation.platform, worker="w1")
+    assert sweep(installation.platform, installation.clock.now()).timed_out == 0
+    installation.clock.advance(601)
+    with pytest.raises(NotPausedError, match="has passed"):
+        resume_flow_run(run_id, run_input={"approved": True})
+    assert sweep(installation.platform, installation.clock.now()).timed_out == 1
+    run = _read(installation, run_id)
+    assert run.state.type is StateType.FAILED
+    assert "was not resumed before its pause at 'pause-0' timed out" in run.state.message
+
+
+def test_a_crashed_attempt_is_retried_and_replays_what_it_completed(
+    installation: Installation, tmp_path: Path
+) -> None:
+    run_id, log = _start(installation, tmp_path, "three")
+    # Attempt 1 fails at `flaky` and hands its retry off; the worker running attempt 2
+    # dies before it starts any task: the sweep's crash-and-retry makes attempt 3.
+    execute_flow_run(run_id, installation.platform, worker="w1")
+    platform = installation.platform
+    claimed = claim_flow_run(platform.services.backend, run_id, now=installation.clock.now())
+    assert claimed is not None
+    mark_crashed(platform, run_id, "The worker's process was killed.")
+    assert _read(installation, run_id).state.name == "AwaitingRetry"
+    final = execute_flow_run(run_id, platform, worker="w2")
+    assert final.is_completed(), final
+    assert _calls(log) == ["a", "flaky", "flaky", "c"]

@@ -34,7 +34,8 @@ def execute(
 ) -> None:
     """Run a claimed flow run of a deployment in this process (what every worker runs).
 
-    Exit codes: 0 completed (or handed back for a retry), 1 ended in another state,
+    Exit codes: 0 completed (or handed back for a retry, a sleep, suspended), 1 ended in
+    another state,
     3 nothing to do (unknown, already final, claimed by another worker, or not the
     `--from-queue` queue's run). With `-` as the id, the process gets ready first and
     then reads the id from stdin (what the poller's warm processes do).
@@ -60,7 +61,8 @@ def execute(
             err.print(f"Nothing to do: {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_NOT_RUNNABLE) from None
     out.print(f"Flow run {flow_run_id} finished in {state.name}", highlight=False)
-    if state.type not in (StateType.COMPLETED, StateType.SCHEDULED):
+    # Handed back (a retry, a sleep, a hand-back) or suspended: it continues later.
+    if state.type not in (StateType.COMPLETED, StateType.SCHEDULED, StateType.PAUSED):
         raise typer.Exit(EXIT_NOT_COMPLETED)
 
 

@@ -279,7 +279,8 @@ class FlowRunEngine:
         """Stop this attempt: the run waits (Suspended, Sleeping, HandedBack) and, unless
         it waits to be resumed, goes back to its queue when it should continue."""
         record = self.run_record
-        record.waits[signal.key] = signal.wait
+        if signal.key is not None:
+            record.waits[signal.key] = signal.wait
         record.continuations += 1  # the next attempt continues; it is not a retry
         self.services.backend.flush()  # completed task runs are durable before it waits
         state = self.set_state(signal.state)

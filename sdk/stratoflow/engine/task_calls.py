@@ -19,6 +19,7 @@ from stratoflow.context import (
     get_services,
     task_run_context,
 )
+from stratoflow.durable.signals import hand_back_if_out_of_time
 from stratoflow.engine.replay import FLOW_SCOPE, CallPosition, ReplayHistory
 from stratoflow.engine.replay import logger as replay_logger
 from stratoflow.engine.task_engine import NOT_RETURNED, TaskRunEngine
@@ -111,6 +112,8 @@ def create_task_run(
             recorded = replayed_run(task, flow_ctx, flow_ctx.replay, position)
             if recorded is not None:
                 return recorded
+        if position.scope == FLOW_SCOPE:
+            hand_back_if_out_of_time(flow_ctx, task.options.timeout_seconds)
         dynamic_key = flow_ctx.next_dynamic_key(task.task_key)
         flow_run_id: str | None = flow_ctx.flow_run.id
     else:

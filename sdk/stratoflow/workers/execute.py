@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from contextlib import ExitStack
 
 from stratoflow.context import use_services
@@ -35,9 +36,12 @@ def execute_flow_run(
     *,
     worker: str | None = None,
     queue_name: str | None = None,
+    time_left: Callable[[], float] | None = None,
 ) -> State:
     """Claim the run if it is still Scheduled, then run it to a final state (or hand it
-    back for a retry). Raises NotRunnable when there is nothing for this worker to do,
+    back for a retry, a sleep, a suspension). With `time_left` (seconds left in the
+    worker's time budget), the run hands itself back at a task boundary before the
+    budget ends. Raises NotRunnable when there is nothing for this worker to do,
     or when `queue_name` (the SQS queue whose message started this) is not the run's."""
     platform = platform or get_platform()
     backend = platform.services.backend
@@ -78,6 +82,8 @@ def execute_flow_run(
             # its workers (and operators) can read: docs/security.md.
             result_signer=signer.for_domain(run_pool_and_queue(run)[0]) if signer else None,
             pickle_results=platform.services.pickle_results or deployment.pickle_results,
+            time_left=time_left,
+            handback_seconds=platform.settings.lambda_worker_handback_seconds,
         )
         heartbeat = Heartbeat(
             backend, run.id, services.clock, interval=platform.settings.heartbeat_seconds

@@ -3,12 +3,17 @@ invocation itself (functions/lambda_worker/handler.py is the thin Lambda side).
 
 A record that cannot start safely in the time left is handed back (HandBack: the
 handler reports it as a batch item failure and SQS delivers it again) rather than being
-killed half-way by the Lambda timeout.
+killed half-way by the Lambda timeout. A run that started hands itself back at a task
+boundary when the invocation's time runs short (HandedBack, sent to its queue again):
+the next invocation replays what it did and continues, so a flow may run for hours as
+long as each task fits an invocation (docs/durability.md).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 from stratoflow.exceptions import StratoflowError
 from stratoflow.platform import Platform
@@ -31,11 +36,16 @@ def process_record(
     remaining_seconds: float,
     min_remaining_seconds: float | None = None,
     worker: str | None = None,
+    time_left: Callable[[], float] | None = None,
 ) -> State | None:
     """Run one SQS record's flow run. Returns its state, or None when there was nothing
     to run (malformed, or a run of another pool or queue than `queue_name`'s:
     dead-lettered; stale or duplicate: dropped; not due: sent on). Raises HandBack when
-    less than `min_remaining_seconds` are left to start a due run."""
+    less than `min_remaining_seconds` are left to start a due run. `time_left` tells the
+    seconds left in the invocation (by default, counted down from `remaining_seconds`)."""
+    if time_left is None:
+        deadline = time.monotonic() + remaining_seconds
+        time_left = lambda: deadline - time.monotonic()  # noqa: E731
     decision = admit(platform, body, queue_name=queue_name, now=platform.services.clock.now())
     if isinstance(decision, Drop):
         return None
@@ -55,7 +65,9 @@ def process_record(
     clock = platform.services.clock
     clock.sleep(seconds_until_due(decision.run, clock.now()))  # at most a few seconds
     try:
-        return execute_flow_run(decision.run.id, platform, worker=worker, queue_name=queue_name)
+        return execute_flow_run(
+            decision.run.id, platform, worker=worker, queue_name=queue_name, time_left=time_left
+        )
     except NotRunnable as exc:
         logger.info("Nothing to do: %s", exc)
         return None
