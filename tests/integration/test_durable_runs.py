@@ -265,7 +265,7 @@ def test_a_divergent_replay_fails_the_run_clearly_without_retrying(
 def test_strato_flow_run_resume_says_what_is_wrong_and_keeps_the_run_paused(
     installation: Installation, tmp_path: Path
 ) -> None:
-    run_id, log = _start(installation, tmp_path, "approve")
+    run_id, _ = _start(installation, tmp_path, "approve")
     execute_flow_run(run_id, installation.platform, worker="w1")
 
     shown = runner.invoke(app, ["flow-run", "inspect", run_id, "--json"])
