@@ -142,7 +142,7 @@ SWEEP_ENV = {
 
 # The project every test deploys from
 
-POOLS = ("kills", "dups", "misbehave", "malformed", "faults", "ticks")
+POOLS = ("kills", "dups", "misbehave", "malformed", "faults", "ticks", "durable")
 
 FLOWS = '''
 """The chaos suite's flows. Each execution of user code appends one line to the run's
@@ -152,6 +152,7 @@ import os
 import signal
 import time
 
+import stratoflow
 from stratoflow import flow, task
 from stratoflow.runtime import flow_run
 
@@ -229,6 +230,36 @@ def overdue(ledger: str) -> str:
 def failing(ledger: str) -> str:
     record(ledger)
     raise ValueError("the ledger does not balance")
+
+
+def record_task(ledger: str, index: int) -> None:
+    """One line per execution of a durable flow's task: index, attempt, pid."""
+    line = f"{index} {flow_run.run_count} {os.getpid()}\\n".encode()
+    path = os.path.join(ledger, flow_run.id + ".tasks")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+@task
+def durable_step(ledger: str, index: int, seconds: float) -> int:
+    record_task(ledger, index)
+    time.sleep(seconds)
+    return index * index
+
+
+@flow(retries=50, retry_delay_seconds=0)
+def durable_steps(ledger: str, steps: int = 6, seconds: float = 0.4) -> int:
+    """Tasks one after the other, a durable sleep half-way: killed at any point, a run
+    replays the tasks it completed and never runs one of those again."""
+    total = 0
+    for index in range(steps):
+        if index == steps // 2:
+            stratoflow.sleep(1)
+        total += durable_step(ledger, index, seconds)
+    return total
 '''
 
 BROKEN = '''
@@ -255,8 +286,11 @@ work_pools:
   malformed: {{}}
   faults: {{type: lambda}}
   ticks: {{}}
+  durable: {{}}
 
 deployments:
+  - {{name: durable-steps, entrypoint: "flows.py:durable_steps", work_pool: durable,
+      parameters: {{ledger: "{ledger}"}}}}
   - {{name: dup-steady, entrypoint: "flows.py:steady", work_pool: dups,
       parameters: {{ledger: "{ledger}", seconds: 0.2}}}}
   - {{name: bad-input-steady, entrypoint: "flows.py:steady", work_pool: malformed,
