@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from stratoflow._tags import tags
     from stratoflow.annotations import allow_failure, unmapped
+    from stratoflow.client.orchestration import get_client
     from stratoflow.events.emit import emit_event
     from stratoflow.flows import Flow, flow
     from stratoflow.futures import StratoFuture, as_completed, wait
@@ -34,6 +35,7 @@ _MODULE_OF = {
     "tags": "stratoflow._tags",
     "allow_failure": "stratoflow.annotations",
     "unmapped": "stratoflow.annotations",
+    "get_client": "stratoflow.client.orchestration",
     "emit_event": "stratoflow.events.emit",
     "Flow": "stratoflow.flows",
     "flow": "stratoflow.flows",
@@ -84,6 +86,7 @@ __all__ = [
     "emit_event",
     "exponential_backoff",
     "flow",
+    "get_client",
     "get_run_logger",
     "tags",
     "task",
