@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from stratoflow._tags import tags
     from stratoflow.annotations import allow_failure, unmapped
+    from stratoflow.client.orchestration import get_client
     from stratoflow.durable.sleep import sleep
     from stratoflow.events.emit import emit_event
     from stratoflow.flow_runs import pause_flow_run, resume_flow_run, suspend_flow_run
@@ -36,6 +37,7 @@ _MODULE_OF = {
     "tags": "stratoflow._tags",
     "allow_failure": "stratoflow.annotations",
     "unmapped": "stratoflow.annotations",
+    "get_client": "stratoflow.client.orchestration",
     "emit_event": "stratoflow.events.emit",
     "sleep": "stratoflow.durable.sleep",
     "pause_flow_run": "stratoflow.flow_runs",
@@ -90,6 +92,7 @@ __all__ = [
     "emit_event",
     "exponential_backoff",
     "flow",
+    "get_client",
     "get_run_logger",
     "pause_flow_run",
     "resume_flow_run",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -49,10 +50,12 @@ def query_flow_runs(
     state: str | None = None,
     deployment: str | None = None,
     since: datetime | None = None,
-    limit: int = 50,
+    limit: int | None = 50,
+    where: Callable[[FlowRun], bool] | None = None,
 ) -> list[FlowRun]:
     """Flow runs newest first, filtered by state (type or name, any case), deployment and
-    creation time; uses the index that fits the filter."""
+    creation time; uses the index that fits the filter. `where` is any further test a run
+    must pass (the client's Prefect-style filters); `limit=None` returns every match."""
     backend = get_services().backend
     wanted_type = _state_type(state)
     if deployment is not None:
@@ -67,8 +70,10 @@ def query_flow_runs(
             continue
         if since is not None and run.created is not None and run.created < since:
             continue
+        if where is not None and not where(run):
+            continue
         chosen.append(run)
-        if len(chosen) >= limit:
+        if limit is not None and len(chosen) >= limit:
             break
     return chosen
 

@@ -42,8 +42,10 @@ __all__ = [
     "InvalidVariableError",
     "Variable",
     "VariableAlreadyExists",
+    "delete_variable",
     "list_variables",
     "read_variable",
+    "write_variable",
 ]
 
 
@@ -62,12 +64,7 @@ class Variable(BaseModel, Generic[T]):
 
     @classmethod
     def _set(cls, name: str, value: Any, tags: list[str] | None, overwrite: bool) -> Variable[T]:
-        validate_variable_name(name)
-        checked = validate_variable_value(value, name)
-        services = get_services()
-        record = services.backend.variables.write(
-            name, checked, validate_tags(tags), now=services.clock.now(), overwrite=overwrite
-        )
+        record = write_variable(name, value, tags, overwrite=overwrite)
         return cls(name=record.name, value=record.value, tags=record.tags)
 
     @classmethod
@@ -107,9 +104,7 @@ class Variable(BaseModel, Generic[T]):
 
     @classmethod
     def _unset(cls, name: str) -> bool:
-        if not is_valid_variable_name(name):
-            return False
-        return get_services().backend.variables.delete(name)
+        return delete_variable(name)
 
     @classmethod
     async def aunset(cls, name: str) -> bool:
@@ -132,3 +127,23 @@ def read_variable(name: str) -> VariableRecord | None:
 def list_variables(limit: int | None = None) -> list[VariableRecord]:
     """Variables by name."""
     return get_services().backend.variables.list_variables(limit=limit)
+
+
+def write_variable(
+    name: str, value: Any, tags: list[str] | None = None, *, overwrite: bool = False
+) -> VariableRecord:
+    """`Variable.set` returning the stored variable with its times, synchronous
+    wherever it is called. Raises VariableAlreadyExists unless `overwrite`."""
+    validate_variable_name(name)
+    checked = validate_variable_value(value, name)
+    services = get_services()
+    return services.backend.variables.write(
+        name, checked, validate_tags(tags), now=services.clock.now(), overwrite=overwrite
+    )
+
+
+def delete_variable(name: str) -> bool:
+    """`Variable.unset`, synchronous wherever it is called: whether it existed."""
+    if not is_valid_variable_name(name):
+        return False  # no variable can have that name
+    return get_services().backend.variables.delete(name)

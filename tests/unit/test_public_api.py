@@ -21,6 +21,7 @@ def test_all_is_pinned() -> None:
         "emit_event",
         "exponential_backoff",
         "flow",
+        "get_client",
         "get_run_logger",
         "pause_flow_run",
         "resume_flow_run",
