@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any, TypeVar, overload
 from uuid import UUID
 
-from stratoflow.context import FlowRunContext, get_services
+from stratoflow.context import FlowRunContext, Services, get_services
 from stratoflow.deployments.runs import enqueue, wait_for_flow_run
 from stratoflow.durable.pauses import pause_expired
 from stratoflow.durable.signals import Suspend, can_suspend, flow_body_context
@@ -32,7 +32,7 @@ from stratoflow.input.run_input import (
     run_input_subclass_from_type,
 )
 from stratoflow.models import FlowRun
-from stratoflow.platform import get_platform
+from stratoflow.platform import Platform, get_platform
 from stratoflow.records import RunInputExists, RunInputRecord
 from stratoflow.states import Paused, Resuming, Running, State, StateType, Suspended
 
@@ -143,12 +143,18 @@ def _loaded(model: type[RunInput] | None, keyset: Keyset, flow_run_id: str) -> A
     return None if model is None else model.load(keyset, flow_run_id=flow_run_id)
 
 
-def resume_flow_run(flow_run_id: UUID | str, run_input: dict[str, Any] | None = None) -> FlowRun:
+def resume_flow_run(
+    flow_run_id: UUID | str,
+    run_input: dict[str, Any] | None = None,
+    *,
+    platform: Platform | None = None,
+) -> FlowRun:
     """Resume a paused flow run, with the input it waits for (validated against its
     schema: a bad input raises InvalidRunInput and the run stays paused). A suspended
-    run is sent back to its work queue; returns the run as resumed."""
+    run is sent back to its work queue; returns the run as resumed. `platform`: the
+    installation to use (by default, the settings')."""
     run_id = str(flow_run_id)
-    services = get_services()
+    services = platform.services if platform is not None else get_services()
     backend = services.backend
     run = backend.read_flow_run(run_id)
     state = run.state
@@ -166,7 +172,7 @@ def resume_flow_run(flow_run_id: UUID | str, run_input: dict[str, Any] | None = 
         )
     keyset = keyset_from_base_key(key)
     expects_input = bool(state.details.get("run_input_keyset"))
-    _check_input(run, keyset, expects_input, run_input)
+    _check_input(run, keyset, expects_input, run_input, services)
     # Already there: a resume that stopped before the state change below; finish it.
     with contextlib.suppress(RunInputExists):
         backend.run_inputs.create(
@@ -183,14 +189,18 @@ def resume_flow_run(flow_run_id: UUID | str, run_input: dict[str, Any] | None = 
         resumed = Resuming("Resumed.", scheduled_time=now.isoformat())
         backend.set_flow_run_state(run_id, resumed, expected_version=run.version)
         current = backend.read_flow_run(run_id)
-        enqueue(get_platform(), current, now=now)
+        enqueue(platform or get_platform(), current, now=now)
     else:  # the process that paused it waits for this
         backend.set_flow_run_state(run_id, Running("Resumed."), expected_version=run.version)
     return backend.read_flow_run(run_id)
 
 
 def _check_input(
-    run: FlowRun, keyset: Keyset, expects_input: bool, run_input: dict[str, Any] | None
+    run: FlowRun,
+    keyset: Keyset,
+    expects_input: bool,
+    run_input: dict[str, Any] | None,
+    services: Services,
 ) -> None:
     if not expects_input:
         if run_input is not None:
@@ -198,7 +208,7 @@ def _check_input(
                 f"Flow run {run.name!r} does not wait for input; resume it without one."
             )
         return
-    record = get_services().backend.run_inputs.read(run.id, keyset["schema"])
+    record = services.backend.run_inputs.read(run.id, keyset["schema"])
     schema = json.loads(record.value) if record is not None else None
     fields = ", ".join(sorted((schema or {}).get("properties", {}))) or "see its schema"
     if run_input is None:

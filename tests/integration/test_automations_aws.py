@@ -33,6 +33,7 @@ from stratoflow.automations import (
     DuplicateAutomationName,
     EventTrigger,
     PauseWorkQueue,
+    ResumeFlowRun,
     ResumeWorkQueue,
     RunDeployment,
     SendNotification,
@@ -53,11 +54,12 @@ from stratoflow.context import Services, set_process_services
 from stratoflow.deployments.deploy import deploy_project
 from stratoflow.deployments.runs import schedule_flow_run
 from stratoflow.events.models import Event, Resource
+from stratoflow.input import create_flow_run_input, keyset_from_base_key
 from stratoflow.platform import Platform, build_platform
 from stratoflow.resources import provision
 from stratoflow.scheduler import Scheduler
 from stratoflow.settings import get_settings, load_settings
-from stratoflow.states import StateType
+from stratoflow.states import StateType, Suspended
 from tests._time import anchor
 
 # TTLs, schedules or time windows: also run with the clock moved (tests/timeshift.py).
@@ -393,6 +395,32 @@ def test_flow_run_state_actions(aws: Aws, deployed: str):
     assert aws.backend.read_flow_run(one.id).state_type == "CANCELLING"
     state = aws.backend.read_flow_run(two.id).state
     assert state is not None and (state.name, state.message) == ("Failed", "by states")
+
+
+def test_resume_flow_run_action_checks_the_input(aws: Aws, deployed: str):
+    deployment = aws.platform.deployments.get(deployed)
+    run, _ = schedule_flow_run(
+        aws.platform, deployment, scheduled_time=T0, parameters={"failed_run": "1"}
+    )
+    keyset = keyset_from_base_key("pause-0")
+    waiting = Suspended(
+        "waiting for input", pause_key="pause-0", pause_reschedule=True, run_input_keyset=keyset
+    )
+    aws.backend.set_flow_run_state(run.id, waiting, force=True)
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    create_flow_run_input(keyset["schema"], schema, flow_run_id=run.id)
+    create_automation(
+        automation(
+            "approvals",
+            ResumeFlowRun(flow_run_id=run.id, run_input={"ok": "{{ event.resource.name }}"}),
+            ResumeFlowRun(flow_run_id=run.id, run_input={"ok": True}),
+        )
+    )
+    [firing] = aws.engine().handle([failed_event("x")])
+    refused, resumed = firing.results
+    assert not refused.ok and "ok: 'x' is not of type 'boolean'" in refused.detail
+    assert resumed.ok, resumed
+    assert aws.backend.read_flow_run(run.id).state_name == "Resuming"
 
 
 def test_send_notification_publishes_to_sns(aws: Aws):

@@ -29,9 +29,11 @@ from stratoflow.states import (
     Failed,
     Late,
     Pending,
+    Resuming,
     Running,
     Scheduled,
     State,
+    Suspended,
 )
 
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
@@ -102,6 +104,28 @@ def test_created_with_a_state_derives_its_state_event() -> None:
     assert event.payload["initial_state"] is None
     assert event.payload["validated_state"]["name"] == "Scheduled"
     assert event.follows is None
+
+
+def test_pausing_and_resuming_derive_paused_and_resumed_events() -> None:
+    run = flow_run(state=at(Running(), 0))
+    running = flow_run_to_item(run)
+    transition(run, at(Suspended("waiting for input", pause_key="pause-0"), 5))
+    suspended = flow_run_to_item(run)
+    transition(run, at(Resuming("Resumed."), 9))
+    resuming = flow_run_to_item(run)
+
+    entered = derive_events(modify(running, suspended))
+    assert [e.event for e in entered] == [
+        "stratoflow.flow-run.Suspended",
+        "stratoflow.flow-run.Paused",
+    ]
+    assert len({e.id for e in entered}) == 2
+    left = derive_events(modify(suspended, resuming))
+    assert [e.event for e in left] == [
+        "stratoflow.flow-run.Resuming",
+        "stratoflow.flow-run.Resumed",
+    ]
+    assert derive_events(modify(suspended, resuming)) == left  # the same ids when redelivered
 
 
 def test_created_without_a_state_derives_nothing() -> None:

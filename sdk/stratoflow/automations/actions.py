@@ -28,6 +28,7 @@ from stratoflow.automations.models import (
     PauseWorkQueue,
     ResumeAutomation,
     ResumeDeployment,
+    ResumeFlowRun,
     ResumeWorkQueue,
     RunDeployment,
     SendNotification,
@@ -234,6 +235,20 @@ class ActionExecutor:
             return f"flow run {flow_run_id} is {run.state.name} already"
         state = request_cancellation(flow_run_id, platform.services)
         return f"flow run {flow_run_id} is {state.name}"
+
+    def _resume_flow_run(self, action: ResumeFlowRun, context: ActionContext, label: str) -> str:
+        from stratoflow.flow_runs import resume_flow_run
+
+        platform = self._platform(action.type)
+        flow_run_id = self._flow_run_id(action.flow_run_id, context, action.type)
+        run_input = action.run_input
+        if run_input is not None:
+            run_input = render_value(run_input, self.scope(context))
+        try:
+            run = resume_flow_run(flow_run_id, run_input, platform=platform)
+        except StratoflowError as exc:  # not paused, bad input: the action fails, saying why
+            raise ActionError(str(exc)) from None
+        return f"flow run {flow_run_id} is {run.state_name}"
 
     def _change_flow_run_state(
         self, action: ChangeFlowRunState, context: ActionContext, label: str

@@ -209,6 +209,17 @@ class CancelFlowRun(_Templated):
     templated = ("flow_run_id",)
 
 
+class ResumeFlowRun(_Templated):
+    """Resume the triggering paused flow run (or `flow_run_id`), with `run_input` when it
+    waits for input (checked against what it waits for)."""
+
+    type: Literal["resume-flow-run"] = "resume-flow-run"
+    flow_run_id: str | None = None
+    run_input: dict[str, Any] | None = None
+    """Templated as run-deployment's parameters."""
+    templated = ("flow_run_id", "run_input")
+
+
 class ChangeFlowRunState(_Templated):
     """Set the state of the triggering flow run (or `flow_run_id`)."""
 
@@ -324,6 +335,7 @@ class DoNothing(_Model):
 _ACTIONS: tuple[type[BaseModel], ...] = (
     RunDeployment,
     CancelFlowRun,
+    ResumeFlowRun,
     ChangeFlowRunState,
     PauseDeployment,
     ResumeDeployment,
@@ -339,6 +351,7 @@ ACTION_TYPES = tuple(str(model.model_fields["type"].default) for model in _ACTIO
 Action = Annotated[
     Annotated[RunDeployment, Tag("run-deployment")]
     | Annotated[CancelFlowRun, Tag("cancel-flow-run")]
+    | Annotated[ResumeFlowRun, Tag("resume-flow-run")]
     | Annotated[ChangeFlowRunState, Tag("change-flow-run-state")]
     | Annotated[PauseDeployment, Tag("pause-deployment")]
     | Annotated[ResumeDeployment, Tag("resume-deployment")]

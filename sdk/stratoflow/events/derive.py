@@ -235,20 +235,43 @@ def _run_events(
     name = str(image.get("name") or image.get("id") or "")
     events = []
     for previous, state in _new_states(change, where):
-        events.append(
-            Event(
-                id=event_id(resource_id, str(state.version)),
-                occurred=state.timestamp,
-                event=f"stratoflow.{kind}.{state.name}",
-                resource=Resource(
-                    labels={RESOURCE_ID: resource_id, RESOURCE_NAME: name, **_state_labels(state)}
-                ),
-                related=tuple(related),
-                payload=_state_payload(previous, state),
-                follows=event_id(resource_id, str(previous.version)) if previous else None,
+        names = [state.name]
+        if kind == "flow-run":
+            names += _pause_aliases(previous, state)
+        for event_name in names:
+            suffix = "" if event_name == state.name else f"/{event_name}"
+            events.append(
+                Event(
+                    id=event_id(resource_id, f"{state.version}{suffix}"),
+                    occurred=state.timestamp,
+                    event=f"stratoflow.{kind}.{event_name}",
+                    resource=Resource(
+                        labels={
+                            RESOURCE_ID: resource_id,
+                            RESOURCE_NAME: name,
+                            **_state_labels(state),
+                        }
+                    ),
+                    related=tuple(related),
+                    payload=_state_payload(previous, state),
+                    follows=event_id(resource_id, str(previous.version)) if previous else None,
+                )
             )
-        )
     return events
+
+
+def _pause_aliases(previous: _StateAt | None, state: _StateAt) -> list[str]:
+    """`Paused` for entering any paused state (Suspended too) and `Resumed` for leaving
+    one to go on (not to end): what automations about human input trigger on."""
+    if state.type is StateType.PAUSED and state.name != "Paused":
+        return ["Paused"]
+    if (
+        previous is not None
+        and previous.type is StateType.PAUSED
+        and state.type in (StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING)
+    ):
+        return ["Resumed"]
+    return []
 
 
 def _flow_run_events(change: StreamChange) -> list[Event]:
