@@ -17,6 +17,7 @@ from contextvars import ContextVar, copy_context
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from stratoflow._assets import AssetContext
 from stratoflow._context_wrapper import ContextWrappedCallable
 from stratoflow._tags import current_tags
 from stratoflow._tags import tags as tags_block
@@ -28,6 +29,7 @@ from stratoflow.results import LocalFileSystemResultStore
 from stratoflow.settings import get_settings
 
 if TYPE_CHECKING:
+    from stratoflow._assets import Asset
     from stratoflow.backends.base import Backend
     from stratoflow.cache import CacheStore
     from stratoflow.clock import Clock
@@ -127,6 +129,11 @@ class FlowRunContext:
     task_runner: TaskRunner
     services: Services
     cancel_requested: threading.Event = field(default_factory=threading.Event)
+    task_run_assets: dict[str, tuple[Asset, ...]] = field(default_factory=dict)
+    """Asset lineage: the assets each task run passes on to those its result goes to."""
+    run_results: dict[int, tuple[str, Callable[[], object] | None]] = field(default_factory=dict)
+    """Asset lineage: id() of the results of those task runs (and of their items) → the
+    task run, with a weak reference when the object takes one (as Prefect's)."""
     _counters: dict[str, Iterator[int]] = field(default_factory=dict)
     _counters_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -281,6 +288,7 @@ def with_context(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 __all__ = [
+    "AssetContext",
     "FlowRunContext",
     "Services",
     "TaskRunContext",
