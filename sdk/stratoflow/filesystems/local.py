@@ -53,7 +53,7 @@ class LocalFileSystem(WritableFileSystem, WritableDeploymentStorage):
 
     def _base(self) -> Path:
         # Resolved when used, not when saved: `~` is the home of the process that uses it.
-        return Path(self.basepath).expanduser().resolve() if self.basepath else Path.cwd()
+        return Path(self.basepath).expanduser().resolve() if self.basepath else Path.cwd().resolve()
 
     def _resolve_path(self, path: str | Path | None) -> Path:
         """`path` (relative to the base path, or absolute), resolved; ValueError when it
@@ -110,7 +110,7 @@ class LocalFileSystem(WritableFileSystem, WritableDeploymentStorage):
 
     def _get(self, from_path: str | None, local_path: str | None) -> None:
         source = self._resolve_path(from_path) if from_path else self._base()
-        target = Path(local_path).resolve() if local_path else Path.cwd()
+        target = Path(local_path).resolve() if local_path else Path.cwd().resolve()
         if source == target:
             return  # copytree would refuse to copy a directory onto itself
         ignore_file = source / IGNORE_FILE
@@ -137,7 +137,7 @@ class LocalFileSystem(WritableFileSystem, WritableDeploymentStorage):
 
     def _put(self, local_path: str | None, to_path: str | None, ignore_file: str | None) -> None:
         destination = self._resolve_path(to_path)
-        source = Path(local_path).absolute() if local_path else Path.cwd()
+        source = Path(local_path).absolute() if local_path else Path.cwd().resolve()
         if source.resolve() == destination:
             return
         patterns = read_ignore_patterns(ignore_file) if ignore_file else None

@@ -216,7 +216,7 @@ class RemoteFileSystem(WritableFileSystem, WritableDeploymentStorage):
         bucket, _ = self._bucket_and_prefix()
         key = self._resolve_key(from_path)
         listing_prefix = f"{key}/" if key else ""
-        target = Path(local_path).resolve() if local_path else Path.cwd()
+        target = Path(local_path).resolve() if local_path else Path.cwd().resolve()
         pages = (
             self._s3()
             .get_paginator("list_objects_v2")
