@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from stratoflow._assets import Asset, as_assets
 from stratoflow.cache_policies import CachePolicy
 from stratoflow.exceptions import OptionError
 from stratoflow.results import ResultStore, coerce_result_store
@@ -35,6 +36,7 @@ _HINTS = {
     "cache_policy": "Pass a policy from stratoflow.cache_policies, e.g. INPUTS + TASK_SOURCE.",
     "result_serializer": "Use 'auto' (JSON when possible), 'json' or 'cloudpickle'.",
     "task_runner": "Pass ThreadPoolTaskRunner() or ProcessPoolTaskRunner().",
+    "asset_deps": "Pass a list of asset keys or Assets, e.g. asset_deps=['s3://bucket/raw.csv'].",
 }
 
 
@@ -103,11 +105,25 @@ class TaskOptions(_Options):
     """What a call of the task returns while `flow.visualize()` records the flow."""
     on_commit: tuple[Hook, ...] = ()  # hook(transaction): stratoflow.transactions
     on_rollback: tuple[Hook, ...] = ()
+    asset_deps: tuple[Asset, ...] = ()
+    """Assets the task reads (stratoflow.assets): upstream of what it materializes."""
 
     @field_validator("on_commit", "on_rollback", mode="before")
     @classmethod
     def _transaction_hooks(cls, value: Any) -> Any:
         return cls._hooks(value)
+
+    @field_validator("asset_deps", mode="before")
+    @classmethod
+    def _asset_deps(cls, value: Any) -> Any:
+        if value is None:
+            return ()
+        if isinstance(value, str | Asset) or not isinstance(value, Iterable):
+            raise ValueError("asset_deps must be a list of asset keys or Assets")
+        try:
+            return as_assets(value, "asset_deps")
+        except TypeError as exc:  # reported with the other options' problems
+            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _one_cache_rule(self) -> TaskOptions:

@@ -8,14 +8,19 @@ inside a run.
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import random
 import threading
-from collections.abc import Callable, Iterator
-from contextvars import ContextVar
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar, copy_context
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from stratoflow._assets import AssetContext
+from stratoflow._context_wrapper import ContextWrappedCallable
+from stratoflow._tags import current_tags
+from stratoflow._tags import tags as tags_block
 from stratoflow.backends.memory import MemoryBackend
 from stratoflow.cache import LocalFileCacheStore
 from stratoflow.clock import SystemClock
@@ -25,6 +30,7 @@ from stratoflow.results import LocalFileSystemResultStore
 from stratoflow.settings import get_settings
 
 if TYPE_CHECKING:
+    from stratoflow._assets import Asset
     from stratoflow.backends.base import Backend
     from stratoflow.cache import CacheStore
     from stratoflow.clock import Clock
@@ -134,6 +140,11 @@ class FlowRunContext:
     """Where each task call of this attempt sits (its replay key)."""
     replay: ReplayHistory | None = None
     """Task runs earlier attempts completed, when this attempt replays them."""
+    task_run_assets: dict[str, tuple[Asset, ...]] = field(default_factory=dict)
+    """Asset lineage: the assets each task run passes on to those its result goes to."""
+    run_results: dict[int, tuple[str, Callable[[], object] | None]] = field(default_factory=dict)
+    """Asset lineage: id() of the results of those task runs (and of their items) → the
+    task run, with a weak reference when the object takes one (as Prefect's)."""
     _counters: dict[str, Iterator[int]] = field(default_factory=dict)
     _counters_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -194,3 +205,117 @@ def get_run_context() -> TaskRunContext | FlowRunContext:
         "There is no active flow or task run. Call this from inside a function decorated "
         "with @flow or @task."
     )
+
+
+# Carrying the run context to other threads and processes (Prefect's `with_context`,
+# `serialize_context`, `hydrated_context`).
+
+
+def serialize_context() -> dict[str, Any]:
+    """The current run context as data for `hydrated_context` in another process: the
+    flow and flow run, the task and task run, parameters, tags (pickle it with
+    cloudpickle). Services stay behind: the other process uses its own."""
+    flow_ctx = flow_run_context.get()
+    task_ctx = task_run_context.get()
+    if flow_ctx is None and task_ctx is not None:
+        flow_ctx = task_ctx.flow_run_context
+    tags = current_tags()
+    return {
+        "flow_run_context": {
+            "flow": flow_ctx.flow,
+            "flow_run": _without_history(flow_ctx.flow_run),
+            "parameters": flow_ctx.parameters,
+            "task_runner": flow_ctx.task_runner.duplicate(),
+        }
+        if flow_ctx is not None
+        else {},
+        "task_run_context": {
+            "task": task_ctx.task,
+            "task_run": _without_history(task_ctx.task_run),
+            "parameters": task_ctx.parameters,
+            "log_prints": task_ctx.log_prints,
+        }
+        if task_ctx is not None
+        else {},
+        "tags_context": {"current_tags": list(tags)} if tags else {},
+    }
+
+
+def _without_history(run: Any) -> Any:
+    """A copy of a run record without its state history (its states' data can be large
+    or unpicklable; a context only reads the current state)."""
+    duplicate = copy.copy(run)
+    duplicate.state_history = []
+    return duplicate
+
+
+@contextlib.contextmanager
+def hydrated_context(serialized_context: Mapping[str, Any] | None = None) -> Iterator[None]:
+    """Enter the contexts `serialize_context()` described (nothing for None or `{}`)."""
+    with contextlib.ExitStack() as stack:
+        if serialized_context:
+            flow_ctx = _enter_flow_run(stack, serialized_context.get("flow_run_context"))
+            task_data = serialized_context.get("task_run_context")
+            if task_data:
+                task_ctx = TaskRunContext(
+                    task=task_data["task"],
+                    task_run=task_data["task_run"],
+                    parameters=task_data["parameters"],
+                    flow_run_context=flow_ctx,
+                    log_prints=task_data.get("log_prints", False),
+                )
+                _set(stack, task_run_context, task_ctx)
+            current = (serialized_context.get("tags_context") or {}).get("current_tags")
+            if current:
+                stack.enter_context(tags_block(*current))
+        yield
+
+
+def _enter_flow_run(
+    stack: contextlib.ExitStack, data: Mapping[str, Any] | None
+) -> FlowRunContext | None:
+    if not data:
+        return None
+    services = get_services()
+    # Registered first, so it runs last: after the task runner has finished its runs.
+    stack.callback(services.backend.flush)
+    flow_ctx = FlowRunContext(
+        flow=data["flow"],
+        flow_run=data["flow_run"],
+        parameters=data["parameters"],
+        task_runner=stack.enter_context(data["task_runner"]),
+        services=services,
+    )
+    _set(stack, flow_run_context, flow_ctx)
+    return flow_ctx
+
+
+def _set(stack: contextlib.ExitStack, variable: ContextVar[Any], value: Any) -> None:
+    token = variable.set(value)
+    stack.callback(variable.reset, token)
+
+
+def with_context(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn`, run inside the current run context wherever it is called: in a thread of this
+    process (the very context: services, flow run, task run, tags), or pickled to another
+    process (`multiprocessing.Pool`, `ProcessPoolExecutor`; `fn` must be importable),
+    where `hydrated_context` rebuilds it from `serialize_context()`'s data."""
+    return ContextWrappedCallable(fn, serialize_context(), hydrated_context, copy_context())
+
+
+__all__ = [
+    "AssetContext",
+    "FlowRunContext",
+    "Services",
+    "TaskRunContext",
+    "default_services",
+    "flow_run_context",
+    "get_run_context",
+    "get_services",
+    "hydrated_context",
+    "serialize_context",
+    "set_process_services",
+    "task_run_context",
+    "use_services",
+    "with_context",
+]

@@ -6,8 +6,9 @@ import dataclasses
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, cast, overload
 
+from stratoflow._assets import Asset, as_assets
 from stratoflow._callables import BoundSignature, bound_copy, identity_key, unwrap_method
 from stratoflow._hook_decorators import StateHookDecorators
 from stratoflow._options import TaskOptions, validate_options
@@ -239,6 +240,34 @@ class Task(StateHookDecorators, TransactionHookDecorators, Generic[P, R]):
         return futures
 
 
+@dataclass(frozen=True, eq=False)
+class MaterializingTask(Task[P, R]):
+    """A task that materializes assets (`@materialize`, stratoflow.assets): each run that
+    completes or fails emits a materialization event per asset."""
+
+    assets: tuple[Asset, ...] = ()
+    materialized_by: str | None = None
+    """The tool that ultimately materializes the assets, e.g. "dbt" or "spark"."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "assets", as_assets(self.assets, "@materialize"))
+        if not self.assets:
+            raise OptionError(
+                f"@materialize {self.name!r} needs at least one asset, e.g. "
+                "@materialize('s3://bucket/data.csv')."
+            )
+
+    def with_options(
+        self, assets: Iterable[str | Asset] | None = None, **changes: Any
+    ) -> MaterializingTask[P, R]:
+        """A copy with some options changed, and other `assets` when given."""
+        copy = cast("MaterializingTask[P, R]", super().with_options(**changes))
+        if assets is not None:
+            copy = dataclasses.replace(copy, assets=as_assets(assets, "@materialize"))
+        return copy
+
+
 _NOTHING = object()
 
 
@@ -269,7 +298,7 @@ def task(__fn: Callable[P, R] | None = None, **options: Any) -> Any:
     retry_delay_seconds, retry_jitter_factor, retry_condition_fn, timeout_seconds,
     cache_policy, cache_key_fn, cache_expiration, refresh_cache, persist_result,
     result_storage, result_storage_key, result_serializer, log_prints, on_completion,
-    on_failure, on_commit, on_rollback.
+    on_failure, on_commit, on_rollback, asset_deps.
     """
 
     def decorate(fn: Callable[P, R]) -> Task[P, R]:
@@ -287,4 +316,4 @@ def task(__fn: Callable[P, R] | None = None, **options: Any) -> Any:
 from stratoflow.cache_policies import task_input_hash  # noqa: E402
 from stratoflow.retries import exponential_backoff  # noqa: E402
 
-__all__ = ["Task", "exponential_backoff", "task", "task_input_hash"]
+__all__ = ["MaterializingTask", "Task", "exponential_backoff", "task", "task_input_hash"]

@@ -21,7 +21,8 @@ import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from stratoflow import emit_event, resources
+from stratoflow import emit_event, flow, resources, task
+from stratoflow.assets import add_asset_metadata, materialize
 from stratoflow.backends.aws import AwsBackend, build_aws_services
 from stratoflow.backends.aws.items import to_item
 from stratoflow.cli import app
@@ -433,6 +434,43 @@ def test_the_handler_runs_the_real_automations_engine(aws: Aws) -> None:
     response = load_handler().handler({"Records": aws.new_records()}, FakeLambdaContext())
     assert response == {"batchItemFailures": []}
     assert "stratoflow.flow-run.Completed" in stored_names(aws)
+
+
+def test_asset_events_are_emitted_events_the_stream_hands_over(aws: Aws, handler: Any) -> None:
+    @task(asset_deps=["s3://acme-data/raw/orders.parquet"])
+    def extract() -> list[int]:
+        return [1, 2, 3]
+
+    @materialize("s3://acme-data/clean/orders.parquet", by="dbt")
+    def clean(rows: list[int]) -> None:
+        add_asset_metadata("s3://acme-data/clean/orders.parquet", {"rows": len(rows)})
+
+    @flow
+    def orders() -> None:
+        clean(extract())
+
+    orders()
+    found = aws.store.query(T0 - timedelta(hours=1), name="stratoflow.asset.")
+    by_name = {e.event: e for e in found}
+    assert set(by_name) == {
+        "stratoflow.asset.referenced",
+        "stratoflow.asset.materialization.succeeded",
+    }
+    done = by_name["stratoflow.asset.materialization.succeeded"]
+    assert done.resource.id == "s3://acme-data/clean/orders.parquet"
+    assert done.payload == {"rows": 3}
+    assert {(r.role, r.id) for r in done.related} >= {
+        ("asset", "s3://acme-data/raw/orders.parquet"),
+        ("asset-materialized-by", "dbt"),
+        ("flow", "stratoflow.flow.orders"),
+    }
+    response = handler.handler({"Records": aws.new_records()}, FakeLambdaContext())
+    assert response == {"batchItemFailures": []}
+    handed = {e.id for batch in RecordingEngine.batches for e in batch}
+    assert {e.id for e in found} <= handed  # the automations see them
+    result = strato("events", "ls", "--since", "1h", "--resource", "s3://acme-data/", "--json")
+    assert result.exit_code == 0, result.output
+    assert sorted(d["event"] for d in json.loads(result.stdout)) == sorted(by_name)
 
 
 # strato events ls

@@ -3,7 +3,8 @@
 The flow's process resolves the inputs and sets Pending; the worker process runs the
 attempts, hooks and caching against a recording in-memory backend; the flow's process
 then replays the recorded state changes through its own backend (so the transition
-rules apply there too) and stores the worker's log lines.
+rules apply there too), stores the worker's log lines and emits the run's asset events
+(with the metadata the worker added).
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
+from stratoflow._assets import AssetContext
 from stratoflow.backends.memory import MemoryBackend
 from stratoflow.cache import CacheStore, MemoryCacheStore
 from stratoflow.clock import SystemClock
-from stratoflow.context import FlowRunContext, Services, use_services
+from stratoflow.context import FlowRunContext, Services, TaskRunContext, use_services
 from stratoflow.models import FlowRun, LogEntry, TaskRun
 from stratoflow.orchestration.transitions import TransitionResult
 from stratoflow.results import ResultStore
@@ -50,6 +52,7 @@ class _Call:
     flow_parameters: dict[str, Any]
     result_store: ResultStore
     cache_store: CacheStore
+    assets: AssetContext | None = None
 
 
 @dataclass
@@ -57,6 +60,7 @@ class _Outcome:
     states: list[State]
     task_run: TaskRun
     logs: list[LogEntry] = field(default_factory=list)
+    asset_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def dispatch_to_process(
@@ -84,6 +88,7 @@ def dispatch_to_process(
         flow_parameters=flow_ctx.parameters,
         result_store=services.result_store,
         cache_store=_shareable(services.cache_store),
+        assets=engine.assets,
     )
     try:
         payload = cloudpickle.dumps(call)
@@ -117,6 +122,16 @@ def dispatch_to_process(
     if outcome.logs:
         services.backend.write_logs(outcome.logs)
     assert task_run.state is not None
+    if engine.assets is not None:
+        engine.assets.materialization_metadata.update(outcome.asset_metadata)
+        context = TaskRunContext(
+            task=task,
+            task_run=task_run,
+            parameters=prepared,
+            flow_run_context=flow_ctx,
+            log_prints=False,
+        )
+        engine.emit_asset_events(task_run.state, context)
     return task_run.state
 
 
@@ -151,10 +166,18 @@ def _run_in_worker(payload: bytes) -> bytes:
     )
     backend.create_flow_run(call.flow_run)
     backend.create_task_run(call.task_run)
+    engine = TaskRunEngine(call.task, call.task_run, flow_ctx, services)
+    engine.assets = call.assets  # for add_asset_metadata; the flow's process emits
+    engine.emits_asset_events = False
     with use_services(services):
-        TaskRunEngine(call.task, call.task_run, flow_ctx, services).execute(call.parameters)
+        engine.execute(call.parameters)
     logs = backend.read_logs(call.flow_run.id, task_run_id=call.task_run.id)
-    outcome = _Outcome(states=backend.task_run_states, task_run=call.task_run, logs=logs)
+    outcome = _Outcome(
+        states=backend.task_run_states,
+        task_run=call.task_run,
+        logs=logs,
+        asset_metadata=call.assets.materialization_metadata if call.assets else {},
+    )
     try:
         return bytes(cloudpickle.dumps(outcome))
     except Exception as exc:  # noqa: BLE001 - an unpicklable result fails the run clearly

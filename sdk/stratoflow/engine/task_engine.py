@@ -11,8 +11,10 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from stratoflow._assets import NO_ASSETS, AssetContext
 from stratoflow.cache_policies import NONE
 from stratoflow.context import FlowRunContext, Services, TaskRunContext, task_run_context
+from stratoflow.engine.assets import asset_context_for, emit_asset_events, link_result
 from stratoflow.engine.caching import cache_key_for, cached_state
 from stratoflow.engine.concurrency_slots import acquire_tag_slots, release_tag_slots
 from stratoflow.engine.hooks import Hooks
@@ -56,6 +58,8 @@ class TaskRunEngine:
     __slots__ = (
         "_logger",
         "_retriable",
+        "assets",
+        "emits_asset_events",
         "flow_ctx",
         "options",
         "returned",
@@ -81,6 +85,11 @@ class TaskRunEngine:
         # as it is (Prefect's `_return_value`), a returned State included.
         self.returned: Any = NOT_RETURNED
         self._retriable = True
+        # Its assets (stratoflow.engine.assets), known once its inputs are; a worker
+        # process of the ProcessPoolTaskRunner gets them from the flow's process, which
+        # emits the events.
+        self.assets: AssetContext | None = None
+        self.emits_asset_events = True
 
     @property
     def logger(self) -> RunLoggerAdapter:
@@ -185,6 +194,7 @@ class TaskRunEngine:
                 raise
             if waited is not None:
                 return waited
+        self.assets = asset_context_for(self.task, self.run_record, flow_ctx, resolved.parameters)
         return resolved.parameters
 
     def _execute(self, parameters: dict[str, Any]) -> Steps[State]:
@@ -219,7 +229,15 @@ class TaskRunEngine:
                 Crashed(f"Task run crashed: {type(exc).__name__}: {exc}", data=exc)
             )
             raise
-        return (yield from self._finish(state))
+        final = yield from self._finish(state)
+        if self.emits_asset_events:
+            self.emit_asset_events(final, context)
+        return final
+
+    def emit_asset_events(self, state: State, context: TaskRunContext) -> None:
+        """The asset events of the run's end in `state` (a @materialize task's run)."""
+        if self.assets is not None:
+            emit_asset_events(self.assets, state, context, self.logger)
 
     def _attempts(self, context: TaskRunContext) -> Steps[State]:
         options = self.options
@@ -264,6 +282,7 @@ class TaskRunEngine:
         self._retriable = True
         token = task_run_context.set(context)
         prints_token = log_prints_enabled.set(context.log_prints)
+        assets_token = AssetContext.__var__.set(self.assets or NO_ASSETS)
         try:
             outcome = yield Body(
                 lambda: task.call_fn(parameters),
@@ -273,6 +292,7 @@ class TaskRunEngine:
                 TaskRunTimeoutError,
             )
         finally:
+            AssetContext.__var__.reset(assets_token)
             log_prints_enabled.reset(prints_token)
             task_run_context.reset(token)
         if isinstance(outcome, State):
@@ -316,6 +336,14 @@ class TaskRunEngine:
         final = self.set_state(state)
         task = self.task
         if final.type is StateType.COMPLETED:
+            flow_ctx = self.flow_ctx
+            if (
+                self.assets is not None
+                and flow_ctx is not None
+                and self.returned is not NOT_RETURNED
+            ):
+                # So that later task runs find it among their arguments (lineage).
+                link_result(flow_ctx, record.id, self.returned)
             if self.flow_ctx is None:  # Prefect logs every task run's end at INFO
                 self.logger.info("Finished in state %s", final)
             else:
