@@ -53,6 +53,7 @@ STEPS: list[tuple[str, str, dict[str, str]]] = [
     ("throughput", "bench.throughput", {}),
     ("cold_start", "bench.cold_start", {}),
     ("result_signing", "bench.result_signing", {}),
+    ("durable", "bench.durable", {}),
 ]
 """(name, module, environment): the order keeps the long pickup run in the middle, where
 the machine is warm, and the CPU-bound steps away from each other."""
@@ -223,6 +224,30 @@ def rows(results: dict[str, Any]) -> list[Row]:
         (
             "Signing: HMAC sign (µs per KB)",
             g("result_signing", "sign_us_per_kb"),
+            "",
+            None,
+        ),
+        (
+            "Durable: replay bytes per task-run item",
+            g("durable", "inline_results", "replay_field_bytes_per_item"),
+            "",
+            None,
+        ),
+        (
+            "Durable: API calls to replay 100 task runs (inline results)",
+            g("durable", "inline_results", "replay", "calls"),
+            "",
+            None,
+        ),
+        (
+            "Durable: resume call -> Running, median (s)",
+            g("durable", "resume_latency_median_seconds"),
+            "",
+            None,
+        ),
+        (
+            "Durable: sleep wake-up lateness, median (s)",
+            g("durable", "sleep_wake_lateness_median_seconds"),
             "",
             None,
         ),
