@@ -56,10 +56,12 @@ RUN_PARTITIONS: tuple[str, ...] = (
     _partition(resources.event_key("*")),
     _partition(resources.artifact_key("*")),
     _partition(resources.variable_key("*")),
+    _partition(resources.event_waiter_key("*", "-", "-")),
 )
 """Item partitions a process executing flow runs writes (its runs, their task runs, the
 task cache, concurrency slots, its worker heartbeat, emitted events, artifacts and
-variables: docs/artifacts-and-variables.md), built with the
+variables: docs/artifacts-and-variables.md, and its runs' event waiters:
+docs/durability.md), built with the
 resource model's key builders. Deployments, work pools and automations are read-only
 to it: a compromised worker cannot point a deployment at other code."""
 
@@ -80,6 +82,7 @@ def pool_run_partitions(pool: str, may_start_runs_in: Iterable[str] = ()) -> tup
         _partition(resources.event_key("*")),
         _partition(resources.artifact_key("*")),
         _partition(resources.variable_key("*")),
+        _partition(resources.event_waiter_key("*", "-", "-")),
     )
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from stratoflow.annotations import allow_failure, unmapped
     from stratoflow.client.orchestration import get_client
     from stratoflow.durable.sleep import sleep
+    from stratoflow.durable.wait_for_event import wait_for_event
     from stratoflow.events.emit import emit_event
     from stratoflow.flow_runs import pause_flow_run, resume_flow_run, suspend_flow_run
     from stratoflow.flows import Flow, flow
@@ -40,6 +41,7 @@ _MODULE_OF = {
     "get_client": "stratoflow.client.orchestration",
     "emit_event": "stratoflow.events.emit",
     "sleep": "stratoflow.durable.sleep",
+    "wait_for_event": "stratoflow.durable.wait_for_event",
     "pause_flow_run": "stratoflow.flow_runs",
     "resume_flow_run": "stratoflow.flow_runs",
     "suspend_flow_run": "stratoflow.flow_runs",
@@ -102,4 +104,5 @@ __all__ = [
     "task",
     "unmapped",
     "wait",
+    "wait_for_event",
 ]

@@ -100,3 +100,7 @@ class NotPausedError(StratoflowError):
 class InvalidRunInput(StratoflowError, ValueError):
     """Input given to resume a flow run does not match what the run waits for; the run
     stays paused."""
+
+
+class RunInputExists(StratoflowError, ValueError):
+    """A flow run input with that key already exists: inputs are written once."""

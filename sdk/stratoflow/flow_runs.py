@@ -24,16 +24,15 @@ from stratoflow.context import FlowRunContext, Services, get_services
 from stratoflow.deployments.runs import enqueue, wait_for_flow_run
 from stratoflow.durable.pauses import pause_expired
 from stratoflow.durable.signals import Suspend, can_suspend, flow_body_context
-from stratoflow.exceptions import FlowPauseTimeout, InvalidRunInput, NotPausedError
+from stratoflow.exceptions import FlowPauseTimeout, InvalidRunInput, NotPausedError, RunInputExists
 from stratoflow.input.run_input import (
     Keyset,
     RunInput,
     keyset_from_base_key,
     run_input_subclass_from_type,
 )
-from stratoflow.models import FlowRun
+from stratoflow.models import FlowRun, RunInputRecord
 from stratoflow.platform import Platform, get_platform
-from stratoflow.records import RunInputExists, RunInputRecord
 from stratoflow.states import Paused, Resuming, Running, State, StateType, Suspended
 
 __all__ = ["pause_flow_run", "resume_flow_run", "suspend_flow_run", "wait_for_flow_run"]

@@ -127,3 +127,15 @@ class LogEntry:
     task_run_id: str | None = None
     flow_run_name: str | None = None
     task_run_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunInputRecord:
+    """A stored flow run input (the fields of Prefect's `FlowRunInput`): `value` is JSON
+    text, validated by whoever reads it (`stratoflow.input`)."""
+
+    flow_run_id: str
+    key: str
+    value: str
+    created: datetime
+    sender: str | None = None

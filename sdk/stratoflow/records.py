@@ -181,23 +181,6 @@ class VariableRecord(BaseModel):
     updated: datetime
 
 
-class RunInputRecord(BaseModel):
-    """A stored flow run input (the fields of Prefect's `FlowRunInput`): `value` is JSON
-    text, validated by whoever reads it (`stratoflow.input`)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    flow_run_id: str
-    key: str
-    value: str
-    sender: str | None = None
-    created: datetime
-
-
-class RunInputExists(StratoflowError, ValueError):
-    """A flow run input with that key already exists: inputs are written once."""
-
-
 class ArtifactRecord(BaseModel):
     """A stored artifact version, with the fields of Prefect's artifact response.
 

@@ -72,6 +72,13 @@ def task_run_key(flow_run_id: str | None, task_run_id: str) -> dict[str, str]:
 
 TASK_RUN_SORT_PREFIX = "TASKRUN#"
 RUN_INPUT_SORT_PREFIX = "INPUT#"
+EVENT_WAITER_PREFIX = "WAITER#"
+
+
+def event_waiter_key(event_name: str, flow_run_id: str, key: str) -> dict[str, str]:
+    """A flow run waiting for an event (`stratoflow.wait_for_event`), under the event's name
+    so that the stream handler finds the waiters of an event with one Query."""
+    return {PARTITION_KEY: f"{EVENT_WAITER_PREFIX}{event_name}", SORT_KEY: f"{flow_run_id}#{key}"}
 
 
 def run_input_key(flow_run_id: str, key: str) -> dict[str, str]:

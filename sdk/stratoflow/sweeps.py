@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 
 from stratoflow import resources
 from stratoflow.deployments.runs import enqueue
+from stratoflow.durable.event_waits import ON_TIMEOUT, deliver_response
 from stratoflow.durable.pauses import pause_expired
 from stratoflow.exceptions import ConflictError, InvalidTransitionError
 from stratoflow.models import FlowRun
@@ -105,7 +106,14 @@ def sweep(platform: Platform, now: datetime) -> SweepReport:
     for run in backend.list_flow_runs_by_state(StateType.PAUSED, until=now):
         if run.deployment_name is None:
             continue  # paused in its own process, which times the pause out itself
-        if pause_expired(run, now) and _move(platform, run, _pause_timed_out(run)):
+        if not pause_expired(run, now):
+            continue
+        assert run.state is not None
+        if run.state.details.get(ON_TIMEOUT) == "resume":  # wait_for_event: goes on, None
+            key = str(run.state.details.get("pause_key"))
+            if deliver_response(platform, run, key, "null"):
+                report.timed_out += 1
+        elif _move(platform, run, _pause_timed_out(run)):
             report.timed_out += 1
     report.resent = resend_expired(platform, now)
     return report

@@ -17,6 +17,9 @@ from typer.testing import CliRunner
 
 from stratoflow.cli.app import app
 from stratoflow.deployments.runs import retry_flow_run, schedule_flow_run
+from stratoflow.durable import wait_for_event as wait_for_event_module
+from stratoflow.durable.event_waits import EventWaits
+from stratoflow.events.models import Event, Resource
 from stratoflow.exceptions import InvalidRunInput, NotPausedError
 from stratoflow.flow_runs import resume_flow_run
 from stratoflow.orchestration.claims import claim_flow_run
@@ -91,6 +94,16 @@ FLOWS = """
         return a + step(log, "b")
 
 
+    @flow
+    def awaits(log: str, timeout: float = 600) -> str:
+        step(log, "a")
+        event = stratoflow.wait_for_event(
+            "shipment.arrived", resource="shipment.42", timeout=timeout
+        )
+        got = "none" if event is None else str(event.payload["boxes"])
+        return step(log, "b-" + got)
+
+
     @task
     def other(log: str) -> str:
         note(log, "other")
@@ -117,6 +130,7 @@ PROJECT = {
           - {name: paused, entrypoint: "flows.py:paused"}
           - {name: sleeper, entrypoint: "flows.py:sleeper"}
           - {name: shifty, entrypoint: "flows.py:shifty"}
+          - {name: awaits, entrypoint: "flows.py:awaits"}
     """,
 }
 
@@ -324,3 +338,71 @@ def test_a_crashed_attempt_is_retried_and_replays_what_it_completed(
     final = execute_flow_run(run_id, platform, worker="w2")
     assert final.is_completed(), final
     assert _calls(log) == ["a", "flaky", "flaky", "c"]
+
+
+def _shipment(resource: str, boxes: int, name: str = "shipment.arrived") -> Event:
+    return Event(
+        event=name,
+        resource=Resource(labels={"stratoflow.resource.id": resource}),
+        payload={"boxes": boxes},
+    )
+
+
+def test_a_run_waits_for_a_matching_event_without_compute(
+    installation: Installation, tmp_path: Path
+) -> None:
+    run_id, log = _start(installation, tmp_path, "awaits")
+    state = execute_flow_run(run_id, installation.platform, worker="w1")
+    assert (state.type, state.name) == (StateType.PAUSED, "Suspended")
+    assert "Waiting for event 'shipment.arrived'" in state.message
+    waits = EventWaits(installation.platform)
+    sent_before = len(installation.sent)
+    assert waits.handle([_shipment("shipment.42", 1, name="shipment.lost")]) == 0
+    assert waits.handle([_shipment("shipment.7", 2)]) == 0  # another resource
+    assert _read(installation, run_id).state.name == "Suspended"
+    assert waits.handle([_shipment("shipment.42", 3)]) == 1
+    assert waits.handle([_shipment("shipment.42", 4)]) == 0  # delivered once
+    assert _read(installation, run_id).state.name == "Resuming"
+    assert len(installation.sent) == sent_before + 1
+    final = execute_flow_run(run_id, installation.platform, worker="w2")
+    assert final.result() == "B-3"
+    assert _calls(log) == ["a", "b-3"]
+
+
+@pytest.mark.date_sensitive
+def test_a_wait_for_an_event_that_never_comes_returns_none_after_its_timeout(
+    installation: Installation, tmp_path: Path
+) -> None:
+    deploy_files(installation, tmp_path / "project", PROJECT)
+    log = tmp_path / "awaits.log"
+    platform = installation.platform
+    run, _ = schedule_flow_run(
+        platform,
+        platform.deployments.get("awaits"),
+        scheduled_time=installation.clock.now(),
+        parameters={"log": str(log), "timeout": 60},
+    )
+    execute_flow_run(run.id, platform, worker="w1")
+    installation.clock.advance(61)
+    assert sweep(platform, installation.clock.now()).timed_out == 1
+    assert _read(installation, run.id).state.name == "Resuming"
+    assert execute_flow_run(run.id, platform, worker="w1").result() == "B-NONE"
+
+
+def test_an_event_that_comes_while_the_run_suspends_is_not_lost(
+    installation: Installation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id, log = _start(installation, tmp_path, "awaits")
+    register = wait_for_event_module.register_waiter
+
+    def register_then_event_arrives(*args: object, **kwargs: object) -> None:
+        register(*args, **kwargs)  # type: ignore[arg-type]
+        # The stream sees the event before the run has written its Suspended state.
+        assert EventWaits(installation.platform).handle([_shipment("shipment.42", 5)]) == 0
+
+    monkeypatch.setattr(wait_for_event_module, "register_waiter", register_then_event_arrives)
+    state = execute_flow_run(run_id, installation.platform, worker="w1")
+    assert state.name == "Resuming"  # it found the event when it suspended and went on
+    monkeypatch.undo()
+    assert execute_flow_run(run_id, installation.platform, worker="w1").result() == "B-5"
+    assert _calls(log) == ["a", "b-5"]

@@ -30,14 +30,16 @@ from stratoflow.cli import common as cli_common
 from stratoflow.clock import FakeClock
 from stratoflow.context import Services, set_process_services
 from stratoflow.deployments.models import BundleInfo, Deployment
+from stratoflow.durable.event_waits import register_waiter
 from stratoflow.events.models import Event, Resource
 from stratoflow.events.store import EventStore
 from stratoflow.events.stream import process_stream_batch
 from stratoflow.models import FlowRun, TaskRun
 from stratoflow.platform import Platform, build_platform
 from stratoflow.resources import provision
+from stratoflow.run_ids import new_flow_run_id
 from stratoflow.settings import get_settings, load_settings
-from stratoflow.states import Completed, Pending, Running, Scheduled
+from stratoflow.states import Completed, Pending, Running, Scheduled, Suspended
 from tests._time import anchor
 
 # TTLs, schedules or time windows: also run with the clock moved (tests/timeshift.py).
@@ -285,6 +287,35 @@ def test_emit_event_writes_an_item_the_stream_hands_to_the_engine(aws: Aws, hand
     assert response == {"batchItemFailures": []}
     assert RecordingEngine.batches == [[event]]
     assert len(aws.event_items()) == 1  # a user event is not stored a second time
+
+
+def test_an_emitted_event_wakes_the_run_waiting_for_it(aws: Aws, handler: Any) -> None:
+    run = FlowRun(
+        id=new_flow_run_id("default"),
+        name="patient-heron",
+        flow_name="etl",
+        deployment_name="etl-nightly",
+        work_pool_name="default",
+        work_queue_name="default",
+        created=T0,
+    )
+    aws.backend.create_flow_run(run)
+    waiting = Suspended(
+        "waiting",
+        pause_key="event-0",
+        pause_reschedule=True,
+        wait_event="acme.model.trained",
+        wait_resource={"stratoflow.resource.id": "acme.model.*"},
+    )
+    aws.backend.set_flow_run_state(run.id, waiting, force=True)
+    register_waiter(aws.backend, "acme.model.trained", run.id, "event-0", None)
+    aws.new_records()  # the run's own writes: not what this test feeds
+    emit_event("acme.model.trained", {"stratoflow.resource.id": "acme.model.churn"})
+    response = handler.handler({"Records": aws.new_records()}, FakeLambdaContext())
+    assert response == {"batchItemFailures": []}
+    assert aws.backend.read_flow_run(run.id).state_name == "Resuming"
+    stored = aws.backend.run_inputs.read(run.id, "event-0-response")
+    assert stored is not None and json.loads(stored.value)["event"] == "acme.model.trained"
 
 
 def write_a_run(aws: Aws) -> FlowRun:

@@ -128,8 +128,14 @@ def test_a_pool_writes_only_its_own_runs(
     assert is_allowed(b, write(table_arn, resources.flow_run_key(new_flow_run_id("etl-nightly"))))
     assert is_allowed(b, write(table_arn, resources.flow_run_key(new_flow_run_id("fast"))))
     assert not is_allowed(b, write(table_arn, resources.flow_run_key(own)))
-    # The shared items stay shared (cache entries are signed; usage is not a definition).
-    for key in (resources.cache_key("k"), resources.concurrency_key("db")):
+    # The shared items stay shared (cache entries are signed; usage is not a definition;
+    # an event waiter is only a hint: the waiting run's own state decides, docs/security.md).
+    shared = (
+        resources.cache_key("k"),
+        resources.concurrency_key("db"),
+        resources.event_waiter_key("acme.model.trained", own, "event-0"),
+    )
+    for key in shared:
         assert is_allowed(a, write(table_arn, key)) and is_allowed(b, write(table_arn, key))
     # The Lambda worker and ECS task roles write runs of every pool (run_deployment).
     for worker in ("lambda worker", "ecs task"):

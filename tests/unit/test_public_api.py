@@ -31,6 +31,7 @@ def test_all_is_pinned() -> None:
         "task",
         "unmapped",
         "wait",
+        "wait_for_event",
     ]
     assert len(stratoflow.__all__) == len(set(stratoflow.__all__))
     for name in stratoflow.__all__:

@@ -1,49 +1,38 @@
 """Which events a trigger sees, and which bucket they count in (pure functions).
 
-Patterns match a whole value; `*` stands for any run of characters (possibly none) and
-every other character is literal: `stratoflow.flow-run.*` matches every flow run id.
-A label missing from a resource only matches the pattern `*`.
+Patterns (`stratoflow.events.patterns`, re-exported here) match a whole value; `*` stands
+for any run of characters (possibly none) and every other character is literal:
+`stratoflow.flow-run.*` matches every flow run id. A label missing from a resource only
+matches the pattern `*`.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import re
 from collections.abc import Mapping, Sequence
 
 from stratoflow.automations.models import EventTrigger
 from stratoflow.events.models import Event, Resource
+from stratoflow.events.patterns import Patterns, labels_match, matches, matches_any
 
-Patterns = str | Sequence[str]
+__all__ = [
+    "Patterns",
+    "bucket_key",
+    "bucket_values",
+    "composite_key",
+    "covers",
+    "find_label",
+    "is_after",
+    "is_expected",
+    "labels_match",
+    "matches",
+    "matches_any",
+    "related_match",
+]
+
 RELATED_PREFIX = "related:"
 MAX_BUCKET_KEY = 400
 """Longer bucket keys are shortened with a hash (a DynamoDB sort key holds 1 KB)."""
-
-
-@functools.lru_cache(maxsize=4096)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
-
-
-def matches(pattern: str, value: str | None) -> bool:
-    """`pattern` (with `*` wildcards) matches all of `value`."""
-    if value is None:
-        return pattern == "*"
-    if "*" not in pattern:
-        return pattern == value
-    return _compiled(pattern).fullmatch(value) is not None
-
-
-def matches_any(patterns: Patterns, value: str | None) -> bool:
-    if isinstance(patterns, str):
-        return matches(patterns, value)
-    return any(matches(p, value) for p in patterns)
-
-
-def labels_match(spec: Mapping[str, Patterns], labels: Mapping[str, str]) -> bool:
-    """Every label of `spec` has a value matching one of its patterns."""
-    return all(matches_any(patterns, labels.get(label)) for label, patterns in spec.items())
 
 
 def related_match(

@@ -6,13 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from stratoflow.models import FlowRun, LogEntry, TaskRun
+from stratoflow.models import FlowRun, LogEntry, RunInputRecord, TaskRun
 from stratoflow.orchestration.transitions import TransitionResult
 from stratoflow.states import State, StateType
 
 if TYPE_CHECKING:
     from stratoflow.blocks.records import BlockDocument, BlockSecrets
-    from stratoflow.records import ArtifactRecord, RunInputRecord, VariableRecord
+    from stratoflow.records import ArtifactRecord, VariableRecord
 
 
 @runtime_checkable

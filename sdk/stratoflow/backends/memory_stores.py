@@ -11,11 +11,10 @@ import threading
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from stratoflow.exceptions import ObjectNotFound
+from stratoflow.exceptions import ObjectNotFound, RunInputExists
+from stratoflow.models import RunInputRecord
 from stratoflow.records import (
     ArtifactRecord,
-    RunInputExists,
-    RunInputRecord,
     VariableAlreadyExists,
     VariableRecord,
     compact_json,

@@ -57,6 +57,7 @@ from stratoflow.states import (
     Crashed,
     Failed,
     Pending,
+    Resuming,
     Retrying,
     Running,
     State,
@@ -285,9 +286,19 @@ class FlowRunEngine:
         self.services.backend.flush()  # completed task runs are durable before it waits
         state = self.set_state(signal.state)
         hand_off = self.services.retry_handoff
-        if signal.send_after is not None and hand_off is not None:
+        if hand_off is None:
+            return state
+        if signal.send_after is not None:
             hand_off(record, signal.send_after)
+        elif signal.key is not None and self._answered(signal.key):
+            # What it waits for came while it was suspending (an event): go on at once.
+            state = self.set_state(Resuming("Resumed: what it waited for had arrived."))
+            hand_off(record, 0.0)
         return state
+
+    def _answered(self, key: str) -> bool:
+        inputs = self.services.backend.run_inputs
+        return inputs.read(self.run_record.id, f"{key}-response") is not None
 
     def _attempts_or_cancelled(self, ctx: FlowRunContext) -> Steps[State]:
         try:

@@ -26,6 +26,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
+from stratoflow.durable.event_waits import EventWaits
 from stratoflow.events.derive import StreamChange, derive_events, is_event_item
 from stratoflow.events.models import Event
 from stratoflow.events.store import EventStore, EventStoreLike
@@ -72,9 +73,16 @@ def _approximate_time(raw: Any) -> datetime | None:
 class StreamProcessor:
     """Handles one record at a time: derive, store, pass to the engine."""
 
-    def __init__(self, store: EventStoreLike, engine: EventHandler | None) -> None:
+    def __init__(
+        self,
+        store: EventStoreLike,
+        engine: EventHandler | None,
+        waits: EventHandler | None = None,
+    ) -> None:
         self.store = store
         self.engine = engine
+        self.waits = waits
+        """Flow runs waiting for events (`stratoflow.wait_for_event`)."""
 
     def __call__(self, record: DynamoDBRecord) -> int:
         try:
@@ -85,6 +93,8 @@ class StreamProcessor:
                     self.store.put(event, derived=True)  # False: stored before (a replay)
             if events and self.engine is not None:
                 self.engine.handle(events, now=None)
+            if events and self.waits is not None:
+                self.waits.handle(events, now=None)
         except Exception:
             keys = record.dynamodb.get("Keys") if record.dynamodb is not None else None
             logger.exception(
@@ -122,7 +132,7 @@ def process_stream_batch(
             clock=platform.services.clock,
         )
     engine = engine_factory(platform) if engine_factory is not None else None
-    handle = StreamProcessor(store, engine)
+    handle = StreamProcessor(store, engine, EventWaits(platform))
     processor = BatchProcessor(
         event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False
     )

@@ -16,7 +16,7 @@ from pydantic_core import to_jsonable_python
 
 from stratoflow.context import FlowRunContext, get_services
 from stratoflow.exceptions import MissingContextError
-from stratoflow.records import RunInputRecord
+from stratoflow.models import RunInputRecord
 
 if TYPE_CHECKING:
     from uuid import UUID

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypedDict, TypeV
 import pydantic
 
 from stratoflow.context import FlowRunContext
+from stratoflow.exceptions import RunInputExists
 from stratoflow.input.actions import (
     create_flow_run_input,
     create_flow_run_input_from_model,
@@ -29,7 +30,7 @@ from stratoflow.input.actions import (
     filter_flow_run_input,
     read_flow_run_input,
 )
-from stratoflow.records import RunInputExists, RunInputRecord
+from stratoflow.models import RunInputRecord
 
 if TYPE_CHECKING:
     from stratoflow.states import State

@@ -18,7 +18,8 @@ from botocore.exceptions import ClientError
 from stratoflow import resources
 from stratoflow.backends.aws.items import to_attribute, to_item
 from stratoflow.backends.aws.own_keys import string_attribute
-from stratoflow.records import RunInputExists, RunInputRecord
+from stratoflow.exceptions import RunInputExists
+from stratoflow.models import RunInputRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
