@@ -35,14 +35,17 @@ def new_flow_run_id(pool: str | None = None, *, seed: uuid.UUID | None = None) -
     return str(base) if pool is None else _tagged(pool_tag(pool), base)
 
 
-def subflow_run_id(parent_flow_run_id: str) -> str:
-    """A random id with the parent run's tag: the subflow is written with its
-    parent's credentials. A parent id that is not a UUID gives a plain id."""
+def subflow_run_id(parent_flow_run_id: str, *, call_key: str | None = None) -> str:
+    """An id with the parent run's tag: the subflow is written with its parent's
+    credentials. Random, or the same for the same call of the same parent run
+    (`call_key`: its replay key), so that a later attempt of the parent finds it. A
+    parent id that is not a UUID gives a plain id."""
     try:
         parent = uuid.UUID(parent_flow_run_id)
     except ValueError:
         return str(uuid.uuid4())
-    return _tagged(parent.hex[:TAG_HEX_DIGITS], uuid.uuid4())
+    base = uuid.uuid5(parent, call_key) if call_key is not None else uuid.uuid4()
+    return _tagged(parent.hex[:TAG_HEX_DIGITS], base)
 
 
 def carries_pool(flow_run_id: str, pool: str) -> bool:

@@ -104,6 +104,22 @@ FLOWS = """
         return step(log, "b-" + got)
 
 
+    @flow
+    def child(log: str) -> str:
+        first = step(log, "child-a")
+        return first + flaky(log)
+
+
+    @flow(retries=2, retry_delay_seconds=0)
+    def parent(log: str) -> str:
+        got = child(log)
+        marker = Path(log + ".parent-failed")
+        if not marker.exists():
+            marker.write_text("x")
+            raise RuntimeError("the parent fails once after its subflow")
+        return got + step(log, "after")
+
+
     @task
     def other(log: str) -> str:
         note(log, "other")
@@ -131,6 +147,7 @@ PROJECT = {
           - {name: sleeper, entrypoint: "flows.py:sleeper"}
           - {name: shifty, entrypoint: "flows.py:shifty"}
           - {name: awaits, entrypoint: "flows.py:awaits"}
+          - {name: parent, entrypoint: "flows.py:parent"}
     """,
 }
 
@@ -406,3 +423,25 @@ def test_an_event_that_comes_while_the_run_suspends_is_not_lost(
     monkeypatch.undo()
     assert execute_flow_run(run_id, installation.platform, worker="w1").result() == "B-5"
     assert _calls(log) == ["a", "b-5"]
+
+
+def test_subflows_are_replayed_or_continued_by_the_parents_next_attempt(
+    installation: Installation, tmp_path: Path
+) -> None:
+    run_id, log = _start(installation, tmp_path, "parent")
+    # Attempt 1: the child's `flaky` fails, so the child fails and so does the parent.
+    assert execute_flow_run(run_id, installation.platform, worker="w1").name == "AwaitingRetry"
+    # Attempt 2: the child runs again as its next attempt (replaying `child-a`); it
+    # completes; then the parent fails once on its own.
+    assert execute_flow_run(run_id, installation.platform, worker="w1").name == "AwaitingRetry"
+    # Attempt 3: the child is replayed whole.
+    final = execute_flow_run(run_id, installation.platform, worker="w1")
+    assert final.is_completed(), final
+    assert final.result() == "CHILD-Aok" + "AFTER"
+    assert _calls(log) == ["child-a", "flaky", "flaky", "after"]
+    children = [
+        r
+        for r in installation.new_platform().services.backend.list_flow_runs()
+        if r.parent_flow_run_id == run_id
+    ]
+    assert len(children) == 1 and children[0].run_count == 2  # one subflow run, two attempts

@@ -35,6 +35,12 @@ from stratoflow.engine.hooks import Hooks
 from stratoflow.engine.naming import name_flow_run
 from stratoflow.engine.replay import ReplayHistory
 from stratoflow.engine.steps import Blocking, Sleep, Steps, drive, drive_async, run_to_completion
+from stratoflow.engine.subflow_replay import (
+    recorded_subflow,
+    replayed_state,
+    subflow_position,
+)
+from stratoflow.engine.subflow_replay import subflow_id as subflow_id_of
 from stratoflow.engine.user_code import Body
 from stratoflow.exceptions import (
     FlowRunCancelled,
@@ -50,7 +56,6 @@ from stratoflow.logging import (
 )
 from stratoflow.models import FlowRun
 from stratoflow.retries import delay_before_retry, jittered
-from stratoflow.run_ids import subflow_run_id
 from stratoflow.states import (
     AwaitingRetry,
     Cancelled,
@@ -163,7 +168,14 @@ class FlowRunEngine:
         except TypeError as exc:
             problem = ParameterValidationError(str(exc))
             parameters = dict(kwargs)
-        name_problem = self._create_run(parameters)
+        subflow_id = None
+        if self.parent is not None:
+            position = subflow_position(self.parent, self.flow.name)
+            subflow_id = subflow_id_of(self.parent, position)
+            earlier = recorded_subflow(self.parent, subflow_id)
+            if earlier is not None:
+                return (yield from self._replay_subflow(earlier))
+        name_problem = self._create_run(parameters, subflow_id)
         problem = problem or name_problem
         name = self.run_record.name
         self.set_state(Pending())
@@ -200,14 +212,26 @@ class FlowRunEngine:
         deployment's run past its first attempt, unless its flow turns replay off."""
         if flow_run.run_count < 1 or not self.options.replay:
             return None
-        history = ReplayHistory(
+        return ReplayHistory(
             flow_run.name,
             self.services.backend.list_task_runs(flow_run.id),
             since_attempt=flow_run.replay_since,
         )
-        return history if len(history) or history.has_positions else None
 
-    def _create_run(self, parameters: dict[str, Any]) -> Exception | None:
+    def _replay_subflow(self, earlier: FlowRun) -> Steps[State]:
+        """A subflow call an earlier attempt of the parent made: its Completed state, or
+        its next attempt (which replays its own completed task runs)."""
+        done = replayed_state(earlier)
+        if done is not None:
+            self.flow_run = earlier
+            return done
+        backend = self.services.backend
+        if earlier.state is not None and earlier.state.is_final():
+            again = AwaitingRetry("Run again by its parent's next attempt.")
+            backend.set_flow_run_state(earlier.id, again, force=True)
+        return (yield from self._run_existing(backend.read_flow_run(earlier.id)))
+
+    def _create_run(self, parameters: dict[str, Any], subflow_id: str | None) -> Exception | None:
         """Create the run record; returns the problem with its run name template, if any."""
         parent = self.parent
         parent_task = task_run_context.get() if parent is not None else None
@@ -215,7 +239,7 @@ class FlowRunEngine:
         self.flow_run = FlowRun(
             # A subflow's id carries its parent's pool tag: its items are written with
             # the parent's credentials (stratoflow.run_ids).
-            id=subflow_run_id(parent.flow_run.id) if parent is not None else str(uuid.uuid4()),
+            id=subflow_id or str(uuid.uuid4()),
             name="",
             flow_name=self.flow.name,
             flow_version=self.options.version,
