@@ -51,3 +51,12 @@ def test_a_run_is_sent_only_from_its_pools_namespace() -> None:
     assert problem is not None
     assert forged.id in problem and "'gpu'" in problem and pool_tag("gpu") in problem
     assert "Run the deployment again" in problem
+
+
+def test_a_subflow_id_for_a_call_is_the_same_in_every_attempt_and_carries_the_tag() -> None:
+    parent = new_flow_run_id("etl")
+    first = subflow_run_id(parent, call_key="/flow:child#0")
+    assert first == subflow_run_id(parent, call_key="/flow:child#0")
+    assert first != subflow_run_id(parent, call_key="/flow:child#1")
+    assert first != subflow_run_id(new_flow_run_id("etl"), call_key="/flow:child#0")
+    assert carries_pool(first, "etl")
