@@ -22,6 +22,7 @@ from moto import mock_aws
 from typer.testing import CliRunner
 
 from stratoflow import emit_event, flow, resources, task
+from stratoflow import platform as platform_module
 from stratoflow.assets import add_asset_metadata, materialize
 from stratoflow.backends.aws import AwsBackend, build_aws_services
 from stratoflow.backends.aws.items import to_item
@@ -384,18 +385,19 @@ def test_stream_handler_derives_stores_and_hands_over_events(aws: Aws, handler: 
     response = handler.handler({"Records": records}, FakeLambdaContext())
 
     assert response == {"batchItemFailures": []}
+    task_run_events = [f"stratoflow.task-run.{s}" for s in ("Pending", "Running", "Completed")]
     expected = sorted(
         [
             *(f"stratoflow.flow-run.{s}" for s in ("Scheduled", "Pending", "Running", "Completed")),
-            *(f"stratoflow.task-run.{s}" for s in ("Pending", "Running", "Completed")),
             "stratoflow.deployment.created",
             "stratoflow.deployment.paused",
             "stratoflow.work-queue.paused",
         ]
     )
+    # Task runs' events are handed to the engine, not stored (STRATOFLOW_STORE_TASK_RUN_EVENTS).
     assert stored_names(aws) == expected
     handed = [e for batch in RecordingEngine.batches for e in batch]
-    assert sorted(e.event for e in handed) == expected
+    assert sorted(e.event for e in handed) == sorted([*expected, *task_run_events])
     completed = next(e for e in handed if e.event == "stratoflow.flow-run.Completed")
     assert completed.resource.id == "stratoflow.flow-run.run-1"
     assert {r.role for r in completed.related} == {
@@ -421,6 +423,36 @@ def test_stream_handler_derives_stores_and_hands_over_events(aws: Aws, handler: 
     assert aws.new_records() == []  # nothing was written
 
 
+def test_task_run_events_are_stored_when_asked_and_derived_on_read_otherwise(
+    aws: Aws, handler: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = write_a_run(aws)
+    records = aws.new_records()
+    assert handler.handler({"Records": records}, FakeLambdaContext()) == {"batchItemFailures": []}
+    assert not [n for n in stored_names(aws) if n.startswith("stratoflow.task-run.")]
+    # `strato events ls --flow-run` shows them anyway, with the ids the stream gives them.
+    shown = CliRunner().invoke(
+        app, ["events", "ls", "--flow-run", run.id, "--since", "30d", "--json"]
+    )
+    assert shown.exit_code == 0, shown.output
+    listed = json.loads(shown.stdout)
+    names = sorted(e["event"] for e in listed)
+    assert names == sorted(
+        [
+            *(f"stratoflow.flow-run.{s}" for s in ("Scheduled", "Pending", "Running", "Completed")),
+            *(f"stratoflow.task-run.{s}" for s in ("Pending", "Running", "Completed")),
+        ]
+    )
+    # Opted in: stored, with the same ids as derived on read.
+    monkeypatch.setenv("STRATOFLOW_STORE_TASK_RUN_EVENTS", "true")
+    get_settings.cache_clear()
+    monkeypatch.setattr(platform_module, "_platform", None)  # rebuilt with the setting
+    assert handler.handler({"Records": records}, FakeLambdaContext()) == {"batchItemFailures": []}
+    stored = aws.store.query(T0 - timedelta(days=1), name="stratoflow.task-run.", limit=100)
+    derived_ids = {e["id"] for e in listed if e["event"].startswith("stratoflow.task-run.")}
+    assert {e.id for e in stored} == derived_ids
+
+
 def test_a_poison_record_fails_alone(aws: Aws, handler: Any) -> None:
     write_a_run(aws)
     records = aws.new_records()
@@ -441,7 +473,6 @@ def test_a_poison_record_fails_alone(aws: Aws, handler: Any) -> None:
     names = stored_names(aws)
     assert "stratoflow.flow-run.Pending" not in names  # the poisoned record's event
     assert "stratoflow.flow-run.Completed" in names
-    assert "stratoflow.task-run.Completed" in names
 
 
 def test_process_stream_batch_reads_get_records_output_and_may_skip_the_engine(
@@ -453,8 +484,8 @@ def test_process_stream_batch_reads_get_records_output_and_may_skip_the_engine(
     assert isinstance(records[0]["dynamodb"]["ApproximateCreationDateTime"], datetime)
     response = process_stream_batch(records, aws.platform, engine_factory=None)
     assert response == {"batchItemFailures": []}
-    events = aws.store.query(T0 - timedelta(days=1), name="stratoflow.task-run.Running")
-    assert [e.event for e in events] == ["stratoflow.task-run.Running"]
+    events = aws.store.query(T0 - timedelta(days=1), name="stratoflow.flow-run.Running")
+    assert [e.event for e in events] == ["stratoflow.flow-run.Running"]
     assert process_stream_batch([], aws.platform, engine_factory=None) == {"batchItemFailures": []}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -62,6 +62,31 @@ def _render(events: list[Event]) -> None:
     out.print(table)
 
 
+def _flow_run_events(
+    backend: Any,
+    flow_run_id: str,
+    start: datetime,
+    end: datetime | None,
+    name: str | None,
+    limit: int,
+) -> list[Event]:
+    """The run's stored events and its task runs' (derived on read), newest first."""
+    from stratoflow.context import get_services
+    from stratoflow.events.emit import event_store_for
+    from stratoflow.events.labels import flow_run_id as resource_of
+    from stratoflow.events.on_read import flow_run_task_run_events
+
+    stored = event_store_for(get_services()).query(
+        start, end, name=name, resource=resource_of(flow_run_id), limit=limit
+    )
+    by_id = {event.id: event for event in stored}
+    for event in flow_run_task_run_events(backend, flow_run_id):
+        in_window = start <= event.occurred and (end is None or event.occurred <= end)
+        if in_window and (name is None or event.event.startswith(name)):
+            by_id.setdefault(event.id, event)
+    return sorted(by_id.values(), key=lambda e: e.occurred, reverse=True)[:limit]
+
+
 @events_app.command("ls")
 def list_events(
     since: Annotated[
@@ -78,9 +103,18 @@ def list_events(
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=10000, help="At most this many events.")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="Print the events as JSON.")] = False,
+    flow_run: Annotated[
+        str | None,
+        typer.Option(
+            "--flow-run",
+            help="Only this flow run's events and its task runs' (derived from the task "
+            "runs when they are not stored).",
+        ),
+    ] = None,
 ) -> None:
     """List stored events, newest first (the AWS backend keeps them for
-    STRATOFLOW_EVENT_RETENTION_DAYS days)."""
+    STRATOFLOW_EVENT_RETENTION_DAYS days). Task runs' state events are stored only with
+    STRATOFLOW_STORE_TASK_RUN_EVENTS=true; `--flow-run ID` shows them either way."""
     from stratoflow.backends.aws.backend import AwsBackend
     from stratoflow.context import get_services
     from stratoflow.events.emit import event_store_for
@@ -96,9 +130,12 @@ def list_events(
     start = parse_when(since, now, option="--since")
     end = parse_when(until, now, option="--until") if until is not None else None
     with one_line_errors():
-        events = event_store_for(services).query(
-            start, end, name=name, resource=resource, limit=limit
-        )
+        if flow_run is None:
+            events = event_store_for(services).query(
+                start, end, name=name, resource=resource, limit=limit
+            )
+        else:
+            events = _flow_run_events(services.backend, flow_run, start, end, name, limit)
     if as_json:
         print_json([event.model_dump(mode="json") for event in events])
         return

@@ -79,9 +79,7 @@ def derive_events(change: StreamChange) -> list[Event]:
     pk, sk = change.keys
     if pk.startswith("FLOWRUN#") and sk == resources.META:
         return _flow_run_events(change)
-    if (pk.startswith("FLOWRUN#") and sk.startswith(resources.TASK_RUN_SORT_PREFIX)) or (
-        pk.startswith("TASKRUN#") and sk == resources.META
-    ):
+    if is_task_run_item(change):
         return _task_run_events(change)
     if pk.startswith("DEPLOYMENT#") and sk == resources.META:
         return _deployment_events(change)
@@ -90,6 +88,20 @@ def derive_events(change: StreamChange) -> list[Event]:
     if pk.startswith(resources.EVENT_PARTITION_PREFIX):
         return _user_events(change)
     return []
+
+
+def is_task_run_item(change: StreamChange) -> bool:
+    """A task run's item (in its flow run's partition, or a background task run's own)."""
+    pk, sk = change.keys
+    return (pk.startswith("FLOWRUN#") and sk.startswith(resources.TASK_RUN_SORT_PREFIX)) or (
+        pk.startswith("TASKRUN#") and sk == resources.META
+    )
+
+
+def task_run_events(item: Mapping[str, Any]) -> list[Event]:
+    """Every state event a task run's item stands for, as the stream derives them (same
+    ids): how `strato events ls --flow-run` shows task-run events that were not stored."""
+    return derive_events(StreamChange("INSERT", new_image=item))
 
 
 def is_event_item(change: StreamChange) -> bool:

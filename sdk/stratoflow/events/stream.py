@@ -27,7 +27,12 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 from stratoflow.durable.event_waits import EventWaits
-from stratoflow.events.derive import StreamChange, derive_events, is_event_item
+from stratoflow.events.derive import (
+    StreamChange,
+    derive_events,
+    is_event_item,
+    is_task_run_item,
+)
 from stratoflow.events.models import Event
 from stratoflow.events.store import EventStore, EventStoreLike
 
@@ -78,17 +83,23 @@ class StreamProcessor:
         store: EventStoreLike,
         engine: EventHandler | None,
         waits: EventHandler | None = None,
+        *,
+        store_task_run_events: bool = True,
     ) -> None:
         self.store = store
         self.engine = engine
         self.waits = waits
         """Flow runs waiting for events (`stratoflow.wait_for_event`)."""
+        self.store_task_run_events = store_task_run_events
+        """Off: task runs' state events are handed on, not stored (derived on read)."""
 
     def __call__(self, record: DynamoDBRecord) -> int:
         try:
             change = change_from_record(record)
             events = derive_events(change)
-            if not is_event_item(change):
+            if not is_event_item(change) and (
+                self.store_task_run_events or not is_task_run_item(change)
+            ):
                 for event in events:
                     self.store.put(event, derived=True)  # False: stored before (a replay)
             if events and self.engine is not None:
@@ -132,7 +143,12 @@ def process_stream_batch(
             clock=platform.services.clock,
         )
     engine = engine_factory(platform) if engine_factory is not None else None
-    handle = StreamProcessor(store, engine, EventWaits(platform))
+    handle = StreamProcessor(
+        store,
+        engine,
+        EventWaits(platform),
+        store_task_run_events=platform.settings.store_task_run_events,
+    )
     processor = BatchProcessor(
         event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False
     )
