@@ -89,7 +89,9 @@ class StreamProcessor:
         self.store = store
         self.engine = engine
         self.waits = waits
-        """Flow runs waiting for events (`stratoflow.wait_for_event`)."""
+        """Flow runs waiting for events (`stratoflow.wait_for_event`): handed the whole
+        batch's events at its end (`deliver_waits`), one Query per event name."""
+        self._for_waits: list[Event] = []
         self.store_task_run_events = store_task_run_events
         """Off: task runs' state events are handed on, not stored (derived on read)."""
 
@@ -105,7 +107,7 @@ class StreamProcessor:
             if events and self.engine is not None:
                 self.engine.handle(events, now=None)
             if events and self.waits is not None:
-                self.waits.handle(events, now=None)
+                self._for_waits.extend(events)
         except Exception:
             keys = record.dynamodb.get("Keys") if record.dynamodb is not None else None
             logger.exception(
@@ -116,6 +118,13 @@ class StreamProcessor:
             )
             raise
         return len(events)
+
+    def deliver_waits(self) -> None:
+        """Hand the batch's events to the waiting runs (a failure fails the invocation,
+        and the batch is delivered again: delivering an event twice resumes a run once)."""
+        events, self._for_waits = self._for_waits, []
+        if events and self.waits is not None:
+            self.waits.handle(events, now=None)
 
 
 def process_stream_batch(
@@ -157,4 +166,5 @@ def process_stream_batch(
         record_handler=handle,
         processor=processor,
     )
+    handle.deliver_waits()
     return dict(response)
