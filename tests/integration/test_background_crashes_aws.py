@@ -330,3 +330,39 @@ def test_items_planted_in_the_due_partition_are_ignored(installation: Installati
     assert report.crashed == 1
     assert genuine.state.type is StateType.CRASHED
     assert alive.state.type is StateType.SCHEDULED  # untouched
+
+
+def test_a_finished_run_listed_as_due_is_taken_out_of_the_list(
+    installation: Installation,
+) -> None:
+    """An index entry stratoflow never writes (a final run listed as due, written by hand
+    or by a worker): not acted on, and taken out of the partition so that later ticks do
+    not read it again."""
+    future = tasks.add.delay(6, 6)
+    purge(installation)
+    backend = installation.platform.backend
+    long_ago = (installation.clock.now() - timedelta(days=1)).isoformat()
+    key = {k: {"S": v} for k, v in resources.task_run_key(None, future.task_run_id).items()}
+    backend.dynamodb.update_item(
+        TableName=backend.table,
+        Key=key,
+        UpdateExpression="SET #p = :p, #s = :s, #state = :state, state_type = :t",
+        ExpressionAttributeNames={
+            "#p": resources.BY_STATE.partition_key,
+            "#s": resources.BY_STATE.sort_key,
+            "#state": "state",
+        },
+        ExpressionAttributeValues=to_item(
+            {
+                ":p": resources.TASK_RUNS_DUE_PARTITION,
+                ":s": f"{long_ago}#{future.task_run_id}",
+                ":state": {"type": "COMPLETED", "name": "Completed", "timestamp": long_ago},
+                ":t": "COMPLETED",
+            }
+        ),
+    )
+    report = sweep(installation.platform, installation.clock.now()).task_runs
+    assert (report.crashed, report.resent, report.cancelled) == (0, 0, 0)
+    item = backend.dynamodb.get_item(TableName=backend.table, Key=key)["Item"]
+    assert resources.BY_STATE.partition_key not in item
+    assert item["state_type"] == {"S": "COMPLETED"}

@@ -153,9 +153,40 @@ def _settle(
             report.retried += 1
         return
     state = run.state
-    waiting = state is not None and state.type is StateType.SCHEDULED and not is_held(run)
-    if waiting and _send(backend, queue, run, now, report):
-        report.resent += 1
+    if state is not None and state.type is StateType.SCHEDULED and not is_held(run):
+        if _send(backend, queue, run, now, report):
+            report.resent += 1
+        return
+    # Listed as due, but neither held with its lease ended nor waiting: only a write other
+    # than stratoflow's makes such an item (final, or a lease that ends later than its
+    # index entry says). Taken out of the partition, so that it is not read every tick.
+    logger.warning(
+        "Task run %s was listed as due but is %s: taken out of the due list", run.id, state
+    )
+    _unindex(backend, run)
+
+
+def _unindex(backend: AwsBackend, run: TaskRun) -> None:
+    index = resources.BY_STATE
+    try:
+        backend.dynamodb.update_item(
+            TableName=backend.table,
+            Key={k: to_attribute(v) for k, v in resources.task_run_key(None, run.id).items()},
+            UpdateExpression="REMOVE #p, #s",
+            ConditionExpression="#version = :seen AND #p = :due",
+            ExpressionAttributeNames={
+                "#p": index.partition_key,
+                "#s": index.sort_key,
+                "#version": "version",
+            },
+            ExpressionAttributeValues={
+                ":seen": to_attribute(run.version),
+                ":due": to_attribute(resources.TASK_RUNS_DUE_PARTITION),
+            },
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
 
 
 def _send(
