@@ -14,6 +14,7 @@ from _deploy_fixtures import Installation, installation  # noqa: F401
 from typer.testing import CliRunner
 
 from stratoflow import runs
+from stratoflow.background.cancel import cancel_task_run
 from stratoflow.background.queue import TaskQueue
 from stratoflow.cli import app
 from stratoflow.exceptions import CancelledRun, InvalidTransitionError
@@ -72,14 +73,26 @@ def test_a_run_cancelled_before_a_worker_took_it_is_never_run(
         runs.cancel_task_run(future.task_run_id)
 
 
-def test_a_running_run_ends_cancelled_not_completed(installation: Installation) -> None:
+@pytest.mark.parametrize("by", ["this process", "another client", "another, then a beat"])
+def test_a_running_run_ends_cancelled_not_completed(installation: Installation, by: str) -> None:
+    """Cancelled from the worker's own process (its held copy is Cancelling), or from
+    another client: the worker's next write finds the run changed (or, after a lease
+    renewal, its copy Cancelling) and writes Cancelled instead of Completed."""
     future = tasks.waits.delay("x")
     worker = in_a_thread(tasks.waits)
+    backend = (
+        installation.services.backend
+        if by == "this process"
+        else installation.new_platform().backend
+    )
     try:
         assert tasks.STARTED.wait(10)
-        assert runs.cancel_task_run(future.task_run_id).name == "Cancelling"
+        assert cancel_task_run(backend, future.task_run_id).name == "Cancelling"
+        assert cancel_task_run(backend, future.task_run_id).name == "Cancelling"  # idempotent
+        if by == "another, then a beat":
+            held = installation.services.backend.held
+            assert held.renew(future.task_run_id, installation.clock.now(), 90)
         assert future.state.name == "Cancelling"
-        assert runs.cancel_task_run(future.task_run_id).name == "Cancelling"  # idempotent
     finally:
         tasks.GATE.set()  # the attempt ends: it would complete
         worker.join(30)

@@ -362,7 +362,9 @@ class AwsBackend:
         return run
 
     def read_task_run(self, task_run_id: str, *, flow_run_id: str | None = None) -> TaskRun:
-        live = self.task_runs.live.get(task_run_id) or self.held.get(task_run_id)
+        # A held background run is not read from this process's copy: its writes are not
+        # behind, and someone else (a cancel, the crash sweep) may have changed it since.
+        live = self.task_runs.live.get(task_run_id)
         if live is not None:
             return live
         return task_run_from_item(self._task_run_item(task_run_id, flow_run_id), self.results)

@@ -198,11 +198,6 @@ class HeldTaskRuns:
         self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
 
-    def get(self, run_id: str) -> TaskRun | None:
-        with self._lock:
-            held = self._held.get(run_id)
-        return None if held is None else held.run
-
     def holds(self, run_id: str) -> bool:
         with self._lock:
             return run_id in self._held
