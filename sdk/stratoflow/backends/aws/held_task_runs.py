@@ -287,7 +287,8 @@ class HeldTaskRuns:
         with held.lock:
             run = held.run
             if not force and cancelled_instead(run, state) is not None:
-                # Cancelled from this very process (its copy is Cancelling).
+                # Its copy is Cancelling: cancelled from this process, or taken from the
+                # table by a lease renewal after another client cancelled it.
                 self._stop(run, state)
             transition_id = transition_id or str(uuid.uuid4())
             seen_version = run.version
