@@ -234,6 +234,13 @@ class StratoflowStack(Stack):
                 )
             ],
         )
+        # The crash sweep of the scheduler tick sends a crashed background run back to the
+        # task queue for its retry (stratoflow.background.sweep); not to its DLQ.
+        scheduler_role = self.functions.scheduler.role
+        assert scheduler_role is not None
+        scheduler_role.add_to_principal_policy(
+            permissions.queue_send([self.task_queue.queue], sid="SendTaskRunRetries")
+        )
         self.task_worker: LambdaTaskWorker | None = None
         if not options.task_modules:
             return

@@ -5,6 +5,11 @@ Every error a user can trigger says what went wrong and how to fix it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stratoflow.states import State
+
 
 class StratoflowError(Exception):
     """Base class for errors raised by stratoflow itself."""
@@ -57,6 +62,20 @@ class FlowRunCancelled(BaseException):
 
     It derives from BaseException so that a user's `except Exception` cannot swallow it.
     """
+
+
+class TaskRunStopped(BaseException):
+    """Raised inside a background task run whose run was changed by someone else while
+    its task worker held it: cancelled (it is then Cancelled), or crashed by the sweep
+    and handed to another worker. Its engine writes nothing more and stops; `state` is
+    the run's state as stored.
+
+    It derives from BaseException so that a user's `except Exception` cannot swallow it.
+    """
+
+    def __init__(self, message: str, state: State) -> None:
+        super().__init__(message)
+        self.state = state
 
 
 class CancelledRun(StratoflowError):

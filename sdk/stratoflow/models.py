@@ -102,6 +102,18 @@ class TaskRun:
     """The attempt of its flow run that created it."""
     replayed: bool = field(default=False, compare=False)
     """Recorded by an earlier attempt and replayed by this one (not stored)."""
+    # Background task runs only (`my_task.delay()`, stratoflow.background):
+    retries: int = 0
+    """The task's `retries` option, recorded when a task worker claims the run (for the
+    crash sweep, which does not have the task's code)."""
+    heartbeat: datetime | None = None
+    """The last sign of life of the task worker holding the run; None while no worker
+    holds it (waiting in the task queue)."""
+    sweep_due: datetime | None = None
+    """When the background task run sweep looks at the run next, unless it changed by
+    then: while a worker holds it, the end of that worker's lease (its heartbeat plus
+    `zombie_after_seconds`); while a retry waits for a worker, when its message is sent
+    again (stratoflow.background.sweep)."""
 
     @property
     def state_type(self) -> str | None:

@@ -95,6 +95,12 @@ def task_run_parameters_key(task_run_id: str) -> dict[str, str]:
     return {PARTITION_KEY: f"TASKRUN#{task_run_id}", SORT_KEY: TASK_RUN_PARAMETERS}
 
 
+TASK_RUNS_DUE_PARTITION = "TASKRUNSDUE"
+"""`by_state` partition of the background task runs the crash sweep must look at (held by
+a worker, or a retry waiting for its message); sort key `<sweep_due, UTC>#<task run id>`.
+A final run leaves it, so a tick reads only what is due (stratoflow.background.sweep)."""
+
+
 def cache_key(key: str) -> dict[str, str]:
     return {PARTITION_KEY: f"CACHE#{key}", SORT_KEY: META}
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from stratoflow.background.cancel import cancel_task_run as _cancel_task_run
 from stratoflow.context import get_services
 from stratoflow.exceptions import ObjectNotFound
 from stratoflow.models import FlowRun, LogEntry, TaskRun
@@ -34,6 +35,13 @@ def cancel_flow_run(flow_run_id: str) -> State:
     from stratoflow.engine.flow_engine import request_cancellation
 
     return request_cancellation(flow_run_id, get_services())
+
+
+def cancel_task_run(task_run_id: str) -> State:
+    """Cancel a background task run (what `my_task.delay()` made): Cancelled at once while
+    it waits for a task worker, else Cancelling until its worker stops it, then Cancelled
+    (docs/background-tasks.md#cancellation)."""
+    return _cancel_task_run(get_services().backend, task_run_id)
 
 
 def read_result(run: FlowRun | TaskRun) -> Any:

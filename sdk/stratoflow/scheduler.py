@@ -69,6 +69,7 @@ class Scheduler:
         self._enqueue_orphans(now, report)
         self._mark_late(now, report)
         report.swept = sweep(self.platform, now)
+        report.errors.extend(report.swept.task_runs.errors)
         # Proactive automations. Imported here, not at the top: the automations engine
         # (its models, templates, actions) is most of what the scheduler Lambda would
         # load at its cold start otherwise (bench/cold_start.py).

@@ -23,15 +23,21 @@ opt-in zombie automation).
 Only runs executed by workers are swept (they have a deployment and heartbeat); a flow
 called directly in a process keeps no heartbeat and is left alone. Every change is
 conditional on the version the sweep read, so a run that moved meanwhile is not touched.
+
+Background task runs (`my_task.delay()`) have a sweep of their own, run here too: those
+whose task worker's lease ended are crashed (and retried) or cancelled
+(stratoflow.background.sweep).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from stratoflow import resources
+from stratoflow.background.queue import TaskQueue
+from stratoflow.background.sweep import TaskRunSweepReport, sweep_task_runs
 from stratoflow.deployments.runs import enqueue
 from stratoflow.durable.event_waits import ON_TIMEOUT, deliver_response
 from stratoflow.durable.pauses import pause_expired
@@ -68,6 +74,8 @@ class SweepReport:
     cancelled: int = 0
     resent: int = 0
     timed_out: int = 0
+    task_runs: TaskRunSweepReport = field(default_factory=TaskRunSweepReport)
+    """The background task runs' sweep."""
 
 
 def sweep(platform: Platform, now: datetime) -> SweepReport:
@@ -116,6 +124,10 @@ def sweep(platform: Platform, now: datetime) -> SweepReport:
         elif _move(platform, run, _pause_timed_out(run)):
             report.timed_out += 1
     report.resent = resend_expired(platform, now)
+    backend = platform.backend
+    report.task_runs = sweep_task_runs(
+        backend, TaskQueue(backend.clients.sqs, settings.queue_prefix), now
+    )
     return report
 
 

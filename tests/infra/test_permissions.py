@@ -48,10 +48,16 @@ def test_scheduler_reads_and_writes_the_table_and_sends(
         "ReadStateTable",
         "WriteStateTable",
         "SendToWorkQueues",
+        "SendTaskRunRetries",
     }
     assert actions(statements["ReadStateTable"]) == set(permissions.TABLE_READ_ACTIONS)
     assert actions(statements["SendToWorkQueues"]) == {"sqs:SendMessage", "sqs:GetQueueUrl"}
     assert len(statements["SendToWorkQueues"]["Resource"]) == len(stack.work_queues.queues)
+    # The background task runs' crash sweep sends a retry to the task queue, not its DLQ.
+    assert actions(statements["SendTaskRunRetries"]) == {"sqs:SendMessage", "sqs:GetQueueUrl"}
+    assert statements["SendTaskRunRetries"]["Resource"] == {
+        "Fn::GetAtt": [logical_id(stack, stack.task_queue.queue), "Arn"]
+    }
     table = logical_id(stack, stack.state.table)
     read = statements["ReadStateTable"]["Resource"]
     assert read[0] == {"Fn::GetAtt": [table, "Arn"]}

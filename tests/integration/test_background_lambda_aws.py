@@ -16,7 +16,7 @@ from _deploy_fixtures import Installation, installation  # noqa: F401
 from stratoflow.background.queue import TaskQueue
 from stratoflow.dev.event_sources import sqs_event
 from stratoflow.settings import get_settings
-from stratoflow.states import StateType
+from stratoflow.states import Pending, Running, StateType
 from stratoflow.workers.queues import REASON_ATTRIBUTE
 
 HANDLER = Path(__file__).resolve().parents[2] / "functions" / "task_worker" / "handler.py"
@@ -105,3 +105,28 @@ def test_too_little_time_hands_the_record_back(
     )
     assert response == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
     assert future.state.type is StateType.SCHEDULED
+
+
+def test_a_record_delivered_again_after_its_invocation_timed_out_retries_the_run(
+    installation: Installation, handler: ModuleType
+) -> None:
+    """The invocation that ran the run timed out mid-attempt (its lease never renewed);
+    SQS delivers the record again after the visibility timeout: the run is crashed and
+    retried in this invocation (`sturdy` has a retry)."""
+    future = tasks.sturdy.delay("z")
+    (message,) = receive(installation, queue(installation).name)
+    timed_out = installation.new_platform().backend
+    run = timed_out.read_task_run(future.task_run_id)
+    now = installation.clock.now()
+    timed_out.held.claim(run, [Pending("Claimed.")], now=now, lease_seconds=90, retries=1)
+    run.run_count = 1
+    timed_out.held.set_state(run.id, Running())
+    installation.clock.advance(6 * 900)  # the queue's visibility: 6 x the function timeout
+    response = handler.handler(
+        sqs_event([message], arn(queue(installation).name)), FakeLambdaContext()
+    )
+    assert response == {"batchItemFailures": []}
+    assert future.result(timeout=5) == "ok z"
+    stored = installation.services.backend.read_task_run(future.task_run_id)
+    assert "Crashed" in [s.name for s in stored.state_history]
+    assert stored.run_count == 2

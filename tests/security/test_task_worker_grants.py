@@ -118,6 +118,17 @@ def test_the_task_worker_consumes_and_sends_only_on_the_task_queue(
     assert not is_allowed(worker, Request("sqs:ReceiveMessage", arns["dlq"]))
 
 
+def test_the_scheduler_may_only_send_retries_to_the_task_queue(
+    full_template_json: dict[str, Any], arns: dict[str, str]
+) -> None:
+    scheduler = _function_role(full_template_json, "scheduler")
+    assert is_allowed(scheduler, Request("sqs:SendMessage", arns["queue"]))
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage"):
+        assert not is_allowed(scheduler, Request(action, arns["queue"])), action
+    for action in ("sqs:SendMessage", "sqs:ReceiveMessage"):
+        assert not is_allowed(scheduler, Request(action, arns["dlq"])), action
+
+
 @pytest.mark.parametrize("principal", ["lambda worker", "ecs dispatcher", "on-prem default"])
 def test_no_flow_worker_may_consume_or_send_to_the_task_queue(
     full_template_json: dict[str, Any], arns: dict[str, str], principal: str

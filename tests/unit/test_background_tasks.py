@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import timedelta
 from typing import Any
 
 import cloudpickle
 import pytest
 
 from stratoflow import task
-from stratoflow.background.admission import Drop, Ready, Refuse, admit, upstream_problem
+from stratoflow.background.admission import (
+    Abandoned,
+    Drop,
+    Ready,
+    Refuse,
+    admit,
+    upstream_problem,
+)
 from stratoflow.background.futures import BackgroundTaskFuture
 from stratoflow.background.loading import load_tasks
 from stratoflow.background.messages import TaskRunMessage, parse_task_message
@@ -26,7 +34,7 @@ from stratoflow.context import get_services
 from stratoflow.exceptions import OptionError, ResultRefused
 from stratoflow.resources import TASKS_SIGNING_DOMAIN, task_queue_name
 from stratoflow.result_signing import ResultSigner, ResultVerifier, StaticKeys
-from stratoflow.states import Completed, StateType
+from stratoflow.states import Cancelled, Completed, Running, StateType
 from stratoflow.testing import stratoflow_test_harness
 from stratoflow.workers.messages import MalformedMessage
 
@@ -175,20 +183,40 @@ def body(run_id: str, key: str) -> str:
 
 def test_admission_decisions(harness: Any) -> None:
     backend = harness.services.backend
+    now = harness.clock.now()
     served = {double.task_key: double}
     run = stored_run(harness)
-    assert isinstance(admit(backend, body(run.id, double.task_key), served), Ready)
-    refused = admit(backend, body(run.id, explode.task_key), served)
+    assert isinstance(admit(backend, body(run.id, double.task_key), served, now), Ready)
+    refused = admit(backend, body(run.id, explode.task_key), served, now)
     assert isinstance(refused, Refuse) and "does not serve" in refused.reason
     other = stored_run(harness, explode)
-    refused = admit(backend, body(other.id, double.task_key), served)
+    refused = admit(backend, body(other.id, double.task_key), served, now)
     assert isinstance(refused, Refuse) and "its message names task" in refused.reason
-    assert isinstance(admit(backend, "junk", served), Refuse)
-    gone = admit(backend, body("nope", double.task_key), served)
+    assert isinstance(admit(backend, "junk", served, now), Refuse)
+    gone = admit(backend, body("nope", double.task_key), served, now)
     assert type(gone) is Drop
     backend.set_task_run_state(run.id, Completed(), force=True)
-    duplicate = admit(backend, body(run.id, double.task_key), served)
+    duplicate = admit(backend, body(run.id, double.task_key), served, now)
     assert type(duplicate) is Drop and "duplicate" in duplicate.reason
+
+
+def test_admission_of_held_and_cancelled_runs(harness: Any) -> None:
+    backend = harness.services.backend
+    now = harness.clock.now()
+    served = {double.task_key: double}
+    held = stored_run(harness)
+    backend.set_task_run_state(held.id, Running())
+    held.heartbeat, held.sweep_due = now, now + timedelta(seconds=90)
+    live = admit(backend, body(held.id, double.task_key), served, now)
+    assert type(live) is Drop and "held by a live task worker" in live.reason
+    # Its worker stopped renewing the lease: whoever gets the message settles it.
+    later = now + timedelta(seconds=91)
+    abandoned = admit(backend, body(held.id, double.task_key), served, later)
+    assert isinstance(abandoned, Abandoned) and abandoned.run is held
+    cancelled = stored_run(harness)
+    backend.set_task_run_state(cancelled.id, Cancelled("by an operator"))
+    dropped = admit(backend, body(cancelled.id, double.task_key), served, now)
+    assert type(dropped) is Drop and "was cancelled" in dropped.reason
 
 
 def test_upstream_problems(harness: Any) -> None:

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from stratoflow.exceptions import ObjectNotFound
+from stratoflow.exceptions import ObjectNotFound, TaskRunStopped
 from stratoflow.models import FlowRun, LogEntry, TaskRun
+from stratoflow.orchestration.cancelling import cancelled_instead, stopped_message
 from stratoflow.orchestration.transitions import TransitionResult, apply_transition
 from stratoflow.states import State, StateType
 
@@ -169,6 +170,11 @@ class MemoryBackend:
     ) -> TransitionResult:
         with self._lock:
             run = self.read_task_run(task_run_id)
+            cancelled = None if force else cancelled_instead(run, state)
+            if cancelled is not None:  # a Cancelling run ends Cancelled, its engine stops
+                apply_transition(run, cancelled)
+                run.end_time = cancelled.timestamp
+                raise TaskRunStopped(stopped_message(run, cancelled), cancelled)
             return apply_transition(
                 run,
                 state,

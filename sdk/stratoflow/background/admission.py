@@ -1,7 +1,8 @@
 """What a task worker does with a task queue message before it runs anything: refuse it
 (malformed, a task it does not serve, a run whose stored task key is another's:
-dead-lettered with the reason), drop it (stale or duplicate), wait (an upstream run of
-`wait_for` is not final yet), or go ahead and claim the run.
+dead-lettered with the reason), drop it (final, cancelled before it started, held by a
+live worker), settle it (held by a worker whose lease ended: stratoflow.background.leases),
+wait (an upstream run of `wait_for` is not final yet), or go ahead and claim the run.
 
 A message is untrusted input: anything that may send to the task queue could have sent
 it, so only the stored run decides, and it is checked before anything is written."""
@@ -10,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from stratoflow.backends.base import Backend
+from stratoflow.background.leases import is_held, lease_ended
 from stratoflow.background.messages import TaskRunMessage, parse_task_message
 from stratoflow.exceptions import ObjectNotFound
 from stratoflow.models import TaskRun
@@ -41,10 +44,19 @@ class Ready:
     message: TaskRunMessage
 
 
-Decision = Drop | Ready
+@dataclass(frozen=True)
+class Abandoned:
+    """A run held by a worker whose lease ended (its message came back after the worker
+    died): settle it, and run it again when it has retries left."""
+
+    run: TaskRun
+    message: TaskRunMessage
 
 
-def admit(backend: Backend, body: str, served: Mapping[str, Any]) -> Decision:
+Decision = Drop | Ready | Abandoned
+
+
+def admit(backend: Backend, body: str, served: Mapping[str, Any], now: datetime) -> Decision:
     try:
         message = parse_task_message(body)
     except MalformedMessage as exc:
@@ -68,9 +80,21 @@ def admit(backend: Backend, body: str, served: Mapping[str, Any]) -> Decision:
             "background runs of the task their message names. The run was left as it was; "
             "find out who sent this message."
         )
-    if run.state is None or run.state.type is not StateType.SCHEDULED:
-        state = run.state.name if run.state else None
-        return Drop(f"task run {run.id} is {state!r}, not waiting for a worker (a duplicate)")
+    state = run.state
+    if state is None:
+        return Drop(f"task run {run.id} has no state")
+    if state.type is StateType.CANCELLED:
+        return Drop(f"task run {run.id} was cancelled ({state.message}); it is not run")
+    if state.is_final():
+        return Drop(f"task run {run.id} is already {state.name!r} (a duplicate)")
+    if lease_ended(run, now):
+        return Abandoned(run, message)
+    if is_held(run):
+        return Drop(
+            f"task run {run.id} is {state.name!r}, held by a live task worker (a duplicate)"
+        )
+    if state.type is not StateType.SCHEDULED:
+        return Drop(f"task run {run.id} is {state.name!r}, not waiting for a worker")
     return Ready(run, message)
 
 

@@ -41,11 +41,15 @@ def poll(
     limit: int = 10,
     once: bool = False,
     wait_seconds: int = 20,
+    visibility_seconds: int = VISIBILITY_SECONDS,
     stop: threading.Event | None = None,
 ) -> int:
     """Run the served tasks' runs until `stop` is set (with `once`: until the queue has
     nothing for it and no run is in progress, since a run waiting for its `wait_for` runs
-    sends its message again). Returns how many messages were processed."""
+    sends its message again). Returns how many messages were processed.
+
+    A message this worker received but did not claim (it was killed first, or its long
+    poll was still open when it died) is received again `visibility_seconds` later."""
     if limit < 1:
         raise OptionError(f"limit must be at least 1, got {limit}.")
     stop = stop or threading.Event()
@@ -63,7 +67,7 @@ def poll(
             messages = worker.queue.receive(
                 max_messages=free,
                 wait_seconds=0 if once else wait_seconds,
-                visibility=VISIBILITY_SECONDS,
+                visibility=visibility_seconds,
             )
             if not messages and once:
                 if not running:

@@ -21,9 +21,14 @@ from stratoflow.background.admission import upstream_problem
 from stratoflow.background.futures import BackgroundTaskFuture
 from stratoflow.context import Services, get_services
 from stratoflow.engine.task_calls import run_task_run
-from stratoflow.exceptions import OptionError
+from stratoflow.exceptions import (
+    ConflictError,
+    InvalidTransitionError,
+    OptionError,
+    TaskRunStopped,
+)
 from stratoflow.models import TaskRun
-from stratoflow.states import NotReady, Scheduled
+from stratoflow.states import NotReady, Pending, Scheduled
 
 if TYPE_CHECKING:
     from stratoflow.tasks import Task
@@ -101,11 +106,22 @@ def _run_in_thread(
     def run() -> None:
         for upstream_future in waits:
             upstream_future.wait()
-        _, failure = upstream_problem(services.backend, upstream)
-        if failure is not None:
-            services.backend.set_task_run_state(task_run.id, NotReady(failure))
+        backend = services.backend
+        try:  # claimed as a task worker claims it: a run cancelled meanwhile is not run
+            backend.set_task_run_state(
+                task_run.id, Pending("Claimed by this process."), expected_version=task_run.version
+            )
+        except (ConflictError, InvalidTransitionError):
             return
-        run_task_run(task, task_run, parameters, None, None, services)
+        task_run.heartbeat = services.clock.now()  # held: a cancellation is now Cancelling
+        try:
+            _, failure = upstream_problem(backend, upstream)
+            if failure is not None:
+                backend.set_task_run_state(task_run.id, NotReady(failure))
+                return
+            run_task_run(task, task_run, parameters, None, None, services)
+        except TaskRunStopped:
+            return  # cancelled while it ran: the run is Cancelled
 
     _local_pool.submit(run)
     return future

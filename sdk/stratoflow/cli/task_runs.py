@@ -1,4 +1,4 @@
-"""`strato task-run ls|inspect`."""
+"""`strato task-run ls|inspect|cancel`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from stratoflow.cli.render import duration, styled_state
 from stratoflow.cli.results import LoadResultOption, shown_result
 from stratoflow.models import TaskRun
 
-task_run_app = typer.Typer(help="Inspect task runs.", no_args_is_help=True)
+task_run_app = typer.Typer(help="Inspect and cancel task runs.", no_args_is_help=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
@@ -64,12 +64,16 @@ def list_task_runs(flow_run_id: str, as_json: JsonOption = False) -> None:
 @task_run_app.command("inspect")
 def inspect_task_run(
     task_run_id: str,
-    flow_run: Annotated[str, typer.Option("--flow-run", help="Its flow run's id.")],
+    flow_run: Annotated[
+        str | None,
+        typer.Option("--flow-run", help="Its flow run's id (none: a background task run)."),
+    ] = None,
     as_json: JsonOption = False,
     load_result: LoadResultOption = False,
 ) -> None:
     """One task run: state, history, inputs and result.
 
+    A task run of a flow needs --flow-run; a background task run (`.delay()`) does not.
     A cloudpickle result is shown by its size and place unless --load-result is given.
     """
     from stratoflow.context import get_services
@@ -86,3 +90,14 @@ def inspect_task_run(
         print_json(document)
     else:
         out.print_json(data=document, default=str)
+
+
+@task_run_app.command("cancel")
+def cancel(task_run_id: str) -> None:
+    """Cancel a background task run (`.delay()`): Cancelled at once while it waits for a
+    task worker, else Cancelling until its worker stops it (then Cancelled)."""
+    from stratoflow import runs
+
+    with one_line_errors():
+        state = runs.cancel_task_run(task_run_id)
+    out.print(f"Task run {task_run_id} is {state.name}.")

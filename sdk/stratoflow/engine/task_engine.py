@@ -24,7 +24,12 @@ from stratoflow.engine.steps import Blocking, Sleep, Steps, drive, drive_async, 
 from stratoflow.engine.task_results import persist_task_result
 from stratoflow.engine.transaction_steps import attempts_in_transaction
 from stratoflow.engine.user_code import Body
-from stratoflow.exceptions import FlowRunCancelled, TaskRunTimeoutError, UpstreamTaskError
+from stratoflow.exceptions import (
+    FlowRunCancelled,
+    TaskRunStopped,
+    TaskRunTimeoutError,
+    UpstreamTaskError,
+)
 from stratoflow.logging import (
     TASK_RUN_LOGGER,
     RunLoggerAdapter,
@@ -224,6 +229,8 @@ class TaskRunEngine:
                 Cancelled("The flow run was cancelled while this task run ran.")
             )
             raise
+        except TaskRunStopped:
+            raise  # its state was written by whoever stopped it: nothing more to record
         except BaseException as exc:
             yield from self._finish(
                 Crashed(f"Task run crashed: {type(exc).__name__}: {exc}", data=exc)
@@ -243,7 +250,8 @@ class TaskRunEngine:
         options = self.options
         record = self.run_record
         retries = options.retries
-        attempt = 0
+        # A background run retried after a crash continues its attempts (0 for a new run).
+        attempt = record.run_count
         while True:
             attempt += 1
             record.run_count = attempt

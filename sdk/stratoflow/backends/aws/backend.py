@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from stratoflow import resources
+from stratoflow.backends.aws.held_task_runs import HeldTaskRuns
 from stratoflow.backends.aws.items import (
     creation_seq,
     flow_run_from_item,
@@ -78,6 +79,8 @@ class AwsBackend:
         self.task_runs = TaskRunWriter(
             self.dynamodb, self.table, flush_seconds=task_run_flush_seconds
         )
+        self.held = HeldTaskRuns(self.dynamodb, self.table, self.results)
+        """Background task runs a task worker of this process claimed: conditional writes."""
         self._flow_runs: dict[str, FlowRun] = {}
         """Flow runs this process created or changed: the objects the engine holds."""
         self._names = names
@@ -366,6 +369,8 @@ class AwsBackend:
         return run
 
     def read_task_run(self, task_run_id: str, *, flow_run_id: str | None = None) -> TaskRun:
+        # A held background run is not read from this process's copy: its writes are not
+        # behind, and someone else (a cancel, the crash sweep) may have changed it since.
         live = self.task_runs.live.get(task_run_id)
         if live is not None:
             return live
@@ -414,6 +419,14 @@ class AwsBackend:
         force: bool = False,
         flow_run_id: str | None = None,
     ) -> TransitionResult:
+        if self.held.holds(task_run_id):
+            return self.held.set_state(
+                task_run_id,
+                state,
+                expected_version=expected_version,
+                transition_id=transition_id,
+                force=force,
+            )
         run = self.task_runs.live.get(task_run_id)
         if run is None:
             return self._set_stored_task_run_state(

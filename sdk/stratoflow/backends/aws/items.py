@@ -266,6 +266,22 @@ def creation_seq(item: Mapping[str, Any]) -> int | None:
     return int(value["N"]) if value is not None else None
 
 
+def task_run_due_attributes(run: TaskRun) -> dict[str, str]:
+    """The `by_state` attributes of a background task run the crash sweep must look at
+    (`resources.TASK_RUNS_DUE_PARTITION`); none for a final run, a run of a flow, or a
+    run not due anywhere (waiting for its first worker)."""
+    state = run.state
+    if run.flow_run_id is not None or run.sweep_due is None or state is None:
+        return {}
+    if state.is_final():
+        return {}
+    due = run.sweep_due.astimezone(UTC).isoformat()
+    return {
+        resources.BY_STATE.partition_key: resources.TASK_RUNS_DUE_PARTITION,
+        resources.BY_STATE.sort_key: f"{due}#{run.id}",
+    }
+
+
 def task_run_to_item(run: TaskRun, *, seq: int | None = None) -> dict[str, Any]:
     state = run.state
     return to_item(
@@ -297,7 +313,12 @@ def task_run_to_item(run: TaskRun, *, seq: int | None = None) -> dict[str, Any]:
             "replay_key": run.replay_key,
             "call_index": run.call_index,
             "attempt": run.flow_run_attempt,
+            "recent_transition_ids": list(run.recent_transition_ids) or None,
+            "retries": run.retries or None,
+            "heartbeat": _iso(run.heartbeat),
+            "sweep_due": _iso(run.sweep_due),
             CREATION_SEQ: seq,
+            **task_run_due_attributes(run),
         }
     )
 
@@ -330,6 +351,10 @@ def task_run_from_item(item: Mapping[str, Any], refs: ResultRefs) -> TaskRun:
         replay_key=raw.get("replay_key"),
         call_index=_optional_int(raw.get("call_index")),
         flow_run_attempt=_optional_int(raw.get("attempt")),
+        recent_transition_ids=list(raw.get("recent_transition_ids") or ()),
+        retries=int(raw.get("retries", 0)),
+        heartbeat=_moment(raw.get("heartbeat")),
+        sweep_due=_moment(raw.get("sweep_due")),
     )
 
 
