@@ -12,18 +12,28 @@ T = TypeVar("T")
 
 
 class BoundSignature:
-    """A function's signature, with the fast path of keyword-only calls precomputed."""
+    """A function's signature, with the fast paths of plain calls precomputed: binding
+    when every parameter is positional-or-keyword, calling with keywords only."""
 
-    __slots__ = ("_simple", "names", "signature")
+    __slots__ = ("_defaults", "_plain", "_simple", "names", "signature")
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         self.signature = inspect.signature(fn)
-        kinds = [p.kind for p in self.signature.parameters.values()]
+        parameters = self.signature.parameters.values()
+        kinds = [p.kind for p in parameters]
         self._simple = all(k in (_P.POSITIONAL_OR_KEYWORD, _P.KEYWORD_ONLY) for k in kinds)
+        self._plain = all(k is _P.POSITIONAL_OR_KEYWORD for k in kinds)
+        self._defaults = tuple(p.default for p in parameters)
         self.names = tuple(self.signature.parameters)
 
     def bind(self, owner: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """Parameters by name, defaults applied. Raises TypeError naming `owner` on a bad call."""
+        if self._plain:
+            # Every call binds its arguments (each task call): what inspect's bind and
+            # apply_defaults give for a call that fits, without their generality.
+            arguments = self._bind_plain(args, kwargs)
+            if arguments is not None:
+                return arguments
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:
@@ -33,6 +43,29 @@ class BoundSignature:
             ) from None
         bound.apply_defaults()
         return bound.arguments
+
+    def _bind_plain(
+        self, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """The parameters in signature order, or None when the call does not fit (too
+        many arguments, one missing, unknown or given twice): inspect then says why."""
+        names = self.names
+        given = len(args)
+        if given > len(names):
+            return None
+        arguments = dict(zip(names, args, strict=False))  # fewer args than names
+        if given == len(names) and not kwargs:
+            return arguments
+        used = 0
+        for name, default in zip(names[given:], self._defaults[given:], strict=True):
+            if name in kwargs:
+                arguments[name] = kwargs[name]
+                used += 1
+            elif default is _P.empty:
+                return None
+            else:
+                arguments[name] = default
+        return arguments if used == len(kwargs) else None
 
     def call(self, fn: Callable[..., Any], parameters: Mapping[str, Any]) -> Any:
         if self._simple:

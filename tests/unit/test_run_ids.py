@@ -8,7 +8,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stratoflow.models import FlowRun
-from stratoflow.run_ids import carries_pool, new_flow_run_id, pool_tag, subflow_run_id
+from stratoflow.run_ids import (
+    carries_pool,
+    new_flow_run_id,
+    pool_tag,
+    random_run_id,
+    subflow_run_id,
+)
 from stratoflow.workers.ownership import namespace_problem
 
 POOLS = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,40}", fullmatch=True)
@@ -60,3 +66,13 @@ def test_a_subflow_id_for_a_call_is_the_same_in_every_attempt_and_carries_the_ta
     assert first != subflow_run_id(parent, call_key="/flow:child#1")
     assert first != subflow_run_id(new_flow_run_id("etl"), call_key="/flow:child#0")
     assert carries_pool(first, "etl")
+
+
+def test_random_run_ids_are_version_4_uuids_in_their_usual_text() -> None:
+    ids = {random_run_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for run_id in ids:
+        parsed = uuid.UUID(run_id)
+        assert str(parsed) == run_id
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122

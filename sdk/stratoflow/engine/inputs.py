@@ -78,23 +78,28 @@ def resolve_inputs(parameters: dict[str, Any], wait_for: Iterable[Any] | None) -
     An upstream run that did not complete makes `failure` non-None unless the argument
     was wrapped in `allow_failure()`; the downstream task must then not run.
     """
-    resolver = _Resolver()
     resolved = ResolvedInputs(parameters={})
+    resolver: _Resolver | None = None  # built for the first value to walk: most have none
     for name, value in parameters.items():
         if isinstance(value, _PLAIN):
             resolved.parameters[name] = value
             continue
+        if resolver is None:
+            resolver = _Resolver()
         resolver.parameter = name
         resolver.upstream = []
         resolved.parameters[name] = resolver.visit(value, False)
         if resolver.upstream:
             resolved.task_inputs[name] = resolver.upstream
     if wait_for:
+        if resolver is None:
+            resolver = _Resolver()
         resolver.parameter = "wait_for"
         resolver.upstream = []
         for item in wait_for:
             resolver.visit(item, False)
         if resolver.upstream:
             resolved.task_inputs[WAIT_FOR_KEY] = resolver.upstream
-    resolved.failure = resolver.failure
+    if resolver is not None:
+        resolved.failure = resolver.failure
     return resolved

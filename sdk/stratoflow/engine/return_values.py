@@ -37,16 +37,22 @@ def decides_state(value: object) -> bool:
 
 def return_value_to_state(value: Any) -> State:
     """The final state for a returned `value`, its data in memory (`has_data`)."""
+    if not decides_state(value):
+        return completed_with(value)
     if is_user_state(value):
         assert isinstance(value, State)
         return value
-    if decides_state(value):
-        states: list[State] = [value] if isinstance(value, State) else list(value)
-        return _aggregate(states, value)
+    states: list[State] = [value] if isinstance(value, State) else list(value)
+    return _aggregate(states, value)
+
+
+def completed_with(value: Any) -> State:
+    """The Completed state for a returned `value` that does not decide the state (see
+    `decides_state`): what `return_value_to_state` gives for it, without checking."""
     if isinstance(value, types.GeneratorType):
         # Generators are not portable: the state keeps the values they yield.
         value = list(value)
-    return _with_data(StateType.COMPLETED, "Completed", None, value)
+    return State(type=StateType.COMPLETED, name="Completed", data=value, has_data=True)
 
 
 def _aggregate(states: list[State], returned: Any) -> State:

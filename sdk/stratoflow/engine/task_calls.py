@@ -5,7 +5,6 @@ that task runners start. Each creates the task run record, then runs it with
 from __future__ import annotations
 
 import itertools
-import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ from stratoflow.engine.replay import logger as replay_logger
 from stratoflow.engine.task_engine import NOT_RETURNED, TaskRunEngine
 from stratoflow.exceptions import FlowRunCancelled
 from stratoflow.models import TaskRun
+from stratoflow.run_ids import random_run_id
 from stratoflow.states import State
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def create_task_run(
         flow_run_id = None
     extra_tags = current_tags()
     task_run = TaskRun(
-        id=str(uuid.uuid4()),
+        id=random_run_id(),
         name=f"{task.name}-{dynamic_key}",
         task_key=task.task_key,
         dynamic_key=str(dynamic_key),

@@ -19,7 +19,11 @@ from stratoflow.engine.caching import cache_key_for, cached_state
 from stratoflow.engine.concurrency_slots import acquire_tag_slots, release_tag_slots
 from stratoflow.engine.hooks import Hooks
 from stratoflow.engine.inputs import resolve_inputs
-from stratoflow.engine.return_values import decides_state, return_value_to_state
+from stratoflow.engine.return_values import (
+    completed_with,
+    decides_state,
+    return_value_to_state,
+)
 from stratoflow.engine.steps import Blocking, Sleep, Steps, drive, drive_async, run_to_completion
 from stratoflow.engine.task_results import persist_task_result
 from stratoflow.engine.transaction_steps import attempts_in_transaction
@@ -112,7 +116,9 @@ class TaskRunEngine:
         state.details["task_run_id"] = record.id
         if record.flow_run_id is not None:
             state.details["flow_run_id"] = record.flow_run_id
-        if state.is_final():  # give back tag concurrency slots, even if the write fails
+        if record.tags and state.is_final():
+            # Give back tag concurrency slots, even if the write fails. (A run without
+            # tags never takes any: `_prepare`.)
             release_tag_slots(self)
         result = self.services.backend.set_task_run_state(record.id, state)
         self.run_record.state = result.state
@@ -306,12 +312,11 @@ class TaskRunEngine:
         if isinstance(outcome, State):
             return outcome
         value = self.returned = outcome.value
-        state = return_value_to_state(value)
         if decides_state(value):
             # Prefect retries a returned failed state, not a returned list of states.
             self._retriable = isinstance(value, State)
-            return state
-        return self._completed(state, context)
+            return return_value_to_state(value)
+        return self._completed(completed_with(value), context)
 
     def _completed(self, state: State, context: TaskRunContext) -> State:
         """Persist the returned value (`state.data`) when the run's settings ask for it."""

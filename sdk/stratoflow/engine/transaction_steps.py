@@ -8,7 +8,8 @@ enclosing transaction commits otherwise. A run that does not complete rolls back
 transaction, and with it the enclosing one.
 
 A run outside any transaction and without commit or rollback hooks skips building a
-transaction: it writes its cache entry at once, which is all its transaction would do.
+transaction: it writes its cache entry at once, which is all its transaction would do
+(and without a cache key its attempts run with nothing around them).
 The engine looked the cache key up before the attempts; a SERIALIZABLE run looks again
 once it holds the key's lock, since the run that held it may have written it meanwhile.
 """
@@ -36,18 +37,32 @@ def attempts_in_transaction(
     final state, or a Cached one when a SERIALIZABLE run found the record under lock."""
     options = engine.options
     if get_transaction() is None and not options.on_commit and not options.on_rollback:
-        state = yield from attempts
-        if state.type is StateType.COMPLETED and cache_key is not None:
-            store_in_cache(
-                cache_key,
-                state,
-                engine.services,
-                engine.run_record,
-                options.cache_expiration,
-                engine.task.cache_policy,
-            )
-        return state
+        if cache_key is None:
+            # Nothing to do around the attempts (most task runs): no wrapping generator,
+            # whose every step would cost each task call.
+            return attempts
+        return _caching_at_once(engine, cache_key, attempts)
+    return _in_transaction(engine, cache_key, attempts)
 
+
+def _caching_at_once(engine: TaskRunEngine, cache_key: str, attempts: Steps[State]) -> Steps[State]:
+    state = yield from attempts
+    if state.type is StateType.COMPLETED:
+        store_in_cache(
+            cache_key,
+            state,
+            engine.services,
+            engine.run_record,
+            engine.options.cache_expiration,
+            engine.task.cache_policy,
+        )
+    return state
+
+
+def _in_transaction(
+    engine: TaskRunEngine, cache_key: str | None, attempts: Steps[State]
+) -> Steps[State]:
+    options = engine.options
     txn = Transaction(
         key=cache_key,
         # The policy's key_storage when it has one (as in Prefect), else the services'.
