@@ -77,8 +77,8 @@ def test_positions_count_calls_per_scope_and_per_task() -> None:
     third = positions.next(FLOW_SCOPE, "a-1")
     nested = positions.next(first.key, "a-1")
     assert [p.key for p in (first, second, third)] == ["/a-1#0", "/b-2#0", "/a-1#1"]
-    assert [p.index for p in (first, second, third)] == [0, 1, 2]
-    assert (nested.key, nested.index) == ("/a-1#0/a-1#0", 0)
+    assert [p.call_index for p in (first, second, third)] == [0, 1, 2]
+    assert (nested.key, nested.call_index) == ("/a-1#0/a-1#0", 0)
 
 
 def test_the_scope_of_a_recorded_run_comes_back_from_its_key() -> None:

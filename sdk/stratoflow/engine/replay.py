@@ -22,6 +22,7 @@ import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from stratoflow.exceptions import ReplayDivergenceError
 from stratoflow.models import TaskRun
@@ -51,13 +52,13 @@ def scope_of(run: TaskRun) -> str | None:
     return head[: -len(suffix)]
 
 
-@dataclass(frozen=True, slots=True)
-class CallPosition:
-    """Where a task call sits in its attempt: its key and its index in its scope."""
+class CallPosition(NamedTuple):
+    """Where a task call sits in its attempt: its key and its index in its scope. (A
+    named tuple: one is made per task call, and a frozen dataclass costs more to build.)"""
 
     scope: str
     key: str
-    index: int
+    call_index: int
 
 
 @dataclass
@@ -81,11 +82,12 @@ class CallPositions:
             state = self._scopes.get(scope)
             if state is None:
                 state = self._scopes[scope] = _Scope()
-            ordinal = state.ordinals.get(task_key, 0)
-            state.ordinals[task_key] = ordinal + 1
+            ordinals = state.ordinals
+            ordinal = ordinals.get(task_key, 0)
+            ordinals[task_key] = ordinal + 1
             index = state.calls
-            state.calls += 1
-        return CallPosition(scope, replay_key(scope, task_key, ordinal), index)
+            state.calls = index + 1
+        return CallPosition(scope, f"{scope}/{task_key}#{ordinal}", index)
 
     def went_live(self, scope: str) -> bool:
         """Mark `scope` as past its recorded history; returns whether it already was."""
@@ -143,13 +145,13 @@ class ReplayHistory:
     def check_position(self, position: CallPosition, task_key: str, task_name: str) -> None:
         """Raise ReplayDivergenceError when the latest earlier attempt called another
         task at this position of the scope."""
-        seen = self._positions.get((position.scope, position.index))
+        seen = self._positions.get((position.scope, position.call_index))
         if seen is None or seen[1] == task_key:
             return
         where = "the flow function" if position.scope == FLOW_SCOPE else "its parent task run"
         raise ReplayDivergenceError(
             f"Flow run {self.flow_run_name!r} diverged from its recorded history: call "
-            f"#{position.index + 1} of {where} was task {seen[1]!r} in attempt {seen[0]}, "
+            f"#{position.call_index + 1} of {where} was task {seen[1]!r} in attempt {seen[0]}, "
             f"and is task {task_key!r} ({task_name}) now. The flow's code changed between "
             "attempts, or its calls depend on something other than its parameters and its "
             "tasks' results (the time, randomness, an external read outside a task). Run it "

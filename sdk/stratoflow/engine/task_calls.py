@@ -112,7 +112,7 @@ def create_task_run(
             recorded = replayed_run(task, flow_ctx, flow_ctx.replay, position)
             if recorded is not None:
                 return recorded
-        if position.scope == FLOW_SCOPE:
+        if flow_ctx.services.time_left is not None and position.scope == FLOW_SCOPE:
             hand_back_if_out_of_time(flow_ctx, task.options.timeout_seconds)
         dynamic_key = flow_ctx.next_dynamic_key(task.task_key)
         flow_run_id: str | None = flow_ctx.flow_run.id
@@ -134,7 +134,7 @@ def create_task_run(
     if position is not None:
         assert flow_ctx is not None
         task_run.replay_key = position.key
-        task_run.call_index = position.index
+        task_run.call_index = position.call_index
         task_run.flow_run_attempt = flow_ctx.flow_run.run_count
     template = task.options.task_run_name
     if template is not None:
