@@ -59,25 +59,43 @@ def _truncate(text: str | None, limit: int) -> str | None:
     return text[: limit - 1] + "…"
 
 
-def state_to_map(state: State, *, message_limit: int = MESSAGE_LIMIT) -> dict[str, Any]:
+def state_to_map(
+    state: State, *, message_limit: int = MESSAGE_LIMIT, own: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The stored form of a state. `own`: the details the run's item already holds (its
+    own ids, which the engine puts in every state's details), left out and put back by
+    `state_from_map`: without them a task run's item fits in one write unit."""
+    details = state.details
+    if own and details:
+        details = {k: v for k, v in details.items() if own.get(k) != v}
     return {
         "type": state.type.value,
         "name": state.name,
         "message": _truncate(state.message, message_limit),
         "timestamp": state.timestamp.isoformat(),
-        "details": to_json(state.details) if state.details else None,
+        "details": to_json(details) if details else None,
     }
 
 
-def state_from_map(raw: Mapping[str, Any]) -> State:
-    details = raw.get("details")
+def state_from_map(raw: Mapping[str, Any], *, own: Mapping[str, str] | None = None) -> State:
+    raw_details = raw.get("details")
+    details = json.loads(raw_details) if raw_details else {}
+    if own:
+        details = {**own, **details}
     return State(
         type=StateType(raw["type"]),
         name=str(raw["name"]),
         message=raw.get("message"),
         timestamp=datetime.fromisoformat(str(raw["timestamp"])),
-        details=json.loads(details) if details else {},
+        details=details,
     )
+
+
+def _own_ids(flow_run_id: str | None, task_run_id: str | None = None) -> dict[str, str]:
+    own = {"task_run_id": task_run_id} if task_run_id is not None else {}
+    if flow_run_id is not None:
+        own["flow_run_id"] = flow_run_id
+    return own
 
 
 def _with_result(state: State | None, record: ResultRecord | None) -> State | None:
@@ -120,9 +138,13 @@ def _task_run_ids(raw: Mapping[str, Any]) -> tuple[str | None, str]:
     return raw.get("flow_run_id"), str(raw["id"])
 
 
-def _history(states: list[State]) -> list[dict[str, Any]]:
+def _history(states: list[State], own: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     return [
-        {k: v for k, v in state_to_map(s, message_limit=HISTORY_MESSAGE_LIMIT).items() if v}
+        {
+            k: v
+            for k, v in state_to_map(s, message_limit=HISTORY_MESSAGE_LIMIT, own=own).items()
+            if v
+        }
         for s in states
     ]
 
@@ -145,10 +167,11 @@ def flow_run_state_attributes(run: FlowRun) -> dict[str, Any]:
     """The attributes a state transition rewrites (the rest of the item is left alone)."""
     state = run.state
     assert state is not None
+    own = _own_ids(run.id)
     return {
-        "state": {k: v for k, v in state_to_map(state).items() if v is not None},
+        "state": {k: v for k, v in state_to_map(state, own=own).items() if v is not None},
         "state_type": state.type.value,
-        "state_history": _history(run.state_history),
+        "state_history": _history(run.state_history, own),
         "recent_transition_ids": list(run.recent_transition_ids),
         "run_count": run.run_count,
         "retries": run.retries,
@@ -210,6 +233,7 @@ def flow_run_from_item(item: Mapping[str, Any], refs: ResultRefs) -> FlowRun:
     raw = from_item(item)
     owner = _key_part(raw, resources.PARTITION_KEY, "FLOWRUN#") or str(raw["id"])
     result = refs.from_map(raw.get("result"), flow_run_owner(owner))
+    own = _own_ids(str(raw["id"]))
     return FlowRun(
         id=raw["id"],
         name=raw["name"],
@@ -228,8 +252,10 @@ def flow_run_from_item(item: Mapping[str, Any], refs: ResultRefs) -> FlowRun:
         enqueued_at=_moment(raw.get("enqueued_at")),
         retries=int(raw.get("retries", 0)),
         infrastructure_id=raw.get("infrastructure_id"),
-        state=_with_result(state_from_map(raw["state"]) if raw.get("state") else None, result),
-        state_history=[state_from_map(s) for s in raw.get("state_history") or ()],
+        state=_with_result(
+            state_from_map(raw["state"], own=own) if raw.get("state") else None, result
+        ),
+        state_history=[state_from_map(s, own=own) for s in raw.get("state_history") or ()],
         run_count=int(raw.get("run_count", 0)),
         created=_moment(raw.get("created")),
         start_time=_moment(raw.get("start_time")),
@@ -284,6 +310,7 @@ def task_run_due_attributes(run: TaskRun) -> dict[str, str]:
 
 def task_run_to_item(run: TaskRun, *, seq: int | None = None) -> dict[str, Any]:
     state = run.state
+    own = _own_ids(run.flow_run_id, run.id)
     return to_item(
         {
             **resources.task_run_key(run.flow_run_id, run.id),
@@ -299,11 +326,11 @@ def task_run_to_item(run: TaskRun, *, seq: int | None = None) -> dict[str, Any]:
             "task_inputs": to_json(run.task_inputs) if run.task_inputs else None,
             "cache_key": run.cache_key,
             "cache_expiration": _iso(run.cache_expiration),
-            "state": {k: v for k, v in state_to_map(state).items() if v is not None}
+            "state": {k: v for k, v in state_to_map(state, own=own).items() if v is not None}
             if state
             else None,
             "state_type": state.type.value if state else None,
-            "state_history": _history(run.state_history) or None,
+            "state_history": _history(run.state_history, own) or None,
             "run_count": run.run_count,
             "created": _iso(run.created),
             "start_time": _iso(run.start_time),
@@ -328,6 +355,7 @@ def task_run_from_item(item: Mapping[str, Any], refs: ResultRefs) -> TaskRun:
     flow_run_id, task_run_id = _task_run_ids(raw)
     owner = task_run_owner(task_run_id, flow_run_id, raw.get("cache_key"))
     result = refs.from_map(raw.get("result"), owner)
+    own = _own_ids(raw.get("flow_run_id"), str(raw["id"]))
     return TaskRun(
         id=raw["id"],
         name=raw["name"],
@@ -340,8 +368,10 @@ def task_run_from_item(item: Mapping[str, Any], refs: ResultRefs) -> TaskRun:
         task_inputs=json.loads(raw["task_inputs"]) if raw.get("task_inputs") else {},
         cache_key=raw.get("cache_key"),
         cache_expiration=_moment(raw.get("cache_expiration")),
-        state=_with_result(state_from_map(raw["state"]) if raw.get("state") else None, result),
-        state_history=[state_from_map(s) for s in raw.get("state_history") or ()],
+        state=_with_result(
+            state_from_map(raw["state"], own=own) if raw.get("state") else None, result
+        ),
+        state_history=[state_from_map(s, own=own) for s in raw.get("state_history") or ()],
         run_count=int(raw.get("run_count", 0)),
         created=_moment(raw.get("created")),
         start_time=_moment(raw.get("start_time")),
