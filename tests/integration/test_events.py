@@ -32,6 +32,7 @@ from stratoflow.clock import FakeClock
 from stratoflow.context import Services, set_process_services
 from stratoflow.deployments.models import BundleInfo, Deployment
 from stratoflow.durable.event_waits import register_waiter
+from stratoflow.events.documents import document_of
 from stratoflow.events.models import Event, Resource
 from stratoflow.events.store import EventStore
 from stratoflow.events.stream import process_stream_batch
@@ -225,7 +226,8 @@ def test_put_writes_one_item_with_index_keys_and_ttl(aws: Aws) -> None:
     assert item["gsi3pk"] == {"S": f"EVENTS#{T0:%Y-%m-%d}"}
     assert item["gsi3sk"] == {"S": f"{T0:%Y-%m-%d}T10:00:00.000000+00:00#{event.id}"}
     assert item["expires_at"] == {"N": str(int((T0 + timedelta(days=7)).timestamp()))}
-    assert Event.model_validate_json(item["document"]["S"]) == event
+    assert Event.model_validate_json(document_of(item)) == event
+    assert len(item["document_z"]["B"]) < len(event.model_dump_json())  # stored compressed
     assert aws.store.get(event.id) == event
 
 

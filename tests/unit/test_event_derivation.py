@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -465,8 +466,19 @@ def test_an_emitted_event_is_passed_on_and_a_derived_one_is_not() -> None:
 
 def test_an_event_item_without_a_valid_document_is_unreadable() -> None:
     item = event_to_item(user_event(), derived=False, retention=timedelta(days=7))
-    item["document"] = {"S": '{"event": ""}'}
+    item["document_z"] = {"B": zlib.compress(b'{"event": ""}')}
     with pytest.raises(UnreadableRecord):
+        derive_events(insert(item))
+
+
+def test_a_compressed_document_that_inflates_without_bound_is_refused() -> None:
+    """A worker may write an EVENT# item: a small blob inflating to gigabytes must not
+    take the stream handler's memory (stratoflow.events.documents)."""
+    item = event_to_item(user_event(), derived=False, retention=timedelta(days=7))
+    bomb = zlib.compress(b"{" + b" " * (8 * 1024 * 1024), 9)
+    assert len(bomb) < 20_000
+    item["document_z"] = {"B": bomb}
+    with pytest.raises(UnreadableRecord, match="inflates past"):
         derive_events(insert(item))
 
 

@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 from stratoflow import resources
 from stratoflow.events import labels
+from stratoflow.events.documents import document_of
 from stratoflow.events.models import RESOURCE_ID, RESOURCE_NAME, Event, Resource
 from stratoflow.exceptions import StratoflowError
 from stratoflow.states import StateType
@@ -456,10 +457,9 @@ def _user_events(change: StreamChange) -> list[Event]:
     new = change.new_image
     if change.event_name != "INSERT" or not new or new.get("derived", False):
         return []
-    document = new.get("document")
     try:
-        return [Event.model_validate_json(str(document))]
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        return [Event.model_validate_json(document_of(new))]
+    except ValueError as exc:  # pydantic's ValidationError and BadDocument are ValueErrors
         raise UnreadableRecord(
             f"Event item {change.keys[0]!r} holds no valid event: {exc}"[:500]
         ) from None

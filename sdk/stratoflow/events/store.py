@@ -21,7 +21,8 @@ from botocore.exceptions import ClientError
 
 from stratoflow import resources
 from stratoflow.backends.aws.items import to_attribute, to_item
-from stratoflow.backends.aws.own_keys import OwnItems, string_attribute
+from stratoflow.backends.aws.own_keys import OwnItems
+from stratoflow.events.documents import COMPRESSED, compress, document_of
 from stratoflow.events.models import Event
 from stratoflow.exceptions import StratoflowError
 
@@ -58,7 +59,7 @@ def event_to_item(event: Event, *, derived: bool, retention: timedelta) -> dict[
             "resource_id": event.resource.id,
             "occurred": sort_time(occurred),
             "derived": derived,
-            "document": event.model_dump_json(),
+            COMPRESSED: compress(event.model_dump_json()),
             index.partition_key: resources.events_day_partition(occurred.date()),
             index.sort_key: f"{sort_time(occurred)}#{event.id}",
             resources.TTL_ATTRIBUTE: int((occurred + retention).timestamp()),
@@ -67,6 +68,7 @@ def event_to_item(event: Event, *, derived: bool, retention: timedelta) -> dict[
 
 
 def event_from_document(document: str) -> Event:
+    """The event a stored document holds (see stratoflow.events.documents)."""
     return Event.model_validate_json(document)
 
 
@@ -146,7 +148,7 @@ class EventStore:
         item = self.client.get_item(
             TableName=self.table, Key=to_item(resources.event_key(event_id)), ConsistentRead=True
         ).get("Item")
-        return None if item is None else event_from_document(str(item["document"]["S"]))
+        return None if item is None else event_from_document(document_of(item))
 
     def query(
         self,
@@ -214,12 +216,13 @@ class EventStore:
         with OwnItems("event", _event_key) as own:
             for page in paginator.paginate(**query):
                 for item in own(page["Items"]):
-                    yield event_from_document(str(item["document"]["S"]))
+                    yield event_from_document(document_of(item))
 
 
 def _event_key(item: Mapping[str, Any]) -> Mapping[str, str]:
     # The id of the document that is used (a plain parse: the model is validated later).
-    return resources.event_key(str(json.loads(string_attribute(item, "document"))["id"]))
+    # A BadDocument is a ValueError: OwnItems skips the item with a warning.
+    return resources.event_key(str(json.loads(document_of(item))["id"]))
 
 
 def _days_back(last: date, first: date) -> Iterator[date]:
