@@ -33,7 +33,7 @@ CATCH_UP = timedelta(minutes=2)
 """Slots this recent are still created (a tick that came late)."""
 LATE_AFTER = timedelta(seconds=15)
 """A run still unclaimed this long after its start is marked Late."""
-REQUEUED = frozenset({"AwaitingRetry", "Rescheduled"})
+REQUEUED = frozenset({"AwaitingRetry", "Rescheduled", "Sleeping", "Resuming", "HandedBack"})
 """States that put a run back in its queue: whoever writes one sends a new message."""
 SAFETY_MARGIN_SECONDS = 10.0
 """Stop paging through deployments when less time than this is left (Lambda)."""

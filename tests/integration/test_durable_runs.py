@@ -23,6 +23,7 @@ from stratoflow.events.models import Event, Resource
 from stratoflow.exceptions import InvalidRunInput, NotPausedError
 from stratoflow.flow_runs import resume_flow_run
 from stratoflow.orchestration.claims import claim_flow_run
+from stratoflow.scheduler import Scheduler
 from stratoflow.states import StateType
 from stratoflow.sweeps import mark_crashed, sweep
 from stratoflow.workers.execute import execute_flow_run
@@ -445,3 +446,22 @@ def test_subflows_are_replayed_or_continued_by_the_parents_next_attempt(
         if r.parent_flow_run_id == run_id
     ]
     assert len(children) == 1 and children[0].run_count == 2  # one subflow run, two attempts
+
+
+def test_a_sleep_whose_wake_up_message_was_lost_is_sent_by_the_tick(
+    installation: Installation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id, log = _start(installation, tmp_path, "sleeper")
+    # The worker dies between writing Sleeping and sending the wake-up message.
+    monkeypatch.setattr("stratoflow.workers.execute.hand_off_retry", lambda *a: True)
+    assert execute_flow_run(run_id, installation.platform, worker="w1").name == "Sleeping"
+    monkeypatch.undo()
+    sent_before = len(installation.sent)
+    Scheduler(installation.platform).tick(installation.clock.now())
+    assert len(installation.sent) == sent_before  # not due yet: nothing to send
+    installation.clock.advance(3600 + 30)
+    Scheduler(installation.platform).tick(installation.clock.now())
+    [(message, _delay)] = installation.sent_messages()[sent_before:]
+    assert message.flow_run_id == run_id
+    assert execute_flow_run(run_id, installation.platform, worker="w2").result() == "AB"
+    assert _calls(log) == ["a", "b"]
