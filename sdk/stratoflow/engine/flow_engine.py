@@ -25,6 +25,7 @@ from stratoflow.engine.active_runs import (
     signal_cancellation,
     unregister_active_run,
 )
+from stratoflow.engine.durable_steps import DurableSteps
 from stratoflow.engine.flow_results import (
     NOT_RETURNED,
     flow_call_result,
@@ -37,7 +38,6 @@ from stratoflow.engine.replay import ReplayHistory
 from stratoflow.engine.steps import Blocking, Sleep, Steps, drive, drive_async, run_to_completion
 from stratoflow.engine.subflow_replay import (
     recorded_subflow,
-    replayed_state,
     subflow_position,
 )
 from stratoflow.engine.subflow_replay import subflow_id as subflow_id_of
@@ -62,7 +62,6 @@ from stratoflow.states import (
     Crashed,
     Failed,
     Pending,
-    Resuming,
     Retrying,
     Running,
     State,
@@ -108,7 +107,7 @@ def _new_engine(flow: Flow[..., Any]) -> FlowRunEngine:
     return FlowRunEngine(flow, services, parent)
 
 
-class FlowRunEngine:
+class FlowRunEngine(DurableSteps):
     def __init__(
         self, flow: Flow[..., Any], services: Services, parent: FlowRunContext | None = None
     ) -> None:
@@ -207,30 +206,6 @@ class FlowRunEngine:
                 return (yield from self._finish(Failed(str(exc), data=exc)))
         return (yield from self._run_with_context(parameters))
 
-    def _replay_history(self, flow_run: FlowRun) -> ReplayHistory | None:
-        """The task runs earlier attempts completed, when this attempt replays them: a
-        deployment's run past its first attempt, unless its flow turns replay off."""
-        if flow_run.run_count < 1 or not self.options.replay:
-            return None
-        return ReplayHistory(
-            flow_run.name,
-            self.services.backend.list_task_runs(flow_run.id),
-            since_attempt=flow_run.replay_since,
-        )
-
-    def _replay_subflow(self, earlier: FlowRun) -> Steps[State]:
-        """A subflow call an earlier attempt of the parent made: its Completed state, or
-        its next attempt (which replays its own completed task runs)."""
-        done = replayed_state(earlier)
-        if done is not None:
-            self.flow_run = earlier
-            return done
-        backend = self.services.backend
-        if earlier.state is not None and earlier.state.is_final():
-            again = AwaitingRetry("Run again by its parent's next attempt.")
-            backend.set_flow_run_state(earlier.id, again, force=True)
-        return (yield from self._run_existing(backend.read_flow_run(earlier.id)))
-
     def _create_run(self, parameters: dict[str, Any], subflow_id: str | None) -> Exception | None:
         """Create the run record; returns the problem with its run name template, if any."""
         parent = self.parent
@@ -299,30 +274,6 @@ class FlowRunEngine:
         # The run ends now, after its submitted task runs, not when its body returned.
         # (A copy: a returned state may be a task run's own state.)
         return state.copy(timestamp=datetime.now(UTC), details=dict(state.details))
-
-    def _suspend(self, signal: Suspend) -> State:
-        """Stop this attempt: the run waits (Suspended, Sleeping, HandedBack) and, unless
-        it waits to be resumed, goes back to its queue when it should continue."""
-        record = self.run_record
-        if signal.key is not None:
-            record.waits[signal.key] = signal.wait
-        record.continuations += 1  # the next attempt continues; it is not a retry
-        self.services.backend.flush()  # completed task runs are durable before it waits
-        state = self.set_state(signal.state)
-        hand_off = self.services.retry_handoff
-        if hand_off is None:
-            return state
-        if signal.send_after is not None:
-            hand_off(record, signal.send_after)
-        elif signal.key is not None and self._answered(signal.key):
-            # What it waits for came while it was suspending (an event): go on at once.
-            state = self.set_state(Resuming("Resumed: what it waited for had arrived."))
-            hand_off(record, 0.0)
-        return state
-
-    def _answered(self, key: str) -> bool:
-        inputs = self.services.backend.run_inputs
-        return inputs.read(self.run_record.id, f"{key}-response") is not None
 
     def _attempts_or_cancelled(self, ctx: FlowRunContext) -> Steps[State]:
         try:
