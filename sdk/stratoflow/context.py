@@ -136,6 +136,9 @@ class FlowRunContext:
     task_runner: TaskRunner
     services: Services
     cancel_requested: threading.Event = field(default_factory=threading.Event)
+    durable: bool = False
+    """A deployment's run on a worker: later attempts may replay this one, so its calls
+    take positions (local runs, which never replay, skip that cost)."""
     positions: CallPositions = field(default_factory=CallPositions)
     """Where each task call of this attempt sits (its replay key)."""
     replay: ReplayHistory | None = None

@@ -56,6 +56,7 @@ from stratoflow.logging import (
 )
 from stratoflow.models import FlowRun
 from stratoflow.retries import delay_before_retry, jittered
+from stratoflow.run_ids import subflow_run_id
 from stratoflow.states import (
     AwaitingRetry,
     Cancelled,
@@ -168,7 +169,7 @@ class FlowRunEngine(DurableSteps):
             problem = ParameterValidationError(str(exc))
             parameters = dict(kwargs)
         subflow_id = None
-        if self.parent is not None:
+        if self.parent is not None and self.parent.durable:
             position = subflow_position(self.parent, self.flow.name)
             subflow_id = subflow_id_of(self.parent, position)
             earlier = recorded_subflow(self.parent, subflow_id)
@@ -214,7 +215,8 @@ class FlowRunEngine(DurableSteps):
         self.flow_run = FlowRun(
             # A subflow's id carries its parent's pool tag: its items are written with
             # the parent's credentials (stratoflow.run_ids).
-            id=subflow_id or str(uuid.uuid4()),
+            id=subflow_id
+            or (subflow_run_id(parent.flow_run.id) if parent is not None else str(uuid.uuid4())),
             name="",
             flow_name=self.flow.name,
             flow_version=self.options.version,
@@ -240,6 +242,7 @@ class FlowRunEngine(DurableSteps):
             parameters=parameters,
             task_runner=runner,
             services=self.services,
+            durable=self.services.retry_handoff is not None,
             replay=self._history,
         )
         register_active_run(ctx)

@@ -107,13 +107,14 @@ def create_task_run(
     (`replayed`, not run again: stratoflow.engine.replay)."""
     position: CallPosition | None = None
     if flow_ctx is not None:
-        position = _position(task, flow_ctx)
-        if flow_ctx.replay is not None:
-            recorded = replayed_run(task, flow_ctx, flow_ctx.replay, position)
-            if recorded is not None:
-                return recorded
-        if flow_ctx.services.time_left is not None and position.scope == FLOW_SCOPE:
-            hand_back_if_out_of_time(flow_ctx, task.options.timeout_seconds)
+        if flow_ctx.durable:
+            position = _position(task, flow_ctx)
+            if flow_ctx.replay is not None:
+                recorded = replayed_run(task, flow_ctx, flow_ctx.replay, position)
+                if recorded is not None:
+                    return recorded
+            if flow_ctx.services.time_left is not None and position.scope == FLOW_SCOPE:
+                hand_back_if_out_of_time(flow_ctx, task.options.timeout_seconds)
         dynamic_key = flow_ctx.next_dynamic_key(task.task_key)
         flow_run_id: str | None = flow_ctx.flow_run.id
     else:
