@@ -49,6 +49,7 @@ def main() -> int:
     from stratoflow.deployments.runs import run_deployment, wait_for_flow_run
     from stratoflow.dev.stack import LocalStack
     from stratoflow.entrypoints import load_flow
+    from stratoflow.flow_runs import resume_flow_run
 
     home = Path(tempfile.mkdtemp(prefix="stratoflow-demo-"))
     started = time.monotonic()
@@ -61,6 +62,7 @@ def main() -> int:
         for entrypoint, name in (
             ("async_flow.py:word_count", "word-count"),
             ("artifacts_flow.py:regional_report", "regional-report"),
+            ("approval_flow.py:payout", "payout"),
         ):
             deploy_flow(load_flow(entrypoint, root=EXAMPLES), name, project_dir=EXAMPLES)
             console.print(f"Deployed: {name}")
@@ -68,6 +70,10 @@ def main() -> int:
         for automation in load_automations(EXAMPLES / "automations.yaml"):
             create_automation(automation)
             console.print(f"Automation: {automation.name}")
+
+        def state_of(run: object) -> str | None:
+            state = getattr(run, "state", None)
+            return state.name if state else None
 
         def run_and_wait(name: str, **parameters: object) -> object:
             with console.status(f"Running {name}..."):
@@ -81,7 +87,22 @@ def main() -> int:
         report = run_and_wait("nightly-report")
         words = run_and_wait("word-count")
         regional = run_and_wait("regional-report")
+        with console.status("Running payout until it waits for approval..."):
+            waiting = run_deployment("payout", {"amount": 1200}, timeout=0)
+            deadline = time.monotonic() + TIMEOUT_SECONDS
+            while state_of(runs.read_flow_run(waiting.id)) != "Suspended":
+                expect(time.monotonic() < deadline, "payout never suspended for its approval")
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.3)
+        console.print(
+            f"payout {waiting.name} is Suspended, waiting for input; resuming it with "
+            f"`strato flow-run resume {waiting.id} --input approved=true --input approver=ana`"
+        )
+        resume_flow_run(waiting.id, run_input={"approved": True, "approver": "ana"})
+        approved = wait_for_flow_run(waiting.id, timeout=TIMEOUT_SECONDS, poll_interval=0.5)
         shown += [
+            ("A durable flow: suspended for approval, resumed, slept without compute", approved),
             ("An async flow: gathered async tasks, one retried", words),
             ("Artifacts, a variable and a secret", regional),
             ("ETL: a flaky extract retried, a cached transform", etl),
@@ -112,10 +133,6 @@ def main() -> int:
             console.rule(title)
             render_flow_run(console, run, runs.read_task_runs(run.id), runs.read_logs(run.id))
 
-        def state_of(run: object) -> str | None:
-            state = getattr(run, "state", None)
-            return state.name if state else None
-
         expect(state_of(etl) == "Completed", f"nightly-etl ended {state_of(etl)}")
         expect(runs.read_result(etl) == 120, "nightly-etl should return 120")
         cached = [t.state.name for t in runs.read_task_runs(etl_again.id) if t.state]
@@ -125,6 +142,10 @@ def main() -> int:
         expect(state_of(report) == "Failed", f"nightly-report ended {state_of(report)}")
         expect(recovery is not None, "the automation did not start a recovery run")
         expect(state_of(recovery) == "Completed", f"the recovery run ended {state_of(recovery)}")
+        expect(state_of(approved) == "Completed", f"payout ended {state_of(approved)}")
+        expect(runs.read_result(approved) == "paid 1188 (approved by ana)", "payout's result")
+        prepared = [t for t in runs.read_task_runs(approved.id) if t.task_name == "prepare"]
+        expect(len(prepared) == 1, "prepare should run once and be replayed after the pause")
         expect(state_of(words) == "Completed", f"word-count ended {state_of(words)}")
         expect(runs.read_result(words) == 34, "word-count should return 34")
         expect(state_of(regional) == "Completed", f"regional-report ended {state_of(regional)}")
