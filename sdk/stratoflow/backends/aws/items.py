@@ -59,29 +59,44 @@ def _truncate(text: str | None, limit: int) -> str | None:
     return text[: limit - 1] + "…"
 
 
+OWN_IDS = ("task_run_id", "flow_run_id")
+"""The run ids a stored state may leave out of its details: bit i of its `own` stands for
+OWN_IDS[i]."""
+
+
 def state_to_map(
     state: State, *, message_limit: int = MESSAGE_LIMIT, own: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     """The stored form of a state. `own`: the details the run's item already holds (its
-    own ids, which the engine puts in every state's details), left out and put back by
-    `state_from_map`: without them a task run's item fits in one write unit."""
+    own ids, which the engine puts in every state's details), left out (their names
+    a bit each in `own`) and put back by `state_from_map`: without them a task run's item
+    fits in one write unit."""
     details = state.details
+    elided = None
     if own and details:
-        details = {k: v for k, v in details.items() if own.get(k) != v}
+        kept = {k: v for k, v in details.items() if own.get(k) != v}
+        if len(kept) < len(details):
+            details = kept
+            elided = sum(
+                1 << i for i, k in enumerate(OWN_IDS) if own.get(k) == state.details.get(k)
+            )
     return {
         "type": state.type.value,
         "name": state.name,
         "message": _truncate(state.message, message_limit),
         "timestamp": state.timestamp.isoformat(),
         "details": to_json(details) if details else None,
+        "own": elided,
     }
 
 
 def state_from_map(raw: Mapping[str, Any], *, own: Mapping[str, str] | None = None) -> State:
     raw_details = raw.get("details")
     details = json.loads(raw_details) if raw_details else {}
-    if own:
-        details = {**own, **details}
+    elided = int(raw.get("own") or 0)
+    if own and elided:  # the run's own ids, left out when written
+        put_back = {k: own[k] for i, k in enumerate(OWN_IDS) if elided >> i & 1 and k in own}
+        details = {**put_back, **details}
     return State(
         type=StateType(raw["type"]),
         name=str(raw["name"]),
