@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from test_workers_e2e import (  # the same emulated stack and helpers
     FakeLambdaContext,
     Stack,
+    deployed_stack,
     ecs,  # noqa: F401 - fixture
     eventually,
     load_handler,
@@ -26,14 +26,10 @@ from test_workers_e2e import (  # the same emulated stack and helpers
     sqs_event,
 )
 
-from stratoflow import resources, runs
-from stratoflow.context import set_process_services
-from stratoflow.deployments.deploy import deploy_project
+from stratoflow import runs
 from stratoflow.deployments.runs import run_deployment
-from stratoflow.emulator import emulator
 from stratoflow.flow_runs import resume_flow_run
 from stratoflow.platform import get_platform
-from stratoflow.settings import get_settings
 from stratoflow.states import StateType
 
 pytestmark = pytest.mark.slow
@@ -114,39 +110,7 @@ deployments:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    home = tmp_path_factory.mktemp("home")
-    project = tmp_path_factory.mktemp("project")
-    (project / "flows.py").write_text(FLOWS.lstrip())
-    (project / "stratoflow.yaml").write_text(textwrap.dedent(CONFIG).lstrip())
-    with emulator() as url, pytest.MonkeyPatch.context() as patch:
-        import os
-
-        env = {
-            "STRATOFLOW_BACKEND": "aws",
-            "STRATOFLOW_ENDPOINT_URL": url,
-            "STRATOFLOW_REGION": "us-east-1",
-            "STRATOFLOW_HOME": str(home),
-            "STRATOFLOW_LOG_TO_CONSOLE": "false",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-        for name in list(os.environ):
-            if name.startswith(("STRATOFLOW_", "AWS_ENDPOINT_URL")):
-                patch.delenv(name)
-        for name, value in env.items():
-            patch.setenv(name, value)
-        get_settings.cache_clear()
-        previous = set_process_services(None)
-        try:
-            import boto3
-
-            resources.provision(boto3.Session(region_name="us-east-1"), endpoint_url=url)
-            deploy_project(project)
-            yield Stack(url, dict(os.environ), home)
-        finally:
-            set_process_services(previous)
-            get_settings.cache_clear()
+    yield from deployed_stack(tmp_path_factory, FLOWS, CONFIG)
 
 
 def calls(log: Path) -> list[str]:

@@ -14,13 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
-import boto3
 import pytest
+from _stack import emulated_installation
 
-from stratoflow import resources
-from stratoflow.context import set_process_services
-from stratoflow.emulator import emulator
-from stratoflow.settings import get_settings
 from stratoflow.states import StateType
 
 pytestmark = pytest.mark.slow
@@ -44,32 +40,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
     home = tmp_path_factory.mktemp("home")
     project = tmp_path_factory.mktemp("project")
     (project / "e2e_background_tasks.py").write_text(textwrap.dedent(TASKS).lstrip())
-    with emulator() as url, pytest.MonkeyPatch.context() as patch:
-        env = {
-            "STRATOFLOW_BACKEND": "aws",
-            "STRATOFLOW_ENDPOINT_URL": url,
-            "STRATOFLOW_REGION": "us-east-1",
-            "STRATOFLOW_HOME": str(home),
-            "STRATOFLOW_LOG_TO_CONSOLE": "false",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-        for name in list(os.environ):
-            if name.startswith(("STRATOFLOW_", "AWS_ENDPOINT_URL")):
-                patch.delenv(name)
-        for name, value in env.items():
-            patch.setenv(name, value)
-        patch.syspath_prepend(str(project))
-        get_settings.cache_clear()
-        previous = set_process_services(None)
-        try:
-            resources.provision(boto3.Session(region_name="us-east-1"), endpoint_url=url)
-            child = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SDK), str(project)]))
-            yield project, child
-        finally:
-            set_process_services(previous)
-            get_settings.cache_clear()
+    with emulated_installation(home, prepare=lambda patch: patch.syspath_prepend(str(project))):
+        child = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SDK), str(project)]))
+        yield project, child
 
 
 def load(project: Path) -> ModuleType:

@@ -27,17 +27,15 @@ from typing import Any, TypeVar
 
 import boto3
 import pytest
+from _stack import emulated_installation
 
 import stratoflow
-from stratoflow import resources, runs
-from stratoflow.context import set_process_services
+from stratoflow import runs
 from stratoflow.deployments.deploy import deploy_project
 from stratoflow.deployments.runs import run_deployment
 from stratoflow.dev.event_sources import sqs_event as lambda_sqs_event
-from stratoflow.emulator import emulator
 from stratoflow.models import FlowRun
 from stratoflow.platform import get_platform
-from stratoflow.settings import get_settings
 from stratoflow.states import StateType
 from stratoflow.workers.queues import REASON_ATTRIBUTE
 
@@ -133,35 +131,21 @@ def run_in(*types: StateType) -> Callable[[str], Callable[[], FlowRun | None]]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    yield from deployed_stack(tmp_path_factory, FLOWS, CONFIG)
+
+
+def deployed_stack(
+    tmp_path_factory: pytest.TempPathFactory, flows: str, config: str
+) -> Iterator[Stack]:
+    """An emulated installation with a project of `flows` (flows.py) and `config`
+    (stratoflow.yaml) deployed."""
     home = tmp_path_factory.mktemp("home")
     project = tmp_path_factory.mktemp("project")
-    (project / "flows.py").write_text(FLOWS.lstrip())
-    (project / "stratoflow.yaml").write_text(textwrap.dedent(CONFIG).lstrip())
-    with emulator() as url, pytest.MonkeyPatch.context() as patch:
-        env = {
-            "STRATOFLOW_BACKEND": "aws",
-            "STRATOFLOW_ENDPOINT_URL": url,
-            "STRATOFLOW_REGION": "us-east-1",
-            "STRATOFLOW_HOME": str(home),
-            "STRATOFLOW_LOG_TO_CONSOLE": "false",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-        for name in list(os.environ):
-            if name.startswith(("STRATOFLOW_", "AWS_ENDPOINT_URL")):
-                patch.delenv(name)
-        for name, value in env.items():
-            patch.setenv(name, value)
-        get_settings.cache_clear()
-        previous = set_process_services(None)
-        try:
-            resources.provision(boto3.Session(region_name="us-east-1"), endpoint_url=url)
-            deploy_project(project)
-            yield Stack(url, dict(os.environ), home)
-        finally:
-            set_process_services(previous)
-            get_settings.cache_clear()
+    (project / "flows.py").write_text(flows.lstrip())
+    (project / "stratoflow.yaml").write_text(textwrap.dedent(config).lstrip())
+    with emulated_installation(home) as url:
+        deploy_project(project)
+        yield Stack(url, dict(os.environ), home)
 
 
 def test_the_poller_runs_cancels_and_stops(stack: Stack, tmp_path: Path):
