@@ -105,6 +105,7 @@ deployments:
   - {name: nap, entrypoint: "flows.py:nap"}
   - {name: marathon, entrypoint: "flows.py:marathon"}
   - {name: approve-ecs, entrypoint: "flows.py:approve", job_variables: {cpu: 256, memory: 512}}
+  - {name: three-ecs, entrypoint: "flows.py:three", job_variables: {cpu: 256, memory: 512}}
 """
 
 
@@ -187,6 +188,24 @@ def test_the_lambda_worker_suspends_resumes_and_hands_long_flows_back(stack: Sta
     handler = load_handler("lambda_worker")
     ok = {"batchItemFailures": []}
 
+    # A retry replays the task the failed attempt completed.
+    log = tmp_path / "three.log"
+    run = run_deployment("three", parameters={"log": str(log)}, timeout=0)
+    assert handler.handler(sqs_event(stack), FakeLambdaContext()) == ok
+    assert runs.read_flow_run(run.id).state_name == "AwaitingRetry"
+    assert handler.handler(sqs_event(stack), FakeLambdaContext()) == ok
+    assert runs.read_flow_run(run.id).state_name == "Completed"
+    assert calls(log) == ["a", "flaky", "flaky", "c"]
+
+    # A durable sleep: the invocation returns; the delayed message wakes the run once.
+    log = tmp_path / "nap.log"
+    run = run_deployment("nap", parameters={"log": str(log), "seconds": 2}, timeout=0)
+    assert handler.handler(sqs_event(stack), FakeLambdaContext()) == ok
+    assert runs.read_flow_run(run.id).state_name == "Sleeping"
+    assert handler.handler(sqs_event(stack), FakeLambdaContext()) == ok
+    assert runs.read_result(runs.read_flow_run(run.id)) == "after"
+    assert calls(log) == ["before", "after"]
+
     log = tmp_path / "approve.log"
     run = run_deployment("approve", parameters={"log": str(log)}, timeout=0)
     assert handler.handler(sqs_event(stack), FakeLambdaContext()) == ok
@@ -212,9 +231,23 @@ def test_the_lambda_worker_suspends_resumes_and_hands_long_flows_back(stack: Sta
     assert "HandedBack" in [s.name for s in done.state_history]
 
 
-def test_the_ecs_path_suspends_and_resumes(stack: Stack, ecs: dict[str, str], tmp_path: Path):
+def test_the_ecs_path_replays_suspends_and_resumes(
+    stack: Stack, ecs: dict[str, str], tmp_path: Path
+):
     handler = load_handler("ecs_dispatcher")
     queue = get_platform().queues.name("default", "default")
+    ok = {"batchItemFailures": []}
+
+    # A retry in a new ECS task replays the task the failed attempt completed.
+    log = tmp_path / "three-ecs.log"
+    run = run_deployment("three-ecs", parameters={"log": str(log)}, timeout=0)
+    for _ in range(2):
+        assert handler.handler(sqs_event(stack), FakeLambdaContext()) == ok
+        done = stack.strato("flow-run", "execute", run.id, "--from-queue", queue)
+        assert done.returncode == 0, done.stderr
+    assert runs.read_flow_run(run.id).state_name == "Completed"
+    assert calls(log) == ["a", "flaky", "flaky", "c"]
+
     log = tmp_path / "approve-ecs.log"
     run = run_deployment("approve-ecs", parameters={"log": str(log)}, timeout=0)
     assert handler.handler(sqs_event(stack), FakeLambdaContext()) == {"batchItemFailures": []}
