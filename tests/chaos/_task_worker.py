@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 
+from stratoflow._signals import stop_on_signals
 from stratoflow.background.loading import load_tasks
 from stratoflow.background.polling import build_worker, poll
 
@@ -26,10 +28,15 @@ def main() -> None:
         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
     )
     worker = build_worker(load_tasks(sys.argv[1:]))
-    try:
-        poll(worker, limit=LIMIT, wait_seconds=1, visibility_seconds=VISIBILITY_TIMEOUT)
-    except KeyboardInterrupt:
-        return
+    stop = threading.Event()
+    with stop_on_signals(stop.set):  # as the CLI: SIGINT or SIGTERM, even if inherited ignored
+        poll(
+            worker,
+            limit=LIMIT,
+            wait_seconds=1,
+            visibility_seconds=VISIBILITY_TIMEOUT,
+            stop=stop,
+        )
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Annotated
 
 import typer
 
+from stratoflow._signals import stop_on_signals
 from stratoflow.cli.common import one_line_errors, out
 
 task_worker_app = typer.Typer(
@@ -33,8 +35,8 @@ def start(
     """Take the served tasks' runs from the installation's task queue and run them.
 
     Every task worker of an installation must serve every task sent to it: a message for
-    another task is dead-lettered with the reason. Ctrl-C: stop receiving, finish the
-    runs in progress.
+    another task is dead-lettered with the reason. SIGTERM or Ctrl-C: stop receiving
+    (after the current long poll, at most 20 s), finish the runs in progress, exit 0.
     """
     from stratoflow.background.loading import load_tasks
     from stratoflow.background.polling import build_worker, poll
@@ -44,9 +46,10 @@ def start(
         worker = build_worker(load_tasks(tasks))
         names = ", ".join(f"{t.name} ({key})" for key, t in worker.tasks.items())
         out.print(f"Serving {names} from {worker.queue.name}")
-        try:
-            processed = poll(worker, limit=limit, once=once)
-        except KeyboardInterrupt:
-            out.print("Stopped.")
+        stop = threading.Event()
+        with stop_on_signals(stop.set):  # SIGTERM or Ctrl-C: stop after the current poll
+            processed = poll(worker, limit=limit, once=once, stop=stop)
+        if stop.is_set():
+            out.print(f"Stopped after {processed} message(s).")
             return
         out.print(f"Processed {processed} message(s).")

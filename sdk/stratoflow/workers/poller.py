@@ -14,15 +14,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from stratoflow._signals import stop_on_signals
 from stratoflow.clock import Clock
 from stratoflow.concurrency._acquire import LeaseHolding
 from stratoflow.deployments.deploy import deployment_limit_name
@@ -200,18 +200,9 @@ class Poller:
             self._hurry.set()
         self._stop.set()
 
-    @contextlib.contextmanager
-    def signal_handlers(self) -> Iterator[None]:
+    def signal_handlers(self) -> contextlib.AbstractContextManager[None]:
         """SIGTERM and SIGINT ask the worker to stop (the previous handlers come back)."""
-        previous = {
-            signum: signal.signal(signum, lambda *_: self.request_stop())
-            for signum in (signal.SIGTERM, signal.SIGINT)
-        }
-        try:
-            yield
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+        return stop_on_signals(self.request_stop)
 
     @property
     def running(self) -> int:
