@@ -17,7 +17,6 @@ from contextvars import ContextVar, copy_context
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from stratoflow._assets import AssetContext
 from stratoflow._context_wrapper import ContextWrappedCallable
 from stratoflow._tags import current_tags
 from stratoflow._tags import tags as tags_block
@@ -30,7 +29,7 @@ from stratoflow.results import LocalFileSystemResultStore
 from stratoflow.settings import get_settings
 
 if TYPE_CHECKING:
-    from stratoflow._assets import Asset
+    from stratoflow._assets import Asset, AssetContext
     from stratoflow.backends.base import Backend
     from stratoflow.cache import CacheStore
     from stratoflow.clock import Clock
@@ -322,3 +321,13 @@ __all__ = [
     "use_services",
     "with_context",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # `from stratoflow.context import AssetContext` (Prefect's path) loads the assets
+    # module on first use: every Lambda imports this module, few flows use assets.
+    if name == "AssetContext":
+        from stratoflow._assets import AssetContext
+
+        return AssetContext
+    raise AttributeError(f"module 'stratoflow.context' has no attribute {name!r}")
