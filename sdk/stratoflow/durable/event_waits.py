@@ -26,7 +26,6 @@ from botocore.exceptions import ClientError
 
 from stratoflow import resources
 from stratoflow.backends.aws.items import to_attribute
-from stratoflow.deployments.runs import enqueue
 from stratoflow.events.models import Event
 from stratoflow.events.patterns import labels_match
 from stratoflow.exceptions import (
@@ -163,6 +162,9 @@ def deliver_response(platform: Platform, run: FlowRun, key: str, value_json: str
     """Store `value_json` as the response of the run's pause `key` (once: the first
     delivery wins) and send the suspended run back to its queue. Returns whether this
     call resumed it."""
+    # Loaded when an event is delivered: the stream handler imports this module at start.
+    from stratoflow.deployments.runs import enqueue
+
     problem = namespace_problem(run)
     if problem is not None:  # planted, or from before run ids carried their pool
         logger.warning("Not resumed: %s", problem)
