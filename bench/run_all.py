@@ -54,6 +54,7 @@ STEPS: list[tuple[str, str, dict[str, str]]] = [
     ("cold_start", "bench.cold_start", {}),
     ("result_signing", "bench.result_signing", {}),
     ("durable", "bench.durable", {}),
+    ("idle", "bench.idle", {}),
 ]
 """(name, module, environment): the order keeps the long pickup run in the middle, where
 the machine is warm, and the CPU-bound steps away from each other."""
@@ -250,6 +251,12 @@ def rows(results: dict[str, Any]) -> list[Row]:
             g("durable", "sleep_wake_lateness_median_seconds"),
             "",
             None,
+        ),
+        (
+            "Idle: $ a month, without dashboard and alarms",
+            g("idle", "usd_a_month_without_dashboard_and_alarms"),
+            "< 1",
+            lambda v: v < 1,
         ),
     ]
     for pollers, rate in (g("throughput", "runs_per_second") or {}).items():
