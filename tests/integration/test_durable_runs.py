@@ -320,6 +320,9 @@ def test_strato_flow_run_resume_says_what_is_wrong_and_keeps_the_run_paused(
     assert good.exit_code == 0, good.output
     assert "Resuming" in good.output
     assert execute_flow_run(run_id, installation.platform, worker="w1").result() == "A B-FALSE "
+    shown = runner.invoke(app, ["flow-run", "inspect", run_id])
+    assert shown.exit_code == 0, shown.output
+    assert "flow attempt" in shown.output  # which attempt ran each task run (the rest replayed)
 
     again = runner.invoke(app, ["flow-run", "resume", run_id])
     assert again.exit_code != 0 and "not paused" in again.output

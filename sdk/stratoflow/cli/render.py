@@ -110,16 +110,24 @@ def render_flow_run(
         console.print(f"Result: {shown!r}", markup=False, highlight=False, soft_wrap=True)
     if task_runs:
         table = Table(title=f"Task runs of {run.name}", title_justify="left")
-        for column in ("task run", "state", "attempts", "duration", "upstream"):
+        # A run with several attempts: which attempt ran each task run (later attempts
+        # replayed the ones they did not run: docs/durability.md).
+        by_attempt = run.run_count > 1
+        columns = ("task run", "state", "attempts", "duration", "upstream")
+        for column in (*columns, "flow attempt") if by_attempt else columns:
             table.add_column(column)
         for task_run in task_runs:
-            table.add_row(
+            cells = [
                 task_run.name,
                 styled_state(task_run.state),
                 str(task_run.run_count),
                 duration(task_run.start_time, task_run.end_time),
                 str(len(task_run.upstream_task_run_ids)),
-            )
+            ]
+            if by_attempt:
+                ran_in = task_run.flow_run_attempt
+                cells.append("-" if ran_in is None else str(ran_in))
+            table.add_row(*cells)
         console.print(table)
     if logs:
         console.print(f"[bold]Logs[/] ({len(logs)} lines):")
