@@ -27,10 +27,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
-
+from bench._emulated import counted_installation
 from bench.calls import CallLog, Router, attribute_size
-from stratoflow.emulator import emulator
 
 N_TASKS = int(os.environ.get("BENCH_DURABLE_TASKS", "100"))
 RESUMES = int(os.environ.get("BENCH_DURABLE_RESUMES", "5"))
@@ -190,30 +188,10 @@ def main() -> dict[str, Any]:
     project.mkdir()
     (project / "flows.py").write_text(FLOWS)
     (project / "stratoflow.yaml").write_text(CONFIG)
-    with emulator() as endpoint:
-        os.environ.update(
-            STRATOFLOW_BACKEND="aws",
-            STRATOFLOW_ENDPOINT_URL=endpoint,
-            STRATOFLOW_HOME=str(home),
-            STRATOFLOW_LOGGING_LEVEL="WARNING",
-            STRATOFLOW_LOG_TO_CONSOLE="false",
-        )
-        from stratoflow.backends.aws import build_aws_services
-        from stratoflow.context import set_process_services
+    with counted_installation(home) as counted:
         from stratoflow.deployments.deploy import deploy_project
-        from stratoflow.platform import build_platform
-        from stratoflow.resources import provision
-        from stratoflow.settings import load_settings
 
-        session = boto3.Session(region_name="us-east-1")
-        provision(session, endpoint_url=endpoint)
-        scratch = CallLog()
-        router = Router(scratch)
-        router.register(session.events)
-        settings = load_settings()
-        services = build_aws_services(settings, session=session)
-        set_process_services(services)
-        platform = build_platform(services, settings)
+        platform, router, scratch = counted.platform, counted.router, counted.scratch
         deploy_project(project)
         figures: dict[str, Any] = {
             "tasks_per_run": N_TASKS,

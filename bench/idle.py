@@ -26,11 +26,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import boto3
-
 from bench import prices
-from bench.calls import CallLog, Router
-from stratoflow.emulator import emulator
+from bench._emulated import counted_installation
+from bench.calls import CallLog
 
 RESULTS = Path(__file__).with_name("results.json")
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,30 +82,11 @@ def _stack() -> dict[str, Any]:
 
 
 def _idle_tick() -> dict[str, Any]:
-    with emulator() as endpoint:
-        os.environ.update(
-            STRATOFLOW_BACKEND="aws",
-            STRATOFLOW_ENDPOINT_URL=endpoint,
-            STRATOFLOW_HOME=tempfile.mkdtemp(prefix="stratoflow-idle-"),
-            STRATOFLOW_LOGGING_LEVEL="WARNING",
-            STRATOFLOW_LOG_TO_CONSOLE="false",
-        )
-        from stratoflow.backends.aws import build_aws_services
-        from stratoflow.context import set_process_services
-        from stratoflow.platform import build_platform
-        from stratoflow.resources import provision
+    with counted_installation(Path(tempfile.mkdtemp(prefix="stratoflow-idle-"))) as counted:
         from stratoflow.scheduler import Scheduler
-        from stratoflow.settings import load_settings
 
-        session = boto3.Session(region_name="us-east-1")
-        provision(session, endpoint_url=endpoint)
-        scratch = CallLog()
-        router = Router(scratch)
-        router.register(session.events)
-        settings = load_settings()
-        services = build_aws_services(settings, session=session)
-        set_process_services(services)
-        scheduler = Scheduler(build_platform(services, settings))
+        router, scratch = counted.router, counted.scratch
+        scheduler = Scheduler(counted.platform)
         scheduler.tick()  # warm: connections, imports
         logs, seconds = [], []
         for _ in range(TICKS):
