@@ -81,7 +81,22 @@ FLOWS = """
         return f"{a} {b} {answer.comment}"
 
 
+    @task
+    async def astep(log: str, name: str) -> str:
+        note(log, name)
+        return name.upper()
+
+
     @flow
+    async def async_approve(log: str) -> str:
+        a = await astep(log, "a")
+        answer = suspend_flow_run(wait_for_input=Approval, timeout=600)
+        stratoflow.sleep(5)
+        b = await astep(log, "b-" + str(answer.approved))
+        return f"{a} {b}"
+
+
+    @flow(timeout_seconds=60)  # the body runs in a thread of its own: it suspends too
     def paused(log: str) -> str:
         step(log, "a")
         pause_flow_run(timeout=600)
@@ -145,6 +160,7 @@ PROJECT = {
           - {name: three-no-replay, entrypoint: "flows.py:three", replay: false}
           - {name: approve, entrypoint: "flows.py:approve"}
           - {name: paused, entrypoint: "flows.py:paused"}
+          - {name: async-approve, entrypoint: "flows.py:async_approve"}
           - {name: sleeper, entrypoint: "flows.py:sleeper"}
           - {name: shifty, entrypoint: "flows.py:shifty"}
           - {name: awaits, entrypoint: "flows.py:awaits"}
@@ -468,3 +484,16 @@ def test_a_sleep_whose_wake_up_message_was_lost_is_sent_by_the_tick(
     assert message.flow_run_id == run_id
     assert execute_flow_run(run_id, installation.platform, worker="w2").result() == "AB"
     assert _calls(log) == ["a", "b"]
+
+
+def test_an_async_flow_suspends_sleeps_and_replays_as_a_def_one(
+    installation: Installation, tmp_path: Path
+) -> None:
+    run_id, log = _start(installation, tmp_path, "async-approve")
+    assert execute_flow_run(run_id, installation.platform, worker="w1").name == "Suspended"
+    resume_flow_run(run_id, run_input={"approved": True})
+    assert execute_flow_run(run_id, installation.platform, worker="w1").name == "Sleeping"
+    installation.clock.advance(5)
+    final = execute_flow_run(run_id, installation.platform, worker="w1")
+    assert final.result() == "A B-TRUE"
+    assert _calls(log) == ["a", "b-True"]
