@@ -87,7 +87,7 @@ class CallPositions:
             ordinals[task_key] = ordinal + 1
             index = state.calls
             state.calls = index + 1
-        return CallPosition(scope, f"{scope}/{task_key}#{ordinal}", index)
+        return CallPosition(scope, replay_key(scope, task_key, ordinal), index)
 
     def went_live(self, scope: str) -> bool:
         """Mark `scope` as past its recorded history; returns whether it already was."""
