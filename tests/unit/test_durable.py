@@ -179,6 +179,17 @@ def test_suspending_needs_a_deployment(harness: TestHarness) -> None:
     assert "Cannot suspend flows without a deployment" in state.message
 
 
+def test_waiting_for_an_event_needs_a_deployment(harness: TestHarness) -> None:
+    @flow
+    def local() -> None:
+        stratoflow.wait_for_event("acme.model.trained", timeout=10)
+
+    state = local(return_state=True)
+    assert state.type is StateType.FAILED
+    assert "wait_for_event waits without compute" in state.message
+    assert "needs a deployment's run on a worker" in state.message
+
+
 def test_pausing_from_inside_a_task_is_refused(harness: TestHarness) -> None:
     @task
     def inner() -> None:
