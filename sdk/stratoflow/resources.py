@@ -70,6 +70,16 @@ def task_run_key(flow_run_id: str | None, task_run_id: str) -> dict[str, str]:
     return {PARTITION_KEY: f"FLOWRUN#{flow_run_id}", SORT_KEY: f"TASKRUN#{task_run_id}"}
 
 
+FLOW_RUN_HEARTBEAT = "HEARTBEAT"
+
+
+def flow_run_heartbeat_key(flow_run_id: str) -> dict[str, str]:
+    """A running flow run's last heartbeat: an item of its own beside the run's, on no
+    index, so that a beat costs one write unit instead of rewriting the run's item and
+    its three index entries (stratoflow.workers.heartbeat)."""
+    return {PARTITION_KEY: f"FLOWRUN#{flow_run_id}", SORT_KEY: FLOW_RUN_HEARTBEAT}
+
+
 TASK_RUN_SORT_PREFIX = "TASKRUN#"
 RUN_INPUT_SORT_PREFIX = "INPUT#"
 EVENT_WAITER_PREFIX = "WAITER#"

@@ -140,6 +140,12 @@ class Settings(BaseSettings):
         "<id>` derives them from the task runs on read; storing them costs ~$7.50 per "
         "million task runs (docs/performance.md).",
     )
+    store_heartbeat_events: bool = Field(
+        default=False,
+        description="Store the `stratoflow.flow-run.heartbeat` events (one per running flow "
+        "run every `heartbeat_seconds`). Off (the default): automations still see them as "
+        "they happen; storing them costs two write units per beat (docs/performance.md).",
+    )
     event_retention_days: int = Field(
         default=7,
         ge=1,

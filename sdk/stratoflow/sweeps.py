@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from stratoflow import resources
+from stratoflow.backends.base import Backend
 from stratoflow.background.queue import TaskQueue
 from stratoflow.background.sweep import TaskRunSweepReport, sweep_task_runs
 from stratoflow.deployments.runs import enqueue
@@ -83,13 +84,8 @@ def sweep(platform: Platform, now: datetime) -> SweepReport:
     backend = platform.services.backend
     report = SweepReport()
     zombie_before = now - timedelta(seconds=settings.zombie_after_seconds)
-    for run in backend.list_flow_runs_by_state(StateType.RUNNING):
-        if run.deployment_name is None:
-            continue
-        # A worker beats as soon as it starts a run; before that, the state's time counts.
-        last_alive = run.heartbeat or _entered(run)
-        if last_alive is not None and last_alive < zombie_before:
-            _crash(platform, run, now, report)
+    for run in _zombies(backend, zombie_before):
+        _crash(platform, run, now, report)
     pending_before = now - timedelta(seconds=settings.pending_timeout_seconds)
     for run in backend.list_flow_runs_by_state(StateType.PENDING, until=pending_before):
         if run.deployment_name is None or not _sendable(run):
@@ -173,6 +169,21 @@ def _sendable(run: FlowRun) -> bool:
     if problem is not None:
         logger.warning("Left alone: %s", problem)
     return problem is None
+
+
+def _zombies(backend: Backend, zombie_before: datetime) -> list[FlowRun]:
+    """Running runs of workers with no sign of life since `zombie_before`: the time they
+    entered Running (their first proof of life), then their heartbeat items, read only for
+    the runs whose state is older than that (one batch read, not one per run)."""
+    quiet = []
+    for run in backend.list_flow_runs_by_state(StateType.RUNNING):
+        if run.deployment_name is None:
+            continue
+        last_alive = run.heartbeat or _entered(run)  # a beat on the item: written before
+        if last_alive is not None and last_alive < zombie_before:
+            quiet.append(run)
+    beats = backend.flow_run_heartbeats([run.id for run in quiet]) if quiet else {}
+    return [run for run in quiet if not (run.id in beats and beats[run.id] >= zombie_before)]
 
 
 def _entered(run: FlowRun) -> datetime | None:

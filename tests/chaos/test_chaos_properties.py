@@ -22,7 +22,7 @@ from stratoflow.backends.memory import MemoryBackend
 from stratoflow.exceptions import ConflictError, InvalidTransitionError
 from stratoflow.models import STATE_HISTORY_LIMIT, FlowRun
 from stratoflow.orchestration.claims import claim_flow_run
-from stratoflow.orchestration.transitions import apply_transition
+from stratoflow.orchestration.transitions import apply_transition, was_applied
 from stratoflow.settings import load_settings
 from stratoflow.states import (
     TERMINAL_STATES,
@@ -73,7 +73,7 @@ class TransitionMachine(RuleBasedStateMachine):
         transition_id = (
             self.used_ids[-1] if reuse_id and self.used_ids else f"t{len(self.used_ids)}"
         )
-        repeated = transition_id in run.recent_transition_ids
+        repeated = was_applied(run.recent_transition_ids, transition_id)
         expected = before_version - 1 if stale and before_version > 0 else before_version
         state = _state(proposed)
         try:

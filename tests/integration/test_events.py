@@ -455,6 +455,29 @@ def test_task_run_events_are_stored_when_asked_and_derived_on_read_otherwise(
     assert {e.id for e in stored} == derived_ids
 
 
+def test_heartbeats_reach_the_automations_and_are_stored_only_when_asked(
+    aws: Aws, handler: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = write_a_run(aws)
+    aws.new_records()
+    # A beat writes the run's heartbeat item, not the run's item (one write unit).
+    for seconds in (10, 20):
+        aws.backend.record_flow_run_heartbeat(run, T0 + timedelta(seconds=seconds))
+    records = aws.new_records()
+    assert [r["dynamodb"]["Keys"]["sk"]["S"] for r in records] == ["HEARTBEAT", "HEARTBEAT"]
+    assert handler.handler({"Records": records}, FakeLambdaContext()) == {"batchItemFailures": []}
+    handed = [e for batch in RecordingEngine.batches for e in batch]
+    assert [e.event for e in handed] == ["stratoflow.flow-run.heartbeat"] * 2
+    assert handed[0].resource.id == "stratoflow.flow-run.run-1"
+    assert "stratoflow.flow-run.heartbeat" not in stored_names(aws)
+    # Opted in: stored.
+    monkeypatch.setenv("STRATOFLOW_STORE_HEARTBEAT_EVENTS", "true")
+    get_settings.cache_clear()
+    monkeypatch.setattr(platform_module, "_platform", None)  # rebuilt with the setting
+    assert handler.handler({"Records": records}, FakeLambdaContext()) == {"batchItemFailures": []}
+    assert stored_names(aws).count("stratoflow.flow-run.heartbeat") == 2
+
+
 def test_a_poison_record_fails_alone(aws: Aws, handler: Any) -> None:
     write_a_run(aws)
     records = aws.new_records()

@@ -3,6 +3,7 @@ are left alone."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from datetime import timedelta
@@ -35,9 +36,11 @@ def start(found: Installation, run: FlowRun, *, retries: int = 0) -> FlowRun:
     run.retries = retries
     run.run_count = 1
     backend.adopt_flow_run(run)
-    backend.set_flow_run_state(run.id, Running())
-    backend.update_flow_run(run.id, heartbeat=found.clock.now())
-    return backend.read_flow_run(run.id)
+    # One clock, as in a deployment: the state's time is the run's first proof of life.
+    backend.set_flow_run_state(run.id, dataclasses.replace(Running(), timestamp=found.clock.now()))
+    started = backend.read_flow_run(run.id)
+    backend.record_flow_run_heartbeat(started, found.clock.now())
+    return started
 
 
 def test_a_running_run_without_heartbeat_is_crashed(installation: Installation):
@@ -105,11 +108,23 @@ def test_runs_outside_deployments_are_left_alone(installation: Installation):
     assert (report.crashed, report.rescheduled, report.cancelled) == (0, 0, 0)
 
 
+def test_a_heartbeat_item_keeps_a_long_running_run_alive(installation: Installation):
+    # The run entered Running long ago; its heartbeat item (not its item) says it is alive.
+    run = start(installation, claimed_run(installation))
+    backend = installation.services.backend
+    installation.clock.advance(600)
+    backend.record_flow_run_heartbeat(run, installation.clock.now())
+    installation.clock.advance(60)
+    assert sweep(installation.platform, installation.clock.now()).crashed == 0
+    installation.clock.advance(60)  # 120 s since the last beat > 90 s
+    assert sweep(installation.platform, installation.clock.now()).crashed == 1
+
+
 def test_a_run_that_moved_meanwhile_is_not_touched(installation: Installation):
     run = start(installation, claimed_run(installation))
     installation.clock.advance(200)
     stale = installation.services.backend.read_flow_run(run.id)
-    installation.services.backend.update_flow_run(run.id, heartbeat=installation.clock.now())
+    installation.services.backend.record_flow_run_heartbeat(stale, installation.clock.now())
     installation.services.backend.set_flow_run_state(run.id, Running(name="Running"))
     # The sweep read `stale` before the run moved: its conditional write loses.
     from stratoflow import sweeps
@@ -164,8 +179,10 @@ def test_a_long_task_that_keeps_heartbeating_stays_running(
     final = installation.services.backend.read_flow_run(run.id)
     assert final.state is not None
     assert final.state.name == "Completed", final.state
-    assert final.heartbeat is not None
-    assert timedelta(0) <= SystemClock().now() - final.heartbeat < timedelta(seconds=30)
+    beat = installation.services.backend.flow_run_heartbeats([run.id]).get(run.id)
+    assert beat is not None  # an item of its own (backends/aws/heartbeats.py)
+    assert timedelta(0) <= SystemClock().now() - beat < timedelta(seconds=30)
+    assert final.heartbeat is None  # the run's item is not rewritten by beats
 
 
 def test_a_run_whose_message_expired_unreceived_is_sent_again(installation: Installation):

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from stratoflow import resources
+from stratoflow.backends.aws.heartbeats import heartbeat_item
 from stratoflow.backends.aws.items import flow_run_to_item, from_item, task_run_to_item, to_item
 from stratoflow.events.derive import (
     StreamChange,
@@ -209,19 +210,31 @@ def test_ids_are_deterministic_from_run_and_version() -> None:
     assert other_event.id != first[0].id
 
 
-def test_heartbeat_only_change_derives_a_heartbeat() -> None:
-    run = flow_run(state=at(Running(), 0), heartbeat=T0)
+def test_a_heartbeat_item_derives_a_heartbeat_event() -> None:
+    run = flow_run(state=at(Running(), 0))
+    first = heartbeat_item(run, T0)
+    [event] = derive_events(insert(first))
+    assert event.event == "stratoflow.flow-run.heartbeat"
+    assert event.occurred == T0
+    assert event.resource.id == "stratoflow.flow-run.run-1"
+    assert event.resource.get("stratoflow.state-name") == "Running"
+    assert "stratoflow.deployment.etl-nightly" in {r.id for r in event.related}
+    assert derive_events(insert(first))[0].id == event.id  # a redelivered record
+    second = heartbeat_item(run, T0 + timedelta(seconds=10))
+    [later] = derive_events(modify(first, second))
+    assert later.id != event.id and later.occurred == T0 + timedelta(seconds=10)
+    assert derive_events(modify(second, second)) == []
+    assert derive_events(StreamChange("REMOVE", old_image=image(second))) == []  # expired
+
+
+def test_a_heartbeat_on_an_item_written_before_heartbeat_items_derives_one() -> None:
+    run = flow_run(state=at(Running(), 0))
     before = flow_run_to_item(run)
-    run.heartbeat = T0 + timedelta(seconds=10)
-    after = flow_run_to_item(run)
-    [event] = derive_events(modify(before, after))
+    legacy = {**before, "heartbeat": {"S": (T0 + timedelta(seconds=10)).isoformat()}}
+    [event] = derive_events(modify(before, legacy))
     assert event.event == "stratoflow.flow-run.heartbeat"
     assert event.occurred == T0 + timedelta(seconds=10)
     assert event.resource.get("stratoflow.state-name") == "Running"
-    assert derive_events(modify(before, after))[0].id == event.id
-    run.heartbeat = T0 + timedelta(seconds=20)
-    [later] = derive_events(modify(after, flow_run_to_item(run)))
-    assert later.id != event.id
 
 
 def test_other_changes_of_a_flow_run_derive_nothing() -> None:

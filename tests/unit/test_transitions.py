@@ -15,6 +15,8 @@ from stratoflow.orchestration.transitions import (
     RECENT_TRANSITION_IDS,
     apply_transition,
     check_transition,
+    transition_mark,
+    was_applied,
 )
 from stratoflow.states import (
     TERMINAL_STATES,
@@ -214,7 +216,7 @@ def test_transition_ids_are_remembered_within_a_bound() -> None:
     apply_transition(run, Running(), transition_id="first")
     for i in range(RECENT_TRANSITION_IDS):
         apply_transition(run, Running(name="Retrying"), transition_id=f"later-{i}")
-    assert "first" not in run.recent_transition_ids
+    assert not was_applied(run.recent_transition_ids, "first")
     assert len(run.recent_transition_ids) == RECENT_TRANSITION_IDS
     assert apply_transition(run, Running(), transition_id="first").applied
 
@@ -268,3 +270,17 @@ def test_no_sequence_of_transitions_leaves_a_terminal_state(
             final = run.state
         if final is not None:
             assert run.state is final
+
+
+def test_a_run_keeps_64_bit_marks_of_its_transition_ids() -> None:
+    # Marks keep flow-run items under one write unit; a mark maps to itself (items are
+    # read back and written again), and ids stored whole before marks still count.
+    run = _run(Pending())
+    transition_id = "6d723909-b5e9-4301-ad19-51b16055136a"
+    apply_transition(run, Running(), transition_id=transition_id)
+    (mark,) = run.recent_transition_ids
+    assert len(mark) == 16 and transition_mark(mark) == mark
+    assert not apply_transition(run, Running(), transition_id=transition_id).applied
+    run.recent_transition_ids = ["legacy-full-id"]
+    assert was_applied(run.recent_transition_ids, "legacy-full-id")
+    assert not apply_transition(run, Completed(), transition_id="legacy-full-id").applied

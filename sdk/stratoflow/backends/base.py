@@ -59,8 +59,14 @@ class Backend(Protocol):
         (run count, times, result) along with the state."""
 
     def update_flow_run(self, flow_run_id: str, **fields: Any) -> None:
-        """Set attributes that are not part of the state (`heartbeat`, `enqueued_at`):
+        """Set attributes that are not part of the state (`enqueued_at`):
         no transition rules, no version change."""
+
+    def record_flow_run_heartbeat(self, run: FlowRun, at: datetime) -> None:
+        """Proof that the process running `run` is alive (the zombie sweep reads it)."""
+
+    def flow_run_heartbeats(self, flow_run_ids: Sequence[str]) -> dict[str, datetime]:
+        """The last heartbeat of each of these runs that has one."""
 
     def list_flow_runs_by_state(
         self,

@@ -106,6 +106,15 @@ class MemoryBackend:
             for name, value in fields.items():
                 setattr(run, name, value)
 
+    def record_flow_run_heartbeat(self, run: FlowRun, at: datetime) -> None:
+        with self._lock:
+            self.read_flow_run(run.id).heartbeat = at
+
+    def flow_run_heartbeats(self, flow_run_ids: Sequence[str]) -> dict[str, datetime]:
+        with self._lock:
+            runs = (self._flow_runs.get(i) for i in flow_run_ids)
+            return {r.id: r.heartbeat for r in runs if r is not None and r.heartbeat}
+
     def list_flow_runs_by_state(
         self,
         state_type: StateType,

@@ -3,8 +3,8 @@
 A record (`StreamChange`) carries the item before and after a write, deserialized to
 plain Python values. From it:
 
-- a flow run item: `stratoflow.flow-run.<StateName>` for every state it entered, or
-  `stratoflow.flow-run.heartbeat` when only its heartbeat moved;
+- a flow run item: `stratoflow.flow-run.<StateName>` for every state it entered;
+- a flow run's heartbeat item: `stratoflow.flow-run.heartbeat` when its beat moved;
 - a task run item: `stratoflow.task-run.<StateName>` for every state it entered. Task
   runs are written behind in batches, so one write may carry several new states: they
   are read from the item's state history (every state newer than the old image's);
@@ -36,6 +36,7 @@ from stratoflow.events.documents import document_of
 from stratoflow.events.models import RESOURCE_ID, RESOURCE_NAME, Event, Resource
 from stratoflow.exceptions import StratoflowError
 from stratoflow.states import StateType
+from stratoflow.stored_history import UnreadableHistory, history_of
 
 NAMESPACE = uuid.UUID("6f1f4a52-4c3e-5b8e-9d0a-3a7f2c1b9e01")
 """uuid5 namespace of derived event ids."""
@@ -80,6 +81,8 @@ def derive_events(change: StreamChange) -> list[Event]:
     pk, sk = change.keys
     if pk.startswith("FLOWRUN#") and sk == resources.META:
         return _flow_run_events(change)
+    if pk.startswith("FLOWRUN#") and sk == resources.FLOW_RUN_HEARTBEAT:
+        return _heartbeat_events(change, pk.removeprefix("FLOWRUN#"))
     if is_task_run_item(change):
         return _task_run_events(change)
     if pk.startswith("DEPLOYMENT#") and sk == resources.META:
@@ -103,6 +106,9 @@ def task_run_events(item: Mapping[str, Any]) -> list[Event]:
     """Every state event a task run's item stands for, as the stream derives them (same
     ids): how `strato events ls --flow-run` shows task-run events that were not stored."""
     return derive_events(StreamChange("INSERT", new_image=item))
+
+
+HEARTBEAT_EVENT = "stratoflow.flow-run.heartbeat"
 
 
 def is_event_item(change: StreamChange) -> bool:
@@ -175,9 +181,10 @@ def _states(image: Mapping[str, Any] | None, where: str) -> list[_StateAt]:
     if not image or image.get("state") is None:
         return []
     version = _number(image.get("version", 0), f"The version of {where}")
-    history = image.get("state_history") or []
-    if not isinstance(history, list):
-        raise UnreadableRecord(f"The state history of {where} is not a list")
+    try:
+        history = history_of(image)
+    except UnreadableHistory as exc:
+        raise UnreadableRecord(f"The state history of {where}: {exc}") from None
     raw = [*history, image["state"]]
     last = len(raw) - 1
     return [_read_state(s, version - (last - i), where) for i, s in enumerate(raw)]
@@ -240,12 +247,13 @@ def _run_events(
     change: StreamChange,
     *,
     kind: Literal["flow-run", "task-run"],
+    run_id: str,
     resource_id: str,
     related: list[Resource],
 ) -> list[Event]:
     image = change.image
-    where = f"{kind} {image.get('id')!r}"
-    name = str(image.get("name") or image.get("id") or "")
+    where = f"{kind} {run_id!r}"
+    name = str(image.get("name") or run_id)
     events = []
     for previous, state in _new_states(change, where):
         names = [state.name]
@@ -289,16 +297,30 @@ def _pause_aliases(previous: _StateAt | None, state: _StateAt) -> list[str]:
 
 def _flow_run_events(change: StreamChange) -> list[Event]:
     image = change.image
-    run_id = str(image.get("id") or change.keys[0].removeprefix("FLOWRUN#"))
+    run_id = change.keys[0].removeprefix("FLOWRUN#")  # where the item lives
     resource_id = labels.flow_run_id(run_id)
     related = _flow_run_related(image)
-    events = _run_events(change, kind="flow-run", resource_id=resource_id, related=related)
+    events = _run_events(
+        change, kind="flow-run", run_id=run_id, resource_id=resource_id, related=related
+    )
     if events or change.event_name != "MODIFY":
         return events
+    # Items written before heartbeats had items of their own carry them.
+    return _heartbeat_events(change, run_id)
+
+
+def _heartbeat_events(change: StreamChange, run_id: str) -> list[Event]:
+    """`stratoflow.flow-run.heartbeat` for a beat that moved: on a `HEARTBEAT` item
+    (resources.flow_run_heartbeat_key), which names the run's state and related
+    resources as its item does."""
+    if change.event_name == "REMOVE":  # expired
+        return []
     old, new = change.old_image or {}, change.new_image or {}
     beat = new.get("heartbeat")
     if not beat or beat == old.get("heartbeat"):
         return []
+    resource_id = labels.flow_run_id(run_id)
+    related = _flow_run_related(new)
     where = f"flow-run {run_id!r}"
     states = _states(new, where)
     state_labels = _state_labels(states[-1]) if states else {}
@@ -306,7 +328,7 @@ def _flow_run_events(change: StreamChange) -> list[Event]:
         Event(
             id=event_id(resource_id, f"heartbeat/{beat}"),
             occurred=_moment(beat, f"The heartbeat of {where}"),
-            event="stratoflow.flow-run.heartbeat",
+            event=HEARTBEAT_EVENT,
             resource=Resource(
                 labels={
                     RESOURCE_ID: resource_id,
@@ -330,7 +352,11 @@ def _task_run_events(change: StreamChange) -> list[Event]:
         related.append(labels.task(str(image["task_name"])))
     related += [labels.tag(t) for t in _strings(image.get("tags"))]
     return _run_events(
-        change, kind="task-run", resource_id=labels.task_run_id(run_id), related=related
+        change,
+        kind="task-run",
+        run_id=run_id,
+        resource_id=labels.task_run_id(run_id),
+        related=related,
     )
 
 

@@ -9,59 +9,43 @@ a document that inflates past MAX_DOCUMENT_BYTES is refused, as a malformed one 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import zlib
 from collections.abc import Mapping
 from typing import Any
 
+from stratoflow.utilities.compressed import (
+    MAX_INFLATED_BYTES,
+    BadCompressedValue,
+    binary_value,
+    compress,
+)
+from stratoflow.utilities.compressed import inflate as _inflate
+
 COMPRESSED = "document_z"
 PLAIN = "document"
-MAX_DOCUMENT_BYTES = 400 * 1024
-"""DynamoDB's item size limit: no genuine document inflates past it."""
+MAX_DOCUMENT_BYTES = MAX_INFLATED_BYTES
+
+__all__ = ["COMPRESSED", "PLAIN", "BadDocument", "compress", "document_of", "inflate"]
 
 
 class BadDocument(ValueError):
     """An event item without a readable document."""
 
 
-def compress(document: str) -> bytes:
-    return zlib.compress(document.encode(), 6)
-
-
 def inflate(data: bytes) -> str:
-    inflater = zlib.decompressobj()
     try:
-        text = inflater.decompress(data, MAX_DOCUMENT_BYTES)
-    except zlib.error as exc:
-        raise BadDocument(f"the event document does not decompress: {exc}") from None
-    if inflater.unconsumed_tail or not inflater.eof:
-        raise BadDocument(
-            f"the event document inflates past {MAX_DOCUMENT_BYTES} bytes, or is truncated"
-        )
-    return text.decode()
-
-
-def _binary(value: Any) -> bytes:
-    """Bytes from a low-level `{"B": ...}` value, a boto3 Binary, bytes, or the base64
-    text a Lambda stream event carries binary values as."""
-    if isinstance(value, Mapping):
-        value = value.get("B")
-    raw = getattr(value, "value", value)
-    if isinstance(raw, str):
-        try:
-            return base64.b64decode(raw, validate=True)
-        except binascii.Error:
-            raise BadDocument("the event document is not base64") from None
-    if not isinstance(raw, bytes | bytearray):
-        raise BadDocument("the event document is not binary")
-    return bytes(raw)
+        return _inflate(data, limit=MAX_DOCUMENT_BYTES)
+    except BadCompressedValue as exc:
+        raise BadDocument(f"the event document is unreadable: {exc}") from None
 
 
 def document_of(item: Mapping[str, Any]) -> str:
     """The event JSON of an item, low-level (`{"S": ...}`) or deserialized."""
     if COMPRESSED in item:
-        return inflate(_binary(item[COMPRESSED]))
+        try:
+            data = binary_value(item[COMPRESSED])
+        except BadCompressedValue as exc:
+            raise BadDocument(f"the event document is unreadable: {exc}") from None
+        return inflate(data)
     plain = item.get(PLAIN)
     if isinstance(plain, Mapping):
         plain = plain.get("S")

@@ -28,6 +28,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 
 from stratoflow.durable.event_waits import EventWaits
 from stratoflow.events.derive import (
+    HEARTBEAT_EVENT,
     StreamChange,
     derive_events,
     is_event_item,
@@ -85,6 +86,7 @@ class StreamProcessor:
         waits: EventHandler | None = None,
         *,
         store_task_run_events: bool = True,
+        store_heartbeat_events: bool = True,
     ) -> None:
         self.store = store
         self.engine = engine
@@ -94,6 +96,8 @@ class StreamProcessor:
         self._for_waits: list[Event] = []
         self.store_task_run_events = store_task_run_events
         """Off: task runs' state events are handed on, not stored (derived on read)."""
+        self.store_heartbeat_events = store_heartbeat_events
+        """Off: flow runs' heartbeat events are handed on, not stored."""
 
     def __call__(self, record: DynamoDBRecord) -> int:
         try:
@@ -103,7 +107,8 @@ class StreamProcessor:
                 self.store_task_run_events or not is_task_run_item(change)
             ):
                 for event in events:
-                    self.store.put(event, derived=True)  # False: stored before (a replay)
+                    if self.store_heartbeat_events or event.event != HEARTBEAT_EVENT:
+                        self.store.put(event, derived=True)  # False: stored before (a replay)
             if events and self.engine is not None:
                 self.engine.handle(events, now=None)
             if events and self.waits is not None:
@@ -157,6 +162,7 @@ def process_stream_batch(
         engine,
         EventWaits(platform),
         store_task_run_events=platform.settings.store_task_run_events,
+        store_heartbeat_events=platform.settings.store_heartbeat_events,
     )
     processor = BatchProcessor(
         event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False

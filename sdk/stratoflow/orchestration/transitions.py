@@ -7,6 +7,9 @@ records; the AWS backend mirrors it as DynamoDB condition expressions).
 
 from __future__ import annotations
 
+import hashlib
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -15,6 +18,24 @@ from stratoflow.models import STATE_HISTORY_LIMIT
 from stratoflow.states import TERMINAL_STATES, State, StateType, is_allowed_transition
 
 RECENT_TRANSITION_IDS = 8
+_MARK = re.compile(r"[0-9a-f]{16}")
+
+
+def transition_mark(transition_id: str) -> str:
+    """What a run keeps of a transition id: 64 bits (16 hex characters) instead of a
+    36-character UUID, which keeps flow-run items under the 1 KB of one write unit. Marks
+    only tell a retried request from a new one among a run's last few transitions, where
+    a 64-bit collision is out of reach. A mark maps to itself (items store marks and read
+    them back)."""
+    if _MARK.fullmatch(transition_id):
+        return transition_id
+    return hashlib.blake2b(transition_id.encode(), digest_size=8).hexdigest()
+
+
+def was_applied(recent: Sequence[str], transition_id: str) -> bool:
+    """Whether `transition_id` is among a run's recent transitions (as a mark, or whole in
+    a run written before marks)."""
+    return transition_mark(transition_id) in recent or transition_id in recent
 
 
 class StatefulRun(Protocol):
@@ -63,7 +84,7 @@ def apply_transition(
     force: bool = False,
 ) -> TransitionResult:
     """Move `run` to `proposed` in place. The caller holds whatever lock guards `run`."""
-    if transition_id is not None and transition_id in run.recent_transition_ids:
+    if transition_id is not None and was_applied(run.recent_transition_ids, transition_id):
         assert run.state is not None
         return TransitionResult(state=run.state, version=run.version, applied=False)
     if expected_version is not None and expected_version != run.version:
@@ -81,7 +102,7 @@ def apply_transition(
     run.version += 1
     if transition_id is not None:
         ids = run.recent_transition_ids
-        ids.append(transition_id)
+        ids.append(transition_mark(transition_id))
         if len(ids) > RECENT_TRANSITION_IDS:
             del ids[0]
     return TransitionResult(state=proposed, version=run.version, applied=True)

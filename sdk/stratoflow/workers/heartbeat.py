@@ -17,8 +17,8 @@ logger = logging.getLogger("stratoflow.workers")
 
 
 class Heartbeat:
-    """While in its `with` block: every `interval` seconds, record a heartbeat and check
-    whether the run was set to Cancelling."""
+    """While in its `with` block: every `interval` seconds, check whether the run was set
+    to Cancelling and record a heartbeat (an item of its own: backends/aws/heartbeats.py)."""
 
     def __init__(
         self, backend: Backend, flow_run_id: str, clock: Clock, *, interval: float
@@ -34,11 +34,12 @@ class Heartbeat:
         )
 
     def beat(self) -> None:
-        self.backend.update_flow_run(self.flow_run_id, heartbeat=self.clock.now())
-        state = self.backend.read_flow_run(self.flow_run_id).state
+        run = self.backend.read_flow_run(self.flow_run_id)
+        state = run.state
         if state is not None and state.type is StateType.CANCELLING and not self.cancelled.is_set():
             self.cancelled.set()
             signal_cancellation(self.flow_run_id)
+        self.backend.record_flow_run_heartbeat(run, self.clock.now())
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -50,7 +51,8 @@ class Heartbeat:
                 logger.warning("Heartbeat of flow run %s failed", self.flow_run_id, exc_info=True)
 
     def __enter__(self) -> Heartbeat:
-        self.beat()
+        # No beat at once: the Running state the engine writes next is the run's first
+        # proof of life (the zombie sweep counts its time), and a beat costs a write.
         self._thread.start()
         return self
 

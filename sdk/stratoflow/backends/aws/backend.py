@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from stratoflow import resources
+from stratoflow.backends.aws.heartbeats import read_heartbeats, write_heartbeat
 from stratoflow.backends.aws.held_task_runs import HeldTaskRuns
 from stratoflow.backends.aws.items import (
     creation_seq,
@@ -51,8 +52,14 @@ LIST_LOOKBACK_DAYS = 30
 
 
 def _flow_run_key(item: Mapping[str, Any]) -> Mapping[str, str]:
-    # `flow_run_from_item` takes the run's id from this attribute.
-    return resources.flow_run_key(string_attribute(item, "id"))
+    # The run `flow_run_from_item` reads: the one its `id` names (items written before
+    # ids were left out), else its partition key's, whose sort key must then be META.
+    if "id" in item:
+        return resources.flow_run_key(string_attribute(item, "id"))
+    pk = string_attribute(item, resources.PARTITION_KEY)
+    if not pk.startswith("FLOWRUN#"):
+        raise KeyError(resources.PARTITION_KEY)
+    return resources.flow_run_key(pk.removeprefix("FLOWRUN#"))
 
 
 def _is_conditional_failure(exc: ClientError) -> bool:
@@ -278,6 +285,12 @@ class AwsBackend:
             for name, value in fields.items():
                 setattr(local, name, value)
 
+    def record_flow_run_heartbeat(self, run: FlowRun, at: datetime) -> None:
+        write_heartbeat(self.dynamodb, self.table, run, at)
+
+    def flow_run_heartbeats(self, flow_run_ids: Sequence[str]) -> dict[str, datetime]:
+        return read_heartbeats(self.dynamodb, self.table, flow_run_ids)
+
     def list_flow_runs_by_state(
         self,
         state_type: StateType,
@@ -356,6 +369,9 @@ class AwsBackend:
                 return False
             raise
         self._flow_runs.pop(flow_run_id, None)
+        self.dynamodb.delete_item(
+            TableName=self.table, Key=_key(resources.flow_run_heartbeat_key(flow_run_id))
+        )
         for task_run in self.list_task_runs(flow_run_id):
             self.dynamodb.delete_item(
                 TableName=self.table, Key=_key(resources.task_run_key(flow_run_id, task_run.id))

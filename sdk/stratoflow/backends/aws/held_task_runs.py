@@ -41,7 +41,11 @@ from stratoflow.backends.aws.result_refs import ResultRefs
 from stratoflow.exceptions import ConflictError, ObjectNotFound, TaskRunStopped
 from stratoflow.models import TaskRun
 from stratoflow.orchestration.cancelling import cancelled_instead, stopped_message
-from stratoflow.orchestration.transitions import TransitionResult, apply_transition
+from stratoflow.orchestration.transitions import (
+    TransitionResult,
+    apply_transition,
+    was_applied,
+)
 from stratoflow.states import State, StateType
 
 if TYPE_CHECKING:
@@ -324,7 +328,7 @@ class HeldTaskRuns:
             stored = read_background_run(self.client, self.table, self.refs, run_id)
         except ObjectNotFound:
             return False
-        return transition_id in stored.recent_transition_ids
+        return was_applied(stored.recent_transition_ids, transition_id)
 
     def _stop(self, run: TaskRun, proposed: State) -> None:
         """The run changed under this process: write Cancelled if it is Cancelling, take

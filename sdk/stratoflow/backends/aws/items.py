@@ -19,6 +19,7 @@ from stratoflow.backends.aws.result_refs import ResultRefs, flow_run_owner, task
 from stratoflow.models import FlowRun, TaskRun
 from stratoflow.results import ResultRecord
 from stratoflow.states import State, StateType
+from stratoflow.stored_history import history_attributes, history_of
 
 MESSAGE_LIMIT = 2000
 """Characters of a state message kept in DynamoDB (the full text is in the run's logs)."""
@@ -186,7 +187,7 @@ def flow_run_state_attributes(run: FlowRun) -> dict[str, Any]:
     return {
         "state": {k: v for k, v in state_to_map(state, own=own).items() if v is not None},
         "state_type": state.type.value,
-        "state_history": _history(run.state_history, own),
+        **history_attributes(_history(run.state_history, own)),
         "recent_transition_ids": list(run.recent_transition_ids),
         "run_count": run.run_count,
         "retries": run.retries,
@@ -197,7 +198,10 @@ def flow_run_state_attributes(run: FlowRun) -> dict[str, Any]:
         "end_time": _iso(run.end_time),
         "result": result_to_map(run.result_record),
         resources.BY_STATE.partition_key: resources.state_partition(state.type.value),
-        resources.BY_STATE.sort_key: f"{state_sort_time(run, state)}#{run.id}",
+        # Index sort keys need not be unique: no `#<id>` tie-breaker (37 bytes a key,
+        # three keys: it kept the item over the 1 KB of one write unit). Items written
+        # before carry one; both sort by time.
+        resources.BY_STATE.sort_key: state_sort_time(run, state),
     }
 
 
@@ -209,7 +213,7 @@ def flow_run_to_item(run: FlowRun) -> dict[str, Any]:
     values: dict[str, Any] = {
         **resources.flow_run_key(run.id),
         "entity": "flow_run",
-        "id": run.id,
+        # No `id`: it is the partition key's (45 bytes: an item under one write unit).
         "name": run.name,
         "flow_name": run.flow_name,
         "flow_version": run.flow_version,
@@ -227,30 +231,38 @@ def flow_run_to_item(run: FlowRun) -> dict[str, Any]:
         "retries": run.retries or None,
         "infrastructure_id": run.infrastructure_id,
         "created": created.isoformat(),
-        "heartbeat": _iso(run.heartbeat),
         "version": run.version,
         resources.BY_TIME.partition_key: resources.flow_runs_day_partition(
             indexed.date().isoformat()
         ),
-        resources.BY_TIME.sort_key: f"{indexed.isoformat()}#{run.id}",
+        resources.BY_TIME.sort_key: indexed.isoformat(),
     }
     if run.deployment_name:
         values[resources.BY_DEPLOYMENT.partition_key] = resources.deployment_partition(
             run.deployment_name
         )
-        values[resources.BY_DEPLOYMENT.sort_key] = f"{indexed.isoformat()}#{run.id}"
+        values[resources.BY_DEPLOYMENT.sort_key] = indexed.isoformat()
     if run.state is not None:
         values.update(flow_run_state_attributes(run))
     return to_item(values)
 
 
+def flow_run_id_of(raw: Mapping[str, Any]) -> str:
+    """A deserialized flow-run item's run id: its key's (items written before also hold
+    it as `id`)."""
+    run_id = _key_part(raw, resources.PARTITION_KEY, "FLOWRUN#") or raw.get("id")
+    if not isinstance(run_id, str) or not run_id:
+        raise KeyError("id")
+    return run_id
+
+
 def flow_run_from_item(item: Mapping[str, Any], refs: ResultRefs) -> FlowRun:
     raw = from_item(item)
-    owner = _key_part(raw, resources.PARTITION_KEY, "FLOWRUN#") or str(raw["id"])
-    result = refs.from_map(raw.get("result"), flow_run_owner(owner))
-    own = _own_ids(str(raw["id"]))
+    run_id = flow_run_id_of(raw)
+    result = refs.from_map(raw.get("result"), flow_run_owner(run_id))
+    own = _own_ids(run_id)
     return FlowRun(
-        id=raw["id"],
+        id=run_id,
         name=raw["name"],
         flow_name=raw["flow_name"],
         flow_version=raw.get("flow_version"),
@@ -270,7 +282,7 @@ def flow_run_from_item(item: Mapping[str, Any], refs: ResultRefs) -> FlowRun:
         state=_with_result(
             state_from_map(raw["state"], own=own) if raw.get("state") else None, result
         ),
-        state_history=[state_from_map(s, own=own) for s in raw.get("state_history") or ()],
+        state_history=[state_from_map(s, own=own) for s in history_of(raw)],
         run_count=int(raw.get("run_count", 0)),
         created=_moment(raw.get("created")),
         start_time=_moment(raw.get("start_time")),
@@ -386,7 +398,7 @@ def task_run_from_item(item: Mapping[str, Any], refs: ResultRefs) -> TaskRun:
         state=_with_result(
             state_from_map(raw["state"], own=own) if raw.get("state") else None, result
         ),
-        state_history=[state_from_map(s, own=own) for s in raw.get("state_history") or ()],
+        state_history=[state_from_map(s, own=own) for s in history_of(raw)],
         run_count=int(raw.get("run_count", 0)),
         created=_moment(raw.get("created")),
         start_time=_moment(raw.get("start_time")),
