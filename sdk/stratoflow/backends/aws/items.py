@@ -190,7 +190,7 @@ def flow_run_state_attributes(run: FlowRun) -> dict[str, Any]:
         **history_attributes(_history(run.state_history, own)),
         "recent_transition_ids": list(run.recent_transition_ids),
         "run_count": run.run_count,
-        "retries": run.retries,
+        "retries": run.retries or None,
         "waits": to_json(run.waits) if run.waits else None,
         "continuations": run.continuations or None,
         "replay_since": run.replay_since if run.replay_since > 1 else None,
