@@ -276,6 +276,11 @@ def main() -> dict[str, Any]:
         processes = _merge_logs(calls_dir, counted, roles)
         # Sizes of what was written, read with a client whose calls count nowhere.
         sizes = table_sizes(backend.dynamodb, backend.table)
+        run_items = sorted(
+            size
+            for (pk, sk), (size, _) in sizes.items()
+            if pk.startswith("FLOWRUN#") and sk == "META"
+        )
         for log in (counted, create_log, handler_log):
             sizes = sizes_for(backend.dynamodb, backend.table, log, sizes)
     shutil.rmtree(home, ignore_errors=True)
@@ -291,6 +296,11 @@ def main() -> dict[str, Any]:
         "seconds": round(elapsed, 1),
         "per_flow_run": per(happy, total_runs),
         "per_flow_run_creation": per(created, total_runs),
+        "flow_run_item_bytes": {
+            "min": run_items[0],
+            "median": run_items[len(run_items) // 2],
+            "max": run_items[-1],
+        },
         "events_per_flow_run": {
             "stream_records": round(handled["records"] / total_runs, 3),
             **per(events, total_runs),
