@@ -26,8 +26,12 @@ def read_task_runs(flow_run_id: str) -> list[TaskRun]:
     return get_services().backend.list_task_runs(flow_run_id)
 
 
-def read_logs(flow_run_id: str, *, task_run_id: str | None = None) -> list[LogEntry]:
-    return get_services().backend.read_logs(flow_run_id, task_run_id=task_run_id)
+def read_logs(
+    flow_run_id: str, *, task_run_id: str | None = None, since: datetime | None = None
+) -> list[LogEntry]:
+    """A run's log lines, oldest first; with `since`, only those at or after it (what a
+    live tail asks for: CloudWatch reads from that time on)."""
+    return get_services().backend.read_logs(flow_run_id, task_run_id=task_run_id, since=since)
 
 
 def cancel_flow_run(flow_run_id: str) -> State:

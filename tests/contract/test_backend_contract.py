@@ -501,6 +501,9 @@ def test_logs_are_read_back_per_flow_run_and_task_run(services: Services) -> Non
     assert backend.read_logs(mine, task_run_id="t2") == [lines[2]]
     assert [e.message for e in backend.read_logs(other)] == ["elsewhere"]
     assert backend.read_logs(str(uuid.uuid4())) == []
+    # A live tail reads from its cursor on: lines at or after `since`.
+    later = backend.read_logs(mine, since=at + timedelta(milliseconds=2))
+    assert [e.message for e in later] == ["t2 warns: ünïcode", "t1 done"]
 
 
 # Result stores and cache stores

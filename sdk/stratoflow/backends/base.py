@@ -103,7 +103,11 @@ class Backend(Protocol):
 
     def write_logs(self, entries: Sequence[LogEntry]) -> None: ...
 
-    def read_logs(self, flow_run_id: str, *, task_run_id: str | None = None) -> list[LogEntry]: ...
+    def read_logs(
+        self, flow_run_id: str, *, task_run_id: str | None = None, since: datetime | None = None
+    ) -> list[LogEntry]:
+        """The run's lines, oldest first; with `since`, those at or after it."""
+        ...
 
     def flush(self) -> None:
         """Make everything written so far durable (backends may write behind)."""

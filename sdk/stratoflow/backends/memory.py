@@ -188,11 +188,15 @@ class MemoryBackend:
             for entry in entries:
                 self._logs[entry.flow_run_id].append(entry)
 
-    def read_logs(self, flow_run_id: str, *, task_run_id: str | None = None) -> list[LogEntry]:
+    def read_logs(
+        self, flow_run_id: str, *, task_run_id: str | None = None, since: datetime | None = None
+    ) -> list[LogEntry]:
         with self._lock:
             entries = list(self._logs.get(flow_run_id, ()))
         if task_run_id is not None:
             entries = [e for e in entries if e.task_run_id == task_run_id]
+        if since is not None:
+            entries = [e for e in entries if e.timestamp >= since]
         return entries
 
     def flush(self) -> None:

@@ -485,9 +485,11 @@ class AwsBackend:
     def write_logs(self, entries: Sequence[LogEntry]) -> None:
         self.logs.write(entries)
 
-    def read_logs(self, flow_run_id: str, *, task_run_id: str | None = None) -> list[LogEntry]:
+    def read_logs(
+        self, flow_run_id: str, *, task_run_id: str | None = None, since: datetime | None = None
+    ) -> list[LogEntry]:
         self.logs.flush()
-        return self.logs.read(flow_run_id, task_run_id)
+        return self.logs.read(flow_run_id, task_run_id, start_time=since)
 
     def flush(self) -> None:
         """Make everything written so far durable (task runs, then log lines)."""
