@@ -7,7 +7,7 @@ Requests arrive as Lambda Function URL events (payload v2), in AWS and from
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -77,3 +77,20 @@ def request_origin(event: BaseProxyEvent, public_url: str | None) -> str:
         return public_url.rstrip("/")
     scheme = event.headers.get("x-forwarded-proto") or "https"
     return f"{scheme}://{event.headers.get('host', '')}"
+
+
+# Links between pages, one spelling each (templates have them as globals).
+def flow_run_url(flow_run_id: str, suffix: str = "") -> str:
+    return f"/flow-runs/{quote(flow_run_id, safe='')}{suffix}"
+
+
+def deployment_url(name: str, suffix: str = "") -> str:
+    return f"/deployments/{quote(name, safe='')}{suffix}"
+
+
+def work_pool_url(name: str, suffix: str = "") -> str:
+    return f"/work-pools/{quote(name, safe='')}{suffix}"
+
+
+def automation_url(automation_id: str, suffix: str = "") -> str:
+    return f"/automations/{quote(automation_id, safe='')}{suffix}"
