@@ -21,6 +21,7 @@ from stratoflow.ui.http import (
     form_data,
     form_value,
     new_router,
+    path_value,
     query_value,
     redirect,
 )
@@ -46,7 +47,7 @@ TAIL_SECONDS = 2
 
 @router.get("/flow-runs/<flow_run_id>")
 def flow_run_page(flow_run_id: str) -> Response[str]:
-    return _page(runs.read_flow_run(flow_run_id))
+    return _page(runs.read_flow_run(path_value(flow_run_id)))
 
 
 def _page(
@@ -123,7 +124,7 @@ def _log_view(run: FlowRun, level: str, cursor: LogCursor | None) -> dict[str, A
 def flow_run_logs(flow_run_id: str) -> Response[str]:
     """htmx: with `cursor`, the new lines and the next poller (live tail); without, the
     whole log section at `level` (the level filter)."""
-    run = runs.read_flow_run(flow_run_id)
+    run = runs.read_flow_run(path_value(flow_run_id))
     event = router.current_event
     level = _level(query_value(event, "level"))
     cursor_text = query_value(event, "cursor")
@@ -169,6 +170,7 @@ def _input_schema(run: FlowRun) -> dict[str, Any] | None:
 @router.post("/flow-runs/<flow_run_id>/cancel")
 def cancel_flow_run(flow_run_id: str) -> Response[str]:
     """`strato flow-run cancel`: the run becomes Cancelling; its worker stops it."""
+    flow_run_id = path_value(flow_run_id)
     runs.cancel_flow_run(flow_run_id)
     return redirect(flow_run_url(flow_run_id))
 
@@ -179,6 +181,7 @@ def retry_flow_run(flow_run_id: str) -> Response[str]:
     # On use: the deployments' run machinery is not needed to show pages.
     from stratoflow.deployments.runs import retry_flow_run as retry
 
+    flow_run_id = path_value(flow_run_id)
     form = form_data(router.current_event)
     try:
         retry(flow_run_id, from_scratch=form_value(form, "from_scratch") == "true")
@@ -194,6 +197,7 @@ def resume_flow_run(flow_run_id: str) -> Response[str]:
     shows the form again with the reasons (422) and the run stays paused."""
     from stratoflow.flow_runs import resume_flow_run as resume  # see _input_schema
 
+    flow_run_id = path_value(flow_run_id)
     run = runs.read_flow_run(flow_run_id)
     form = form_data(router.current_event)
     state = run.state
