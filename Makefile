@@ -20,7 +20,20 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev,infra]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The UI's browser libraries (htmx, Chart.js) from npm, pinned by ui/package-lock.json,
+# copied into the package's static files (git-ignored; served at /static/vendor/).
+UI_VENDOR := sdk/stratoflow/ui/static/vendor
+UI_VENDOR_FILES := ui/node_modules/htmx.org/dist/htmx.min.js \
+	ui/node_modules/chart.js/dist/chart.umd.min.js
+UI_STAMP := $(UI_VENDOR)/.installed
+
+$(UI_STAMP): ui/package.json ui/package-lock.json
+	cd ui && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(UI_VENDOR)
+	cp $(UI_VENDOR_FILES) $(UI_VENDOR)/
+	touch $@
+
+install: $(STAMP) $(UI_STAMP)
 
 lint: install
 	$(BIN)/ruff check .
@@ -66,4 +79,4 @@ synth: install $(CDK)
 		$(CDK) synth --quiet --no-notices $(CDK_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache cdk.out node_modules
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache cdk.out node_modules ui/node_modules $(UI_VENDOR)

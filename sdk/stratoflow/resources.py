@@ -8,6 +8,7 @@ naming and log group names. Item keys are built here too, so no other module spe
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING
@@ -146,6 +147,17 @@ def work_pool_key(name: str) -> dict[str, str]:
 
 def worker_key(pool: str, name: str) -> dict[str, str]:
     return {PARTITION_KEY: f"WORKER#{pool}", SORT_KEY: name}
+
+
+UI_SESSION_PREFIX = "UISESSION#"
+
+
+def ui_session_key(session_id: str) -> dict[str, str]:
+    """A web UI session (stratoflow.ui.sessions), keyed by the SHA-256 of its cookie value:
+    the table never holds a usable session id. No worker role may reach `UISESSION#*`
+    (infra/permissions.py, docs/security.md)."""
+    digest = hashlib.sha256(session_id.encode()).hexdigest()
+    return {PARTITION_KEY: f"{UI_SESSION_PREFIX}{digest}", SORT_KEY: META}
 
 
 def automation_partition(automation_id: str) -> str:

@@ -22,12 +22,24 @@ def read_flow_runs(limit: int | None = None) -> list[FlowRun]:
     return get_services().backend.list_flow_runs(limit=limit)
 
 
+def read_upcoming_flow_runs(*, after: datetime, limit: int = 10) -> list[FlowRun]:
+    """Scheduled runs due at or after `after`, soonest first (the dashboard's and the
+    deployments page's "next runs")."""
+    return get_services().backend.list_flow_runs_by_state(
+        StateType.SCHEDULED, since=after, limit=limit
+    )
+
+
 def read_task_runs(flow_run_id: str) -> list[TaskRun]:
     return get_services().backend.list_task_runs(flow_run_id)
 
 
-def read_logs(flow_run_id: str, *, task_run_id: str | None = None) -> list[LogEntry]:
-    return get_services().backend.read_logs(flow_run_id, task_run_id=task_run_id)
+def read_logs(
+    flow_run_id: str, *, task_run_id: str | None = None, since: datetime | None = None
+) -> list[LogEntry]:
+    """A run's log lines, oldest first; with `since`, only those at or after it (what a
+    live tail asks for: CloudWatch reads from that time on)."""
+    return get_services().backend.read_logs(flow_run_id, task_run_id=task_run_id, since=since)
 
 
 def cancel_flow_run(flow_run_id: str) -> State:
@@ -66,12 +78,20 @@ def query_flow_runs(
     must pass (the client's Prefect-style filters); `limit=None` returns every match."""
     backend = get_services().backend
     wanted_type = _state_type(state)
+    if deployment is None and wanted_type is None:
+        # By creation time: the backend reads from `since` on and stops at `limit`.
+        return backend.list_flow_runs(
+            limit=limit,
+            since=since,
+            where=lambda run: (
+                (state is None or _state_matches(run, state)) and (where is None or where(run))
+            ),
+        )
     if deployment is not None:
         candidates = backend.list_flow_runs_of_deployment(deployment)
-    elif wanted_type is not None:
-        candidates = list(reversed(backend.list_flow_runs_by_state(wanted_type)))
     else:
-        candidates = backend.list_flow_runs()
+        assert wanted_type is not None
+        candidates = list(reversed(backend.list_flow_runs_by_state(wanted_type)))
     chosen = []
     for run in candidates:
         if state is not None and not _state_matches(run, state):

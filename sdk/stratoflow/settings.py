@@ -6,7 +6,7 @@ import functools
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stratoflow.exceptions import StratoflowError
@@ -152,6 +152,50 @@ class Settings(BaseSettings):
         le=3650,
         description="Events (`strato events ls`) are kept this many days after they occurred "
         "(DynamoDB TTL).",
+    )
+
+    # The web UI (stratoflow.ui, docs/ui.md)
+    ui_login_token: SecretStr | None = Field(
+        default=None,
+        description="Local UI (`strato dev`): the token of the login link that opens an "
+        "operator session (`/login?token=...`). Unset: no token login (AWS uses Cognito).",
+    )
+    ui_viewer_token: SecretStr | None = Field(
+        default=None,
+        description="Local UI: a second token whose login link opens a read-only (viewer) session.",
+    )
+    ui_session_hours: float = Field(
+        default=12.0, gt=0, le=24 * 30, description="How long a UI session lasts."
+    )
+    ui_secure_cookies: bool = Field(
+        default=True,
+        description="Mark the UI's cookies Secure (HTTPS only); `strato dev` turns it off "
+        "for its http://127.0.0.1 server.",
+    )
+    ui_public_url: str | None = Field(
+        default=None,
+        description="The UI's origin as browsers see it (the CloudFront URL, "
+        "https://d123.cloudfront.net): the Cognito redirect URI and the Origin that "
+        "state-changing requests must carry. Unset: the request's own Host.",
+    )
+    ui_cognito_domain: str | None = Field(
+        default=None,
+        description="The Cognito hosted login's base URL "
+        "(https://<prefix>.auth.<region>.amazoncognito.com).",
+    )
+    ui_cognito_client_id: str | None = Field(
+        default=None, description="The user pool's public app client (no secret; PKCE)."
+    )
+    ui_cognito_user_pool_id: str | None = Field(
+        default=None,
+        description="The user pool (us-east-1_AbC...): the ID token's issuer is "
+        "https://cognito-idp.<region>.amazonaws.com/<pool id>.",
+    )
+    ui_operators_group: str = Field(
+        default="operators",
+        min_length=1,
+        description="Members of this Cognito group get operator sessions (run, cancel, "
+        "pause); everyone else signed in is a viewer.",
     )
 
     @field_validator("logging_level", mode="before")

@@ -129,6 +129,26 @@ def test_list_flow_runs_newest_first_with_limit(services: Services) -> None:
     assert services.backend.list_flow_runs(limit=1)[0].created == moments[-1]
 
 
+def test_list_flow_runs_from_a_time_and_by_a_test(services: Services) -> None:
+    now = datetime.now(UTC)
+    moments = [now - timedelta(days=3), *(now - timedelta(minutes=m) for m in (40, 30, 20, 10))]
+    ids = [created_run(services, created=moment).id for moment in moments]
+    backend = services.backend
+
+    since = now - timedelta(minutes=30)
+    assert [r.id for r in backend.list_flow_runs(since=since)] == ids[:1:-1]
+    assert [r.id for r in backend.list_flow_runs(since=now - timedelta(days=4))] == ids[::-1]
+    assert backend.list_flow_runs(since=now + timedelta(days=1)) == []
+    picked = {ids[0], ids[2]}
+    assert [r.id for r in backend.list_flow_runs(where=lambda r: r.id in picked)] == [
+        ids[2],
+        ids[0],
+    ]
+    assert [r.id for r in backend.list_flow_runs(where=lambda r: r.id in picked, limit=1)] == [
+        ids[2]
+    ]
+
+
 def test_list_flow_runs_orders_by_instant_whatever_the_utc_offset(services: Services) -> None:
     now = datetime.now(UTC)
     west, east = timezone(timedelta(hours=-8)), timezone(timedelta(hours=9))
@@ -501,6 +521,9 @@ def test_logs_are_read_back_per_flow_run_and_task_run(services: Services) -> Non
     assert backend.read_logs(mine, task_run_id="t2") == [lines[2]]
     assert [e.message for e in backend.read_logs(other)] == ["elsewhere"]
     assert backend.read_logs(str(uuid.uuid4())) == []
+    # A live tail reads from its cursor on: lines at or after `since`.
+    later = backend.read_logs(mine, since=at + timedelta(milliseconds=2))
+    assert [e.message for e in later] == ["t2 warns: ünïcode", "t1 done"]
 
 
 # Result stores and cache stores

@@ -90,6 +90,8 @@ def test_a_worker_may_write_a_run_item_whatever_index_attributes_it_carries(
         # A forged mark (far in the future) would stop a deployment's schedule.
         resources.schedule_marks_key("fan-out"),
         resources.SCHEDULER_CURSOR_KEY,
+        # A planted session would sign someone in to the web UI as an operator.
+        resources.ui_session_key("planted"),
     ],
     ids=lambda key: key[resources.PARTITION_KEY].split("#")[0],
 )

@@ -43,6 +43,12 @@ AVOIDS = {
     "lambda_worker": ("stratoflow.automations.engine", "jinja2"),
     # The task worker runs background tasks (the engine), no flow run and no automation.
     "task_worker": ("stratoflow.automations.engine", "jinja2"),
+    # The UI renders what the SDK reads: no engine, no automation, no parser models.
+    "api": (
+        "stratoflow.engine.flow_engine",
+        "stratoflow.automations.engine",
+        "aws_lambda_powertools.utilities.parser",
+    ),
 }
 
 PROBE = """

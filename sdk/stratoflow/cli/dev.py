@@ -30,6 +30,10 @@ def dev(
     tick_seconds: Annotated[float, typer.Option(min=0.5, help="Scheduler tick period.")] = 5.0,
     poller: Annotated[bool, typer.Option(help="Start one on-prem poller.")] = True,
     live: Annotated[bool, typer.Option(help="Show a live view of runs.")] = True,
+    ui: Annotated[bool, typer.Option(help="Serve the web UI on 127.0.0.1.")] = True,
+    ui_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="The web UI's port (0: a free one).")
+    ] = 0,
 ) -> None:
     """Start the emulator, provision it, run the scheduler, stream and Lambda worker
     locally, start a poller, and show runs until Ctrl-C (or SIGTERM)."""
@@ -46,11 +50,15 @@ def dev(
     home = home.resolve()
     with (
         one_line_errors(),
-        LocalStack(home=home, tick_seconds=tick_seconds, poller=poller) as stack,
+        LocalStack(
+            home=home, tick_seconds=tick_seconds, poller=poller, ui=ui, ui_port=ui_port
+        ) as stack,
     ):
         out.print("[bold green]stratoflow dev stack is up.[/] In another terminal:")
         for key, value in stack.environment().items():
             out.print(f"  export {key}={value}", highlight=False, soft_wrap=True)
+        if stack.ui_url:
+            out.print(f"Web UI: open {stack.ui_url}", highlight=False, soft_wrap=True)
         if deploy is not None:
             from stratoflow.deployments.deploy import deploy_project
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -62,31 +62,6 @@ def _render(events: list[Event]) -> None:
     out.print(table)
 
 
-def _flow_run_events(
-    backend: Any,
-    flow_run_id: str,
-    start: datetime,
-    end: datetime | None,
-    name: str | None,
-    limit: int,
-) -> list[Event]:
-    """The run's stored events and its task runs' (derived on read), newest first."""
-    from stratoflow.context import get_services
-    from stratoflow.events.emit import event_store_for
-    from stratoflow.events.labels import flow_run_id as resource_of
-    from stratoflow.events.on_read import flow_run_task_run_events
-
-    stored = event_store_for(get_services()).query(
-        start, end, name=name, resource=resource_of(flow_run_id), limit=limit
-    )
-    by_id = {event.id: event for event in stored}
-    for event in flow_run_task_run_events(backend, flow_run_id):
-        in_window = start <= event.occurred and (end is None or event.occurred <= end)
-        if in_window and (name is None or event.event.startswith(name)):
-            by_id.setdefault(event.id, event)
-    return sorted(by_id.values(), key=lambda e: e.occurred, reverse=True)[:limit]
-
-
 @events_app.command("ls")
 def list_events(
     since: Annotated[
@@ -135,7 +110,9 @@ def list_events(
                 start, end, name=name, resource=resource, limit=limit
             )
         else:
-            events = _flow_run_events(services.backend, flow_run, start, end, name, limit)
+            from stratoflow.events.on_read import flow_run_events
+
+            events = flow_run_events(services, flow_run, start, end, name=name, limit=limit)
     if as_json:
         print_json([event.model_dump(mode="json") for event in events])
         return

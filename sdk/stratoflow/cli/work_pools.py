@@ -47,20 +47,15 @@ def inspect_pool(name: str, as_json: JsonOption = False) -> None:
         pool = platform.work_pools.get(name)
         queues = []
         for queue in pool.by_priority():
-            url = platform.queues.url(pool.name, queue.name)
-            attributes = platform.queues.client.get_queue_attributes(
-                QueueUrl=url,
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                ],
-            )["Attributes"]
+            depth = platform.queues.depth(pool.name, queue.name)
             queues.append(
                 {
                     **queue.model_dump(mode="json"),
-                    "url": url,
-                    "waiting": int(attributes.get("ApproximateNumberOfMessages", 0)),
-                    "in_flight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+                    "url": platform.queues.url(pool.name, queue.name),
+                    "waiting": depth.waiting,
+                    "in_flight": depth.in_flight,
+                    "delayed": depth.delayed,
+                    "dead_letters": depth.dead_letters,
                 }
             )
     document = {**pool.model_dump(mode="json"), "queues": queues}

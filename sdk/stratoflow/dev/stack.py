@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from stratoflow.emulator import emulator
 from stratoflow.platform import Platform, get_platform
 from stratoflow.resources import ResourceNames, provision
 from stratoflow.settings import get_settings
+from stratoflow.ui.devserver import serve_ui
 
 logger = logging.getLogger("stratoflow.dev")
 
@@ -112,11 +114,17 @@ class LocalStack:
         tick_seconds: float = 5.0,
         poller: bool = True,
         poller_pool: str = "default",
+        ui: bool = True,
+        ui_port: int = 0,
     ) -> None:
         self.home = home
         self.tick_seconds = tick_seconds
         self.with_poller = poller
         self.poller_pool = poller_pool
+        self.with_ui = ui
+        self.ui_port = ui_port
+        self.ui_url = ""
+        """The UI's login link (`/login?token=...`), once it is up."""
         self.endpoint = ""
         self.runtime: LocalRuntime | None = None
         self.platform: Platform | None = None
@@ -139,6 +147,7 @@ class LocalStack:
             "STRATOFLOW_RUNS_LOG_GROUP": names.runs_log_group,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
+            **({"STRATOFLOW_UI_URL": self.ui_url} if self.ui_url else {}),
         }
 
     def _set_env(self, values: dict[str, str]) -> None:
@@ -164,12 +173,24 @@ class LocalStack:
             self.platform = platform = get_platform()
             self.runtime = LocalRuntime(platform, tick_seconds=self.tick_seconds)
             self.runtime.start()
+            if self.with_ui:
+                self._start_ui()
             if self.with_poller:
                 self._start_poller()
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
+
+    def _start_ui(self) -> None:
+        """The web UI on 127.0.0.1, the same handler as the API Lambda's; its login link
+        carries a new random token (an operator session), and its cookies are not
+        Secure (plain http on loopback)."""
+        token = secrets.token_urlsafe(24)
+        self._set_env({"STRATOFLOW_UI_LOGIN_TOKEN": token, "STRATOFLOW_UI_SECURE_COOKIES": "false"})
+        get_settings.cache_clear()
+        base = self._exit.enter_context(serve_ui(port=self.ui_port))
+        self.ui_url = f"{base}/login?token={token}"
 
     def _start_poller(self) -> None:
         log = self._exit.enter_context(self.poller_log.open("ab"))

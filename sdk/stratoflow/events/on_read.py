@@ -4,15 +4,19 @@ STRATOFLOW_STORE_TASK_RUN_EVENTS). The same derivation (and ids) as the stream's
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, cast
 
 from stratoflow import resources
 from stratoflow.backends.aws.items import from_item, to_attribute
 from stratoflow.events.derive import UnreadableRecord, task_run_events
+from stratoflow.events.emit import event_store_for
+from stratoflow.events.labels import flow_run_id as flow_run_resource_id
 from stratoflow.events.models import Event
 
 if TYPE_CHECKING:
     from stratoflow.backends.aws.backend import AwsBackend
+    from stratoflow.context import Services
 
 
 def flow_run_task_run_events(backend: AwsBackend, flow_run_id: str) -> list[Event]:
@@ -35,3 +39,28 @@ def flow_run_task_run_events(backend: AwsBackend, flow_run_id: str) -> list[Even
             except UnreadableRecord:
                 continue  # a malformed item (a worker's write) shows no events
     return found
+
+
+def flow_run_events(
+    services: Services,
+    flow_run_id: str,
+    start: datetime,
+    end: datetime | None = None,
+    *,
+    name: str | None = None,
+    limit: int = 100,
+) -> list[Event]:
+    """A flow run's stored events and its task runs' (derived on read when they are not
+    stored), newest first: what `strato events ls --flow-run` and the UI's run page show.
+    `name` is an event name prefix."""
+    stored = event_store_for(services).query(
+        start, end, name=name, resource=flow_run_resource_id(flow_run_id), limit=limit
+    )
+    by_id = {event.id: event for event in stored}
+    # Stored events exist with the AWS backend only (callers check that first).
+    backend = cast("AwsBackend", services.backend)
+    for event in flow_run_task_run_events(backend, flow_run_id):
+        in_window = start <= event.occurred and (end is None or event.occurred <= end)
+        if in_window and (name is None or event.event.startswith(name)):
+            by_id.setdefault(event.id, event)
+    return sorted(by_id.values(), key=lambda e: e.occurred, reverse=True)[:limit]

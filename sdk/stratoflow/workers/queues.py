@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
@@ -13,6 +14,7 @@ from stratoflow.workers.messages import FlowRunMessage
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeNameType as QueueAttributeName
 
 MAX_DELAY_SECONDS = 900
 """SQS's longest message delay."""
@@ -34,6 +36,26 @@ def queue_url(client: SQSClient, name: str, *, missing: str) -> str:
         if "NonExistentQueue" in exc.response["Error"]["Code"]:
             raise UnknownWorkQueue(missing) from None
         raise
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """SQS's approximate counts of a work queue's messages (and of its DLQ's)."""
+
+    waiting: int
+    """Visible: runs due that no worker has received yet."""
+    in_flight: int
+    """Received by a worker and not deleted yet (running, or held until their start)."""
+    delayed: int
+    """Sent with a delay: scheduled runs not due yet (up to 15 minutes ahead)."""
+    dead_letters: int
+
+
+DEPTH_ATTRIBUTES: tuple[QueueAttributeName, ...] = (
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+)
 
 
 class WorkQueues:
@@ -65,6 +87,24 @@ class WorkQueues:
 
     def dead_letter_url(self, pool: str, queue: str) -> str:
         return self._url(resources.dead_letter_queue_name(self.prefix, pool, queue))
+
+    def depth(self, pool: str, queue: str) -> QueueDepth:
+        """How many messages the work queue and its DLQ hold (two GetQueueAttributes)."""
+        counts = self._counts(self.url(pool, queue))
+        dead = self._counts(self.dead_letter_url(pool, queue))
+        return QueueDepth(
+            waiting=counts["ApproximateNumberOfMessages"],
+            in_flight=counts["ApproximateNumberOfMessagesNotVisible"],
+            delayed=counts["ApproximateNumberOfMessagesDelayed"],
+            dead_letters=dead["ApproximateNumberOfMessages"],
+        )
+
+    def _counts(self, url: str) -> dict[str, int]:
+        attributes = self.client.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=list(DEPTH_ATTRIBUTES),
+        )["Attributes"]
+        return {name: int(attributes.get(name, "0")) for name in DEPTH_ATTRIBUTES}
 
     def send(
         self, pool: str, queue: str, message: FlowRunMessage, *, delay_seconds: float = 0
