@@ -9,6 +9,8 @@ import re
 from datetime import timedelta
 from html import unescape
 
+import pytest
+
 from stratoflow import flow, get_run_logger, runs, task
 from stratoflow.automations.api import automation_store, create_automation
 from stratoflow.events import emit_event
@@ -246,9 +248,17 @@ def test_the_log_level_filter_and_live_tail(ui: Ui) -> None:
 
 def test_a_subflow_links_to_its_parent_and_back(ui: Ui) -> None:
     parent = add_run(ui.installation, name="parent-run")
+    ui.installation.services.backend.update_flow_run(
+        parent.id, start_time=ui.installation.clock.now()
+    )
     child = add_run(ui.installation, name="child-run", parent_flow_run_id=parent.id)
+    add_run(ui.installation, name="unrelated-run")
     browser = ui.browser()
-    assert f'href="/flow-runs/{child.id}"' in browser.get(f"/flow-runs/{parent.id}").text
+    page = browser.get(f"/flow-runs/{parent.id}").text
+    assert f'hx-get="/flow-runs/{parent.id}/subflows" hx-trigger="load"' in page
+    found = browser.get(f"/flow-runs/{parent.id}/subflows").text
+    assert f'href="/flow-runs/{child.id}"' in found and "unrelated-run" not in found
+    assert 'data-count="0"' in browser.get(f"/flow-runs/{child.id}/subflows").text
     child_page = browser.get(f"/flow-runs/{child.id}").text
     assert re.search(rf'href="/flow-runs/{parent.id}" id="parent-run"', child_page)
 
@@ -379,3 +389,34 @@ def test_a_viewer_sees_a_paused_run_but_no_resume_form(ui: Ui) -> None:
 def test_unknown_runs_are_a_404_page(ui: Ui) -> None:
     page = ui.browser().get("/flow-runs/no-such-run")
     assert page.status == 404 and 'id="error"' in page.text
+
+
+def test_static_files_are_served_with_long_caching_when_versioned(ui: Ui) -> None:
+    from stratoflow.ui.rendering import static_url
+
+    browser = ui.browser(role=None)  # static files need no session
+    versioned = browser.get(static_url("app.js"))
+    assert versioned.status == 200
+    assert versioned.headers["content-type"].startswith("text/javascript")
+    assert "immutable" in versioned.headers["cache-control"]
+    assert "max-age=300" in browser.get("/static/app.css").headers["cache-control"]
+    for path in (
+        "/static/../app.py",
+        "/static/%2e%2e%2fapp.py",
+        "/static/vendor/..%2f..%2fapp.py",
+        "/static/.hidden.js",
+        "/static/app.py",
+        "/static/missing.js",
+    ):
+        assert browser.get(path).status == 404, path
+
+
+def test_the_vendored_libraries_are_served_when_installed(ui: Ui) -> None:
+    from stratoflow.ui.rendering import static_bytes
+
+    if static_bytes("vendor/htmx.min.js") is None:
+        pytest.skip("`make install` copies htmx and Chart.js from ui/node_modules")
+    browser = ui.browser(role=None)
+    for name in ("htmx.min.js", "chart.umd.min.js"):
+        page = browser.get(f"/static/vendor/{name}", headers={"Accept-Encoding": "gzip"})
+        assert page.status == 200 and page.headers.get("content-encoding") == "gzip"

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Respo
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from stratoflow.exceptions import ObjectNotFound, StratoflowError
-from stratoflow.ui import auth, static
+from stratoflow.ui import auth, cognito, static
 from stratoflow.ui.pages import (
     automations,
     dashboard,
@@ -30,6 +30,7 @@ app = LambdaFunctionUrlResolver()
 app.use(middlewares=[make_authenticate(auth.load_session, auth.public_url, auth.sign_in_response)])
 for _router in (
     auth.router,
+    cognito.router,
     static.router,
     dashboard.router,
     flow_runs.router,

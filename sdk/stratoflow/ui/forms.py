@@ -98,11 +98,15 @@ def form_fields(
         return []
     listed = cleaned.get("required")
     required = {str(n) for n in listed} if isinstance(listed, list) else set()
+    raw_properties = schema.get("properties") if isinstance(schema, Mapping) else None
     fields = []
     for name, prop in properties.items():
         if not isinstance(prop, Mapping):
             continue
         kind = _kind(prop, cleaned)
+        raw = raw_properties.get(name) if isinstance(raw_properties, Mapping) else None
+        if kind.schema.get("type") == "string" and _is_date_time(raw):
+            kind = _Kind({**kind.schema, "format": "date-time"}, kind.nullable)
         initial = (values or {}).get(name, prop.get("default", _MISSING))
         fields.append(
             _field(
@@ -136,6 +140,16 @@ def _kind(prop: Mapping[str, Any], root: Mapping[str, Any], depth: int = 0) -> _
         other = next(t for t in types if t != "null")
         return _Kind({**prop, "type": other}, True)
     return _Kind(prop, False)
+
+
+def _is_date_time(raw: Any) -> bool:
+    """Whether the property (as written, `anyOf` members included) is a `date-time`
+    string: safe_schema drops the `format` annotation, which only picks the input here."""
+    if not isinstance(raw, Mapping):
+        return False
+    members = raw.get("anyOf") or raw.get("oneOf") or []
+    candidates = [raw, *(members if isinstance(members, list) else [])]
+    return any(isinstance(c, Mapping) and c.get("format") == "date-time" for c in candidates)
 
 
 def _resolve(ref: str, root: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -7,7 +7,7 @@ Requests arrive as Lambda Function URL events (payload v2), in AWS and from
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import parse_qs, quote, unquote, urlencode
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -45,6 +45,12 @@ def query_params(event: BaseProxyEvent) -> dict[str, list[str]]:
 def query_value(event: BaseProxyEvent, name: str) -> str | None:
     values = query_params(event).get(name)
     return (values[-1].strip() or None) if values else None
+
+
+def path_value(raw: str) -> str:
+    """A route's `<name>` parameter, percent-decoded (the event's `rawPath` keeps the
+    encoding the browser sent: `/deployments/my%20etl`)."""
+    return unquote(raw)
 
 
 def is_htmx(event: BaseProxyEvent) -> bool:

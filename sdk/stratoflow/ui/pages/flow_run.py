@@ -21,6 +21,7 @@ from stratoflow.ui.http import (
     form_data,
     form_value,
     new_router,
+    path_value,
     query_value,
     redirect,
 )
@@ -46,7 +47,7 @@ TAIL_SECONDS = 2
 
 @router.get("/flow-runs/<flow_run_id>")
 def flow_run_page(flow_run_id: str) -> Response[str]:
-    return _page(runs.read_flow_run(flow_run_id))
+    return _page(runs.read_flow_run(path_value(flow_run_id)))
 
 
 def _page(
@@ -74,7 +75,6 @@ def _page(
         result=describe_result(run),
         task_results={t.id: describe_result(t) for t in task_runs},
         events=flow_run_events(services, run.id, since, limit=EVENTS_LIMIT),
-        subflows=_subflows(run),
         resume=_resume_form(run, resume_errors, resume_submitted),
         action_error=action_error,
         logs=_log_view(run, level, None),
@@ -88,13 +88,20 @@ def _started(task_run: TaskRun) -> float:
     return moment.timestamp() if moment is not None else float("inf")
 
 
-def _subflows(run: FlowRun) -> list[FlowRun]:
-    """The runs this run started as subflows (created after it, naming it as parent)."""
-    return runs.query_flow_runs(
-        since=run.created,
-        where=lambda other: other.parent_flow_run_id == run.id,
-        limit=SUBFLOWS_LIMIT,
-    )
+@router.get("/flow-runs/<flow_run_id>/subflows")
+def flow_run_subflows(flow_run_id: str) -> Response[str]:
+    """htmx, after the page: the runs this run started as subflows. No index leads from a
+    run to its subflows, so this reads the runs created since it was (newest first,
+    at most SUBFLOWS_LIMIT), which the page should not wait for."""
+    run = runs.read_flow_run(path_value(flow_run_id))
+    found = []
+    if run.start_time is not None:  # a run that never started made no subflow
+        found = runs.query_flow_runs(
+            since=run.created,
+            where=lambda other: other.parent_flow_run_id == run.id,
+            limit=SUBFLOWS_LIMIT,
+        )
+    return render("flow_run/_subflows.html", run=run, subflows=found)
 
 
 def _level(text: str | None) -> str:
@@ -123,7 +130,7 @@ def _log_view(run: FlowRun, level: str, cursor: LogCursor | None) -> dict[str, A
 def flow_run_logs(flow_run_id: str) -> Response[str]:
     """htmx: with `cursor`, the new lines and the next poller (live tail); without, the
     whole log section at `level` (the level filter)."""
-    run = runs.read_flow_run(flow_run_id)
+    run = runs.read_flow_run(path_value(flow_run_id))
     event = router.current_event
     level = _level(query_value(event, "level"))
     cursor_text = query_value(event, "cursor")
@@ -169,6 +176,7 @@ def _input_schema(run: FlowRun) -> dict[str, Any] | None:
 @router.post("/flow-runs/<flow_run_id>/cancel")
 def cancel_flow_run(flow_run_id: str) -> Response[str]:
     """`strato flow-run cancel`: the run becomes Cancelling; its worker stops it."""
+    flow_run_id = path_value(flow_run_id)
     runs.cancel_flow_run(flow_run_id)
     return redirect(flow_run_url(flow_run_id))
 
@@ -179,6 +187,7 @@ def retry_flow_run(flow_run_id: str) -> Response[str]:
     # On use: the deployments' run machinery is not needed to show pages.
     from stratoflow.deployments.runs import retry_flow_run as retry
 
+    flow_run_id = path_value(flow_run_id)
     form = form_data(router.current_event)
     try:
         retry(flow_run_id, from_scratch=form_value(form, "from_scratch") == "true")
@@ -194,6 +203,7 @@ def resume_flow_run(flow_run_id: str) -> Response[str]:
     shows the form again with the reasons (422) and the run stays paused."""
     from stratoflow.flow_runs import resume_flow_run as resume  # see _input_schema
 
+    flow_run_id = path_value(flow_run_id)
     run = runs.read_flow_run(flow_run_id)
     form = form_data(router.current_event)
     state = run.state
