@@ -88,7 +88,11 @@ def query_flow_runs(
             ),
         )
     if deployment is not None:
-        candidates = backend.list_flow_runs_of_deployment(deployment)
+        unfiltered = state is None and since is None and where is None
+        # Newest first: with no other filter, the first `limit` runs are the answer.
+        candidates = backend.list_flow_runs_of_deployment(
+            deployment, limit=limit if unfiltered else None
+        )
     else:
         assert wanted_type is not None
         candidates = list(reversed(backend.list_flow_runs_by_state(wanted_type)))
