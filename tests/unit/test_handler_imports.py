@@ -43,6 +43,13 @@ AVOIDS = {
     "lambda_worker": ("stratoflow.automations.engine", "jinja2"),
     # The task worker runs background tasks (the engine), no flow run and no automation.
     "task_worker": ("stratoflow.automations.engine", "jinja2"),
+    # The result-keys custom resource (at deploy time) makes parameters: no run, no engine.
+    "result_keys": (
+        "stratoflow.engine.flow_engine",
+        "stratoflow.automations.engine",
+        "stratoflow.platform",
+        "jinja2",
+    ),
 }
 
 PROBE = """
