@@ -2,8 +2,10 @@
 
 Two parts, each measured, then priced with bench/prices.py:
 - the default stack (cdk.json's context, synthesized in-process, no bundling): how many
-  alarms, dashboards, Secrets Manager secrets, SQS queues Lambda polls (event source
-  mappings), and the scheduler function's memory;
+  alarms, dashboards, Secrets Manager secrets, result-signing key parameters (SSM
+  Parameter Store, standard tier: no charge; made by a custom resource whose Lambda runs
+  only when the stack is deployed), SQS queues Lambda polls (event source mappings), and
+  the scheduler function's memory;
 - an idle scheduler tick on the emulator (no deployment, no run): its API calls, the read
   units they bill, its duration (median of BENCH_IDLE_TICKS, default 7) and the bytes of
   its log line.
@@ -37,6 +39,10 @@ TICKS_A_MONTH = 60 * 24 * 30
 IDLE_SQS_REQUESTS_A_MONTH_PER_QUEUE = 15 * 60 * 24 * 30
 SECRET_A_MONTH = 0.40
 """Secrets Manager: $0.40 per secret per month (aws.amazon.com/secrets-manager/pricing)."""
+STANDARD_PARAMETER_A_MONTH = 0.0
+"""SSM Parameter Store: standard parameters at no additional charge (docs.aws.amazon.com/
+systems-manager/latest/userguide/parameter-store-advanced-parameters.html); the keys are
+put with `Tier=Standard` (stratoflow.backends.aws.result_key_setup)."""
 ALARM_A_MONTH = 0.10
 """CloudWatch: $0.10 per standard-resolution metric alarm per month."""
 DASHBOARD_A_MONTH = 3.00
@@ -50,6 +56,7 @@ def _stack() -> dict[str, Any]:
     import aws_cdk as cdk
 
     from infra.app import build_app
+    from infra.constructs.result_keys import RESOURCE_TYPE as RESULT_KEY_RESOURCE
 
     context = json.loads((ROOT / "cdk.json").read_text())["context"]
     outdir = tempfile.mkdtemp(prefix="stratoflow-idle-cdk-")
@@ -65,6 +72,13 @@ def _stack() -> dict[str, Any]:
         if r["Type"] == "AWS::Lambda::EventSourceMapping"
         and "Queue" in json.dumps(r["Properties"].get("EventSourceArn", ""))
     ]
+    # The result-keys custom resource's handler and CDK's provider framework: invoked by
+    # CloudFormation when the stack is deployed, never at idle (no requests, no GB-seconds).
+    deploy_time = [
+        name
+        for name, r in resources.items()
+        if r["Type"] == "AWS::Lambda::Function" and name.startswith("ResultKeys")
+    ]
     scheduler_memory = next(
         r["Properties"].get("MemorySize", 128)
         for name, r in resources.items()
@@ -75,6 +89,8 @@ def _stack() -> dict[str, Any]:
         "alarms": kinds["AWS::CloudWatch::Alarm"],
         "dashboards": kinds["AWS::CloudWatch::Dashboard"],
         "secrets": kinds["AWS::SecretsManager::Secret"],
+        "result_key_parameters": kinds[RESULT_KEY_RESOURCE],
+        "deploy_time_functions": len(deploy_time),
         "lambda_polled_queues": len(sqs_mappings),
         "scheduler_memory_mb": scheduler_memory,
         "log_groups": kinds["AWS::Logs::LogGroup"],
@@ -125,7 +141,9 @@ def monthly(stack: dict[str, Any], tick: dict[str, Any]) -> dict[str, float]:
         "lambda_sqs_polling": stack["lambda_polled_queues"]
         * IDLE_SQS_REQUESTS_A_MONTH_PER_QUEUE
         * prices.SQS_REQUEST,
-        "result_signing_secrets": stack["secrets"] * SECRET_A_MONTH,
+        "secrets_manager_secrets": stack["secrets"] * SECRET_A_MONTH,
+        "result_signing_key_parameters": stack["result_key_parameters"]
+        * STANDARD_PARAMETER_A_MONTH,
     }
 
 

@@ -63,12 +63,11 @@ AUTOMATION_SECRETS = (
     "may read them (workers may not)."
 )
 
-RESULT_KEY_ROTATION = (
-    "An HMAC key that signs pickled results: rotating it needs no rotation Lambda (put a "
-    "new random value: `aws secretsmanager put-secret-value`, docs/security.md); readers "
-    "verify under the previous value (AWSPREVIOUS) too, so results signed before a "
-    "rotation stay readable. An automatic rotation would make the value before last "
-    "unusable for results older than two rotations without warning."
+RESULT_KEYS_INVOKE = (
+    "lambda:InvokeFunction on the result-keys custom resource's handler and its versions "
+    "(`<handler ARN>:*`), which CDK's custom resource provider framework grants its own "
+    "function: that function's one permission besides its log group. The handler is "
+    "invoked when the stack is deployed, never at run time."
 )
 
 BLOCK_SECRETS = (
@@ -102,6 +101,12 @@ def _arn_of(stack: Stack, resource: IConstruct) -> str:
     return f"<{stack.resolve(resource.logical_id)}.Arn>"
 
 
+def _cfn(construct: IConstruct) -> IConstruct:
+    child = construct.node.default_child
+    assert child is not None
+    return child
+
+
 def findings(stack: StratoflowStack) -> list[Finding]:
     code = _arn_of(stack, stack.buckets.code.node.default_child)  # type: ignore[arg-type]
     results = _arn_of(stack, stack.buckets.results.node.default_child)  # type: ignore[arg-type]
@@ -132,9 +137,11 @@ def findings(stack: StratoflowStack) -> list[Finding]:
             f"<AWS::AccountId>:secret:{secret_name(stack.options.names.queue_prefix, '*')}]",
             AUTOMATION_SECRETS,
         ),
-        *(
-            Finding(secret, "AwsSolutions-SMG4", RESULT_KEY_ROTATION)
-            for secret in stack.result_keys.secrets.values()
+        Finding(stack.result_keys.handler, "AwsSolutions-L1", LAMBDA_RUNTIME),
+        Finding(
+            stack.result_keys.provider_role,
+            f"AwsSolutions-IAM5[Resource::{_arn_of(stack, _cfn(stack.result_keys.handler))}:*]",
+            RESULT_KEYS_INVOKE,
         ),
         Finding(stack.ecs.task_definition, "AwsSolutions-ECS2", ECS_ENVIRONMENT),
         Finding(stack.functions.automations_failures, "AwsSolutions-SQS3", FAILURE_QUEUE),

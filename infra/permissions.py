@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from aws_cdk import Aws
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -189,8 +190,6 @@ def automation_secrets_read(queue_prefix: str) -> iam.PolicyStatement:
     role only. Worker roles get no Secrets Manager action, so a flow's code cannot read
     them. Secrets Manager appends `-XXXXXX` to a secret's ARN, hence the trailing `*`."""
     # Imported here so that this finding's grant stays one self-contained addition.
-    from aws_cdk import Aws
-
     from stratoflow.automations.secrets import secret_name
 
     return iam.PolicyStatement(
@@ -211,8 +210,6 @@ def block_secrets_read(
     name: blocks saved with `pools=[...]` naming it). Only reads: a worker may not create,
     change or delete a block's secret, and `BLOCK#` items are outside RUN_PARTITIONS, so
     blocks stay configuration that operators write (docs/blocks.md)."""
-    from aws_cdk import Aws
-
     return iam.PolicyStatement(
         sid=sid,
         actions=["secretsmanager:GetSecretValue"],
@@ -232,3 +229,54 @@ def block_secrets_arn(
         f"arn:{partition}:secretsmanager:{region}:{account}:secret:"
         f"{resources.block_secrets_prefix(queue_prefix, scope)}*"
     )
+
+
+def result_key_parameter_arn(
+    queue_prefix: str,
+    domain: str,
+    partition: str = Aws.PARTITION,
+    region: str = Aws.REGION,
+    account: str = Aws.ACCOUNT_ID,
+) -> str:
+    """The ARN of one signing domain's key parameter (`result_key_parameter_name`
+    starts with `/`, which the ARN's `parameter` is followed by)."""
+    name = resources.result_key_parameter_name(queue_prefix, domain)
+    return f"arn:{partition}:ssm:{region}:{account}:parameter{name}"
+
+
+def result_keys_read(
+    queue_prefix: str, domains: Iterable[str], *, sid: str
+) -> iam.PolicyStatement | None:
+    """`ssm:GetParameter` on the key parameters of `domains` only (None when there are
+    none): the current version and, by its `<name>:<version>` selector, the one before,
+    both authorized on the parameter's ARN. No `kms:Decrypt`: the parameters are
+    encrypted under the AWS managed key `aws/ssm`, whose key policy lets the account's
+    principals decrypt through Parameter Store, so `ssm:GetParameter` is what decides
+    who reads a key (docs/security.md)."""
+    arns = [result_key_parameter_arn(queue_prefix, domain) for domain in domains]
+    if not arns:
+        return None
+    return iam.PolicyStatement(sid=sid, actions=["ssm:GetParameter"], resources=arns)
+
+
+def result_keys_manage(queue_prefix: str, domains: Sequence[str]) -> list[iam.PolicyStatement]:
+    """The key-making custom resource's grants: put and delete exactly the stack's key
+    parameters, and read the Secrets Manager secrets that held them in earlier versions
+    (copied into a new parameter; `-??????` is the suffix Secrets Manager appends to a
+    secret's ARN)."""
+    return [
+        iam.PolicyStatement(
+            sid="PutAndDeleteResultKeys",
+            actions=["ssm:PutParameter", "ssm:DeleteParameter"],
+            resources=[result_key_parameter_arn(queue_prefix, domain) for domain in domains],
+        ),
+        iam.PolicyStatement(
+            sid="ReadEarlierResultKeySecrets",
+            actions=["secretsmanager:GetSecretValue"],
+            resources=[
+                f"arn:{Aws.PARTITION}:secretsmanager:{Aws.REGION}:{Aws.ACCOUNT_ID}:secret:"
+                f"{resources.result_key_secret_name(queue_prefix, domain)}-??????"
+                for domain in domains
+            ],
+        ),
+    ]

@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_cdk import Aws, CfnOutput, Stack, Tags
 from aws_cdk import aws_lambda as lambda_
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from infra import nag, outputs, permissions
 from infra.constructs.buckets import Buckets
@@ -117,13 +117,6 @@ class StratoflowStack(Stack):
             assign_public_ip=options.ecs_assign_public_ip,
             flow_log_retention_days=options.log_retention_days,
         )
-        self.result_keys = ResultKeys(
-            self,
-            "ResultKeys",
-            prefix=names.queue_prefix,
-            pools=[pool.name for pool in options.work_pools],
-            retain=options.retain_data,
-        )
         for statement in permissions.run_execution(
             table=self.state,
             code_bucket=self.buckets.code,
@@ -154,6 +147,14 @@ class StratoflowStack(Stack):
             lambda_worker_memory_mb=options.lambda_worker_memory_mb,
             lambda_worker_timeout_seconds=options.lambda_worker_timeout_seconds,
             webhook_allowed_hosts=options.webhook_allowed_hosts,
+        )
+        self.result_keys = ResultKeys(
+            self,
+            "ResultKeys",
+            prefix=names.queue_prefix,
+            pools=[pool.name for pool in options.work_pools],
+            retain=options.retain_data,
+            shared=self.functions.shared,
         )
         self._background_tasks(options, shared=self.functions.shared)
         # Each worker principal reads the signing keys of the pools it runs, no other.
@@ -212,6 +213,7 @@ class StratoflowStack(Stack):
             access.policy.add_statements(own)
         # Each worker principal loads the blocks every pool may read and its own pools'.
         self._grant_block_secrets(names.queue_prefix)
+        self._order_after_result_keys()
         self._outputs(names.queue_prefix)
         nag.suppress(self)
 
@@ -272,6 +274,22 @@ class StratoflowStack(Stack):
             )
             if statement is not None:
                 role.add_to_principal_policy(statement)
+
+    def _order_after_result_keys(self) -> None:
+        """The worker principals' policies (and so the functions that use them) change
+        after the keys exist: on an upgrade from the Secrets Manager keys, a policy that
+        grants the parameter instead of the secret, and the code that reads it, come
+        after the parameter holds the secret's key (docs/security.md)."""
+        lambda_role = self.functions.lambda_worker.role
+        assert lambda_role is not None
+        grantees: list[IConstruct] = [
+            lambda_role,
+            self.ecs.task_role,
+            *(access.policy for access in self.on_prem.values()),
+            *([self.task_worker.role] if self.task_worker is not None else []),
+        ]
+        for grantee in grantees:
+            grantee.node.add_dependency(*self.result_keys.keys.values())
 
     def _grant_block_secrets(self, queue_prefix: str) -> None:
         """GetSecretValue on `<prefix>/blocks/_all/*` and `<prefix>/blocks/<pool>/*` for

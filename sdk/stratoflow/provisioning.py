@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from stratoflow.backends.aws.clients import AwsClients, AwsConfig
-from stratoflow.backends.aws.result_keys import create_result_key
+from stratoflow.backends.aws.result_key_setup import create_result_key
 from stratoflow.resources import (
     LOG_RETENTION_DAYS,
     MAX_RECEIVE_COUNT,
@@ -37,7 +37,7 @@ def provision_all(
     for bucket in (names.results_bucket, names.code_bucket):
         provision_bucket(clients, bucket, versioned=bucket == names.code_bucket)
     provision_log_group(clients, names.runs_log_group)
-    create_result_key(clients.secretsmanager, names.queue_prefix, OPERATORS_SIGNING_DOMAIN)
+    provision_result_key(clients, names.queue_prefix, OPERATORS_SIGNING_DOMAIN)
     for pool, queue in names.work_queues:
         provision_work_queue(clients, names.queue_prefix, pool, queue)
     provision_task_queue(clients, names.queue_prefix)
@@ -138,14 +138,20 @@ def provision_log_group(clients: AwsClients, name: str) -> None:
 
 def provision_work_queue(clients: AwsClients, prefix: str, pool: str, queue: str) -> None:
     """A work queue with its DLQ, and its pool's result-signing key."""
-    create_result_key(clients.secretsmanager, prefix, pool)
+    provision_result_key(clients, prefix, pool)
     _queue_with_dlq(clients.sqs, work_queue_name(prefix, pool, queue))
 
 
 def provision_task_queue(clients: AwsClients, prefix: str) -> None:
     """The background task queue with its DLQ, and the key of the `_tasks` domain."""
-    create_result_key(clients.secretsmanager, prefix, TASKS_SIGNING_DOMAIN)
+    provision_result_key(clients, prefix, TASKS_SIGNING_DOMAIN)
     _queue_with_dlq(clients.sqs, task_queue_name(prefix))
+
+
+def provision_result_key(clients: AwsClients, prefix: str, domain: str) -> None:
+    """A signing domain's key parameter (an existing one is kept; an installation of an
+    earlier version gets its Secrets Manager secret's key: result_key_setup)."""
+    create_result_key(clients.ssm, clients.secretsmanager, prefix, domain)
 
 
 def _queue_with_dlq(sqs: Any, name: str) -> None:

@@ -269,9 +269,19 @@ TASKS_SIGNING_DOMAIN = "_tasks"
 `.delay` that may read it (operators) and the task workers. Never a pool's name."""
 
 
+def result_key_parameter_name(prefix: str, domain: str) -> str:
+    """The SSM Parameter Store SecureString parameter (standard tier) holding the key that
+    signs one signing domain's pickled results (`stratoflow.result_signing`); the stack
+    grants each worker principal `ssm:GetParameter` on its own pools' only. A name with a
+    `/` must start with one (Parameter Store's rule for hierarchies)."""
+    return f"/{prefix}/result-keys/{domain}"
+
+
 def result_key_secret_name(prefix: str, domain: str) -> str:
-    """The Secrets Manager secret holding the key that signs one pool's pickled results
-    (`stratoflow.result_signing`); the stack grants each worker principal its own pools'."""
+    """The Secrets Manager secret that held a domain's key before the keys moved to
+    Parameter Store (`result_key_parameter_name`): read when the parameter cannot be, so
+    an installation whose stack is not upgraded yet keeps working, and copied into the
+    parameter when it is created, so results signed before the upgrade still verify."""
     return f"{prefix}/result-keys/{domain}"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import importlib.util
 import io
 import json
 import re
@@ -33,6 +34,8 @@ if str(ROOT) not in sys.path:
 
 # tests.infra._cdk silences jsii's banner about Node's version before the CDK loads.
 from infra.constructs.lambda_code import ASSET_EXCLUDE  # noqa: E402
+from infra.constructs.result_keys import RESOURCE_TYPE as RESULT_KEY_RESOURCE  # noqa: E402
+from stratoflow.backends.aws.clients import AwsClients  # noqa: E402
 from tests.infra._cdk import CDK_JSON_CONTEXT  # noqa: E402
 
 ACCOUNT = "123456789012"
@@ -119,43 +122,39 @@ def prune(template: dict[str, Any], unsupported: Iterable[str] = UNSUPPORTED) ->
 
 
 STOOD_IN: dict[str, str] = {
-    "AWS::SecretsManager::Secret": "no CloudFormation model in moto: created through the "
-    "Secrets Manager API before the stack (same name, a generated value) and each `Ref` "
-    "to it replaced by its ARN, so the policies that grant it stay in the template",
+    RESULT_KEY_RESOURCE: "moto would invoke the custom resource's provider framework (a "
+    "Node.js function, in Docker, which the emulator's host need not have): the test "
+    "makes each key as the provider would, by calling the resource's handler "
+    "(functions/result_keys/handler.py) with a Create event, then takes the resource out "
+    "(nothing in the template refers to it: the grants name the parameters' ARNs; the "
+    "worker policies that wait for it, with DependsOn, wait no more)",
 }
 """Resource types the test creates through their API instead, with the reason."""
 
+RESULT_KEYS_HANDLER = ROOT / "functions" / "result_keys" / "handler.py"
 
-def stand_in(template: dict[str, Any], secretsmanager: Any) -> dict[str, str]:
-    """Create the template's secrets through the API and make its `Ref`s to them their
-    ARNs, in place; returns logical id → type of the resources taken out."""
+
+def stand_in(template: dict[str, Any], clients: AwsClients) -> dict[str, str]:
+    """Make the template's result-signing keys with their custom resource's handler and
+    take the resources out of the template, in place; returns logical id → type of the
+    resources taken out."""
+    spec = importlib.util.spec_from_file_location("result_keys_handler", RESULT_KEYS_HANDLER)
+    assert spec is not None and spec.loader is not None
+    handler = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(handler)
     resources: dict[str, Any] = template["Resources"]
-    arns: dict[str, str] = {}
-    for name, resource in list(resources.items()):
-        if resource["Type"] != "AWS::SecretsManager::Secret":
-            continue
-        properties = resource["Properties"]
-        generated = properties.get("GenerateSecretString", {})
-        value = secretsmanager.get_random_password(
-            PasswordLength=generated.get("PasswordLength", 32),
-            ExcludePunctuation=generated.get("ExcludePunctuation", False),
-        )["RandomPassword"]
-        created = secretsmanager.create_secret(Name=properties["Name"], SecretString=value)
-        arns[name] = created["ARN"]
-        del resources[name]
-
-    def replace(node: Any) -> Any:
-        if isinstance(node, dict):
-            if set(node) == {"Ref"} and node["Ref"] in arns:
-                return arns[node["Ref"]]
-            return {k: replace(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [replace(v) for v in node]
-        return node
-
-    template["Resources"] = replace(resources)
-    template["Outputs"] = replace(template.get("Outputs", {}))
-    return dict.fromkeys(arns, "AWS::SecretsManager::Secret")
+    taken = {name: r["Type"] for name, r in resources.items() if r["Type"] in STOOD_IN}
+    for name in taken:
+        event = {"RequestType": "Create", "ResourceProperties": resources.pop(name)["Properties"]}
+        handler.respond(handler.ResultKeyEvent.model_validate(event), clients)
+    assert not references(template) & set(taken), "the template refers to a stood-in resource"
+    for resource in resources.values():  # made already: nothing waits for them
+        waits = depends_on(resource) - set(taken)
+        if waits:
+            resource["DependsOn"] = sorted(waits)
+        else:
+            resource.pop("DependsOn", None)
+    return taken
 
 
 def give_containers_memory(template: dict[str, Any]) -> list[str]:

@@ -26,8 +26,10 @@ import boto3
 import pytest
 from _played_mappings import Installation, deployed_function, mapping_of, play_queue_mapping
 
+from infra.constructs.result_keys import RESOURCE_TYPE as RESULT_KEY_RESOURCE
 from infra.outputs import ON_PREM_POLICY_OUTPUT, ON_PREM_ROLE_OUTPUT, on_prem_policy_output
 from stratoflow import runs
+from stratoflow.backends.aws.clients import AwsClients, AwsConfig
 from stratoflow.context import set_process_services
 from stratoflow.deployments.deploy import deploy_project
 from stratoflow.deployments.runs import run_deployment
@@ -35,7 +37,7 @@ from stratoflow.dev.event_sources import StreamSource
 from stratoflow.emulator import emulator
 from stratoflow.models import FlowRun
 from stratoflow.platform import get_platform
-from stratoflow.resources import STACK_OUTPUTS, ResourceNames
+from stratoflow.resources import STACK_OUTPUTS, ResourceNames, result_key_parameter_name
 from stratoflow.settings import Settings, env_var, get_settings
 from stratoflow.states import StateType
 
@@ -129,7 +131,9 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     with emulator() as url, pytest.MonkeyPatch.context() as patch:
         session = boto3.Session(region_name=REGION)
         s3 = session.client("s3", endpoint_url=url)
-        stood_in = cfn.stand_in(pruned.template, session.client("secretsmanager", endpoint_url=url))
+        stood_in = cfn.stand_in(
+            pruned.template, AwsClients(session, AwsConfig(region=REGION, endpoint_url=url))
+        )
         version = cfn.bootstrap(session.client("ssm", endpoint_url=url), s3, artifact, REGION)
         published = cfn.publish_assets(s3, assembly, STACK, REGION)
         cloudformation = session.client("cloudformation", endpoint_url=url)
@@ -209,8 +213,16 @@ def test_the_template_loses_exactly_what_moto_cannot_create(deployed: Deployed):
     assert created | set(deployed.pruned.removed) | set(deployed.stood_in) == set(
         deployed.template["Resources"]
     )
-    # The result-signing keys: one per pool, the operators' and the background tasks'.
-    assert sorted(deployed.stood_in.values()) == ["AWS::SecretsManager::Secret"] * (len(POOLS) + 2)
+    # The result-signing keys: one per pool, the operators' and the background tasks',
+    # each made by the custom resource's handler as a SecureString parameter.
+    assert sorted(deployed.stood_in.values()) == [RESULT_KEY_RESOURCE] * (len(POOLS) + 2)
+    described = deployed.client("ssm").describe_parameters()["Parameters"]
+    keys = sorted(p["Name"] for p in described if "/result-keys/" in p["Name"])
+    assert keys == sorted(
+        result_key_parameter_name(f"stratoflow-{STAGE}", domain)
+        for domain in ("_operators", "_tasks", *POOLS)
+    )
+    assert {p["Type"] for p in described if p["Name"] in keys} == {"SecureString"}
     # moto does not evaluate the template's Rules: the one CDK adds refuses bootstrap
     # versions it lists, which the one written to SSM is not among.
     rule = deployed.template["Rules"]["CheckBootstrapVersion"]["Assertions"]
@@ -227,7 +239,8 @@ def test_every_function_runs_the_published_code_asset(deployed: Deployed):
         for name, r in deployed.template["Resources"].items()
         if r["Type"] == "AWS::Lambda::Function"
     ]
-    assert len(functions) == 5
+    # 5, the result keys' handler and CDK's provider framework (its own asset).
+    assert len(functions) == 7
     for function in functions:
         config = client.get_function_configuration(FunctionName=function)
         assert config["CodeSize"] > 0, function

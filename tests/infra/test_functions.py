@@ -20,14 +20,35 @@ HANDLERS = {
     "stratoflow-full-ecs-dispatcher": "functions.ecs_dispatcher.handler.handler",
     "stratoflow-full-ecs-task-stopped": "functions.ecs_dispatcher.handler.on_task_stopped",
     "stratoflow-full-task-worker": "functions.task_worker.handler.handler",
+    # The custom resource that makes the result-signing keys (at deploy time).
+    "stratoflow-full-result-keys": "functions.result_keys.handler.on_event",
 }
+PROVIDER_FRAMEWORK = "stratoflow-full-result-keys-provider"
+"""CDK's custom resource provider framework (its code, Node.js), which calls the
+result-keys handler: not one of ours."""
 
 
 def functions(template: Any) -> dict[str, dict[str, Any]]:
     return {
         r["Properties"]["FunctionName"]: r["Properties"]
         for r in resources_of(template, "AWS::Lambda::Function").values()
+        if r["Properties"]["FunctionName"] != PROVIDER_FRAMEWORK
     }
+
+
+def test_the_provider_framework_is_cdks_and_logs_to_its_own_group(full_template: Any):
+    [framework] = [
+        r["Properties"]
+        for r in resources_of(full_template, "AWS::Lambda::Function").values()
+        if r["Properties"]["FunctionName"] == PROVIDER_FRAMEWORK
+    ]
+    assert framework["Handler"] == "framework.onEvent"
+    assert framework["Runtime"].startswith("nodejs")
+    only(
+        full_template,
+        "AWS::Logs::LogGroup",
+        {"LogGroupName": f"/aws/lambda/{PROVIDER_FRAMEWORK}", "RetentionInDays": Match.any_value()},
+    )
 
 
 def test_functions_run_python_312_from_one_code_asset(full_template: Any):

@@ -8,6 +8,7 @@ from infra import permissions
 from stratoflow.run_ids import pool_tag
 from tests.infra._cdk import PRINCIPAL, Synthesized, logical_id, only, resources_of
 from tests.infra.test_ecs_runner import policy_statements
+from tests.security._iam import resolve
 
 
 def actions(statement: dict[str, Any]) -> set[str]:
@@ -33,9 +34,58 @@ def test_no_role_gets_admin_wildcards_or_scan(full_template: Any):
 
 
 def test_functions_have_no_managed_policies(full_template: Any, synthesized: Synthesized):
-    for function in synthesized.full.functions.all:
+    keys = synthesized.full.result_keys
+    for function in (*synthesized.full.functions.all, keys.handler, keys.framework_function):
         role = full_template.to_json()["Resources"][logical_id(synthesized.full, function.role)]
         assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def _parameter_arn(domain: str) -> str:
+    return f"arn:aws:ssm:us-east-1:123456789012:parameter/stratoflow-full/result-keys/{domain}"
+
+
+RESULT_KEY_DOMAINS = ["_operators", "_tasks", "default", "fast", "gpu", "etl-nightly"]
+
+
+def test_the_result_keys_handler_puts_and_deletes_exactly_the_stacks_key_parameters(
+    full_template: Any, synthesized: Synthesized
+):
+    keys = synthesized.full.result_keys
+    statements = role_statements(synthesized, full_template, keys.handler_role)
+    assert set(statements) == {
+        "WriteOwnLogs",
+        "PutAndDeleteResultKeys",
+        "ReadEarlierResultKeySecrets",
+    }
+    manage = statements["PutAndDeleteResultKeys"]
+    assert actions(manage) == {"ssm:PutParameter", "ssm:DeleteParameter"}
+    assert resolve(manage["Resource"]) == [_parameter_arn(d) for d in RESULT_KEY_DOMAINS]
+    # The upgrade's copy of each key from the secret of an earlier version: reads only.
+    earlier = statements["ReadEarlierResultKeySecrets"]
+    assert earlier["Action"] == "secretsmanager:GetSecretValue"
+    assert resolve(earlier["Resource"]) == [
+        f"arn:aws:secretsmanager:us-east-1:123456789012:secret:stratoflow-full/result-keys/{d}-??????"
+        for d in RESULT_KEY_DOMAINS
+    ]
+    assert resolve(statements["WriteOwnLogs"]["Resource"]) == (
+        f"{{{logical_id(synthesized.full, keys.handler_log_group)}.Arn}}"
+    )
+
+
+def test_the_provider_framework_may_only_invoke_the_handler_and_log(
+    full_template: Any, synthesized: Synthesized
+):
+    keys = synthesized.full.result_keys
+    statements = list(role_statements(synthesized, full_template, keys.provider_role).values())
+    handler = f"{{{logical_id(synthesized.full, keys.handler)}.Arn}}"
+    assert {(tuple(sorted(actions(s))), str(resolve(s["Resource"]))) for s in statements} == {
+        (
+            ("logs:CreateLogStream", "logs:PutLogEvents"),
+            f"{{{logical_id(synthesized.full, keys.provider_log_group)}.Arn}}",
+        ),
+        (("lambda:InvokeFunction",), str([handler, f"{handler}:*"])),
+        (("lambda:GetFunction",), handler),
+    }
 
 
 def test_scheduler_reads_and_writes_the_table_and_sends(
@@ -145,10 +195,10 @@ def test_on_prem_policy_allows_exactly_what_a_worker_of_its_pool_does(
             "dynamodb:LeadingKeys": list(permissions.pool_run_partitions("default"))
         }
     }
-    assert statements["ReadOwnPoolResultKey"]["Action"] == "secretsmanager:GetSecretValue"
-    assert statements["ReadOwnPoolResultKey"]["Resource"] == {
-        "Ref": logical_id(stack, stack.result_keys.secrets["default"])
-    }
+    assert statements["ReadOwnPoolResultKey"]["Action"] == "ssm:GetParameter"
+    assert resolve(statements["ReadOwnPoolResultKey"]["Resource"]) == (
+        "arn:aws:ssm:us-east-1:123456789012:parameter/stratoflow-full/result-keys/default"
+    )
     consume = statements["ConsumeWorkQueues"]
     assert actions(consume) == set(permissions.QUEUE_CONSUME_ACTIONS)
     own = [q for q in stack.work_queues.queues if q.pool.name == "default"]
@@ -245,3 +295,20 @@ def test_without_a_principal_only_the_policy_is_created(synthesized: Synthesized
     [access] = synthesized.default.on_prem.values()
     assert access.role is None
     assert access.policy is not None
+
+
+def test_worker_policies_change_after_the_keys_exist(full_template: Any, synthesized: Synthesized):
+    """An upgrade from the Secrets Manager keys grants the parameters (and deploys the
+    code that reads them) only once each parameter holds its secret's key."""
+    stack = synthesized.full
+    keys = {logical_id(stack, key) for key in stack.result_keys.keys.values()}
+    assert len(keys) == len(RESULT_KEY_DOMAINS)
+    resources = full_template.to_json()["Resources"]
+    assert stack.task_worker is not None
+    for grantee in (
+        stack.functions.lambda_worker.role,
+        stack.ecs.task_role,
+        stack.task_worker.role,
+        *(access.policy for access in stack.on_prem.values()),
+    ):
+        assert keys <= set(resources[logical_id(stack, grantee)].get("DependsOn", [])), grantee

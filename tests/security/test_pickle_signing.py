@@ -20,12 +20,17 @@ from typer.testing import CliRunner
 
 from stratoflow import flow, runs, task
 from stratoflow.backends.aws.items import to_item
-from stratoflow.backends.aws.result_keys import SecretsManagerResultKeys, create_result_key
+from stratoflow.backends.aws.result_key_setup import create_result_key
+from stratoflow.backends.aws.result_keys import ParameterStoreResultKeys
 from stratoflow.cache_policies import INPUTS
 from stratoflow.cli import app
 from stratoflow.context import Services
 from stratoflow.exceptions import ResultRefused
-from stratoflow.resources import OPERATORS_SIGNING_DOMAIN, flow_run_key, result_key_secret_name
+from stratoflow.resources import (
+    OPERATORS_SIGNING_DOMAIN,
+    flow_run_key,
+    result_key_parameter_name,
+)
 from stratoflow.result_signing import KeyUnavailable, ResultVerifier, signer_of
 from stratoflow.settings import load_settings
 from tests.security.test_result_trust import (  # noqa: F401 - fixtures
@@ -56,7 +61,7 @@ class _OnlyDomains:
     """The keys a worker of `domains` can read: IAM denies it every other pool's key
     (the grant is checked against the template in tests/infra/test_permissions.py)."""
 
-    def __init__(self, keys: SecretsManagerResultKeys, *domains: str) -> None:
+    def __init__(self, keys: ParameterStoreResultKeys, *domains: str) -> None:
         self.keys, self.domains = keys, domains
 
     def current(self, domain: str) -> bytes:
@@ -167,7 +172,9 @@ def test_another_pools_signed_pickle_is_refused_by_a_worker_and_its_cache_entry_
         return compute(x)
 
     session, _ = aws
-    create_result_key(session.client("secretsmanager"), load_settings().queue_prefix, "etl")
+    create_result_key(
+        session.client("ssm"), session.client("secretsmanager"), load_settings().queue_prefix, "etl"
+    )
     # Written as an operator (the `_operators` key): a worker of pool "etl" cannot read
     # that key, as it cannot read another pool's.
     written = str(pipeline(2, return_state=True).details["flow_run_id"])
@@ -182,12 +189,15 @@ def test_another_pools_signed_pickle_is_refused_by_a_worker_and_its_cache_entry_
 def test_a_rotated_key_still_verifies_earlier_results(aws: Any) -> None:
     session, services = aws
     before = _pickled_run(BIG)
-    name = result_key_secret_name(load_settings().queue_prefix, OPERATORS_SIGNING_DOMAIN)
-    session.client("secretsmanager").put_secret_value(SecretId=name, SecretString="n" * 64)
+    name = result_key_parameter_name(load_settings().queue_prefix, OPERATORS_SIGNING_DOMAIN)
+    # As docs/security.md says an operator rotates a key: a new version of the parameter.
+    session.client("ssm").put_parameter(
+        Name=name, Value="n" * 44, Type="SecureString", Tier="Standard", Overwrite=True
+    )
     backend = _backend(services)
-    backend.result_keys._cache.clear()  # another process, or an hour later
+    backend.result_keys.cache_clear()  # another process, or an hour later
     after = _pickled_run(BIG | {1})
-    assert runs.read_result(runs.read_flow_run(before)) == BIG  # under AWSPREVIOUS
+    assert runs.read_result(runs.read_flow_run(before)) == BIG  # under the version before
     assert runs.read_result(runs.read_flow_run(after)) == BIG | {1}
 
 
@@ -195,9 +205,9 @@ def test_a_missing_key_fails_a_required_persist_clearly_and_skips_an_optional_on
     aws: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     session, services = aws
-    name = result_key_secret_name(load_settings().queue_prefix, OPERATORS_SIGNING_DOMAIN)
-    session.client("secretsmanager").delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
-    _backend(services).result_keys._cache.clear()
+    name = result_key_parameter_name(load_settings().queue_prefix, OPERATORS_SIGNING_DOMAIN)
+    session.client("ssm").delete_parameter(Name=name)
+    _backend(services).result_keys.cache_clear()
 
     @flow(result_serializer="cloudpickle", persist_result=True)
     def required() -> Any:

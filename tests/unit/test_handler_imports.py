@@ -49,6 +49,13 @@ AVOIDS = {
         "stratoflow.automations.engine",
         "aws_lambda_powertools.utilities.parser",
     ),
+    # The result-keys custom resource (at deploy time) makes parameters: no run, no engine.
+    "result_keys": (
+        "stratoflow.engine.flow_engine",
+        "stratoflow.automations.engine",
+        "stratoflow.platform",
+        "jinja2",
+    ),
 }
 
 PROBE = """

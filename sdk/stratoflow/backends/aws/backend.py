@@ -29,7 +29,7 @@ from stratoflow.backends.aws.items import (
     to_attribute,
 )
 from stratoflow.backends.aws.own_keys import OwnItems, string_attribute
-from stratoflow.backends.aws.result_keys import SecretsManagerResultKeys
+from stratoflow.backends.aws.result_keys import ParameterStoreResultKeys
 from stratoflow.backends.aws.result_refs import ResultRefs
 from stratoflow.backends.aws.results import S3ResultStore
 from stratoflow.backends.aws.task_runs import TaskRunWriter
@@ -80,7 +80,9 @@ class AwsBackend:
         self.table = names.table
         # The only result store runs are read from: built from settings, never from an item.
         self.result_store = S3ResultStore(clients.s3, names.results_bucket)
-        self.result_keys = SecretsManagerResultKeys(clients.secretsmanager, names.queue_prefix)
+        self.result_keys = ParameterStoreResultKeys(
+            clients.ssm, clients.secretsmanager, names.queue_prefix
+        )
         self.results = ResultRefs(self.result_store, ResultVerifier(self.result_keys))
         self.logs = logs
         self.task_runs = TaskRunWriter(

@@ -98,8 +98,14 @@ class AwsClients:
 
     @property
     def secretsmanager(self) -> Any:
-        """Secrets Manager: automations' webhook secrets (no type stubs installed)."""
+        """Secrets Manager: automations' webhook secrets, blocks' secrets and the
+        result-signing keys of earlier versions (no type stubs installed)."""
         return self._client("secretsmanager")
+
+    @property
+    def ssm(self) -> Any:
+        """SSM Parameter Store: the keys that sign pickled results (no type stubs installed)."""
+        return self._client("ssm")
 
     @property
     def ecs(self) -> Any:
