@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from stratoflow.automations.templates import (
-    MAX_RENDERED_LENGTH,
-    TemplateProblem,
-    environment,
-    render,
-    render_value,
-)
+from stratoflow.automations.sandbox import MAX_RENDERED_LENGTH, TemplateProblem, environment
+from stratoflow.automations.templates import render, render_value
 
 
 def test_the_sandbox_is_the_immutable_one():
