@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from stratoflow.events.models import RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE, Event
+from stratoflow.events.label_names import RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE
+from stratoflow.events.models import Event
 
 
 class ResourceView(dict[str, str]):
