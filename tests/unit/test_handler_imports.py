@@ -28,21 +28,49 @@ EVERY_HANDLER_AVOIDS = (
     "stratoflow.artifacts",
     "stratoflow.variables",
     "stratoflow.blocks",
+    "jinja2",  # action templates: loaded by the first template (automations/sandbox.py)
+    "yaml",  # automation and deployment definitions: read by the CLI
+    "stratoflow.automations.loading",
+    "pathspec",  # building a code bundle (deploy); workers only check bundles out
+    "stratoflow.deployments.bundle_build",
+    # Every AWS event model (~30-70 ms): powertools' batch utility loads them when it is
+    # imported after pydantic, so each handler imports it (or its stream) first.
+    "aws_lambda_powertools.utilities.parser",
 )
 AVOIDS = {
     # The control plane runs no flow: no engine; proactive automations load on the tick.
+    # The sweep resumes timed-out event waits without the event models.
     "scheduler": (
         "stratoflow.engine.flow_engine",
-        "stratoflow.automations.engine",
-        "jinja2",
-        "aws_lambda_powertools.utilities.parser",  # every AWS event model (~70 ms)
+        "stratoflow.automations",
+        "stratoflow.events.models",
     ),
-    "ecs_dispatcher": ("stratoflow.engine.flow_engine", "stratoflow.automations.engine", "jinja2"),
-    "automations": ("stratoflow.engine.flow_engine",),
-    # The Lambda worker runs flows (the engine is its job) but no automation.
-    "lambda_worker": ("stratoflow.automations.engine", "jinja2"),
+    # Starting a task and marking a run Crashed: no sweep (crashes.py), no events, no
+    # background tasks.
+    "ecs_dispatcher": (
+        "stratoflow.engine.flow_engine",
+        "stratoflow.automations",
+        "stratoflow.sweeps",
+        "stratoflow.background",
+        "stratoflow.events",
+        "stratoflow.durable",
+    ),
+    # The engine and the stream: not the API, the in-memory store, the Jinja sandbox.
+    "automations": (
+        "stratoflow.engine.flow_engine",
+        "stratoflow.automations.api",
+        "stratoflow.automations.memory",
+        "stratoflow.automations.sandbox",
+    ),
+    # The Lambda worker runs flows (the engine is its job) but no automation; asset
+    # events load the event models when a run materializes an asset.
+    "lambda_worker": ("stratoflow.automations", "stratoflow.events.models"),
     # The task worker runs background tasks (the engine), no flow run and no automation.
-    "task_worker": ("stratoflow.automations.engine", "jinja2"),
+    "task_worker": (
+        "stratoflow.engine.flow_engine",
+        "stratoflow.automations",
+        "stratoflow.events.models",
+    ),
 }
 
 PROBE = """
