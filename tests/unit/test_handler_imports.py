@@ -64,12 +64,18 @@ AVOIDS = {
     ),
     # The Lambda worker runs flows (the engine is its job) but no automation; asset
     # events load the event models when a run materializes an asset.
-    "lambda_worker": ("stratoflow.automations", "stratoflow.events.models"),
-    # The task worker runs background tasks (the engine), no flow run and no automation.
+    "lambda_worker": (
+        "stratoflow.automations",
+        "stratoflow.events.models",
+        "stratoflow.background",
+    ),
+    # The task worker runs background tasks (the engine), no flow run and no automation;
+    # it submits none (`Task.delay` loads the submission).
     "task_worker": (
         "stratoflow.engine.flow_engine",
         "stratoflow.automations",
         "stratoflow.events.models",
+        "stratoflow.background.submit",
     ),
 }
 
