@@ -14,6 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
+# Imported before pydantic is (any stratoflow module imports it): powertools' batch
+# utility, imported after pydantic, also loads its parser's event models, ~30 ms of the
+# cold start (aws_lambda_powertools/utilities/batch/types.py). The stream processing
+# (stratoflow.events.stream) uses it.
+import aws_lambda_powertools.utilities.batch  # noqa: F401
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 

@@ -20,7 +20,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from stratoflow.events.models import RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE
+from stratoflow.events.label_names import RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE
 
 MAX_ASSET_KEY_LENGTH = 512
 MAX_ASSET_DESCRIPTION_LENGTH = 2500

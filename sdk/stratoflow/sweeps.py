@@ -39,22 +39,20 @@ from stratoflow import resources
 from stratoflow.backends.base import Backend
 from stratoflow.background.queue import TaskQueue
 from stratoflow.background.sweep import TaskRunSweepReport, sweep_task_runs
+from stratoflow.crashes import crash_state, move_if_unchanged, retry_after_crash, sendable
 from stratoflow.deployments.runs import enqueue
 from stratoflow.durable.event_waits import ON_TIMEOUT, deliver_response
 from stratoflow.durable.pauses import pause_expired
-from stratoflow.exceptions import ConflictError, InvalidTransitionError
 from stratoflow.models import FlowRun
 from stratoflow.platform import Platform
 from stratoflow.states import (
-    AwaitingRetry,
     Cancelled,
-    Crashed,
     Failed,
     Scheduled,
     State,
     StateType,
 )
-from stratoflow.workers.ownership import NotInPoolNamespace, namespace_problem
+from stratoflow.workers.ownership import NotInPoolNamespace
 
 logger = logging.getLogger(__name__)
 
@@ -88,19 +86,21 @@ def sweep(platform: Platform, now: datetime) -> SweepReport:
         _crash(platform, run, now, report)
     pending_before = now - timedelta(seconds=settings.pending_timeout_seconds)
     for run in backend.list_flow_runs_by_state(StateType.PENDING, until=pending_before):
-        if run.deployment_name is None or not _sendable(run):
+        if run.deployment_name is None or not sendable(run):
             continue
         rescheduled = Scheduled(
             "Rescheduled: its worker claimed it but never started it.",
             name="Rescheduled",
             scheduled_time=now.isoformat(),
         )
-        if _move(platform, run, rescheduled):
+        if move_if_unchanged(platform, run, rescheduled):
             enqueue(platform, backend.read_flow_run(run.id), now=now)
             report.rescheduled += 1
     grace_before = now - timedelta(seconds=settings.cancelling_grace_seconds)
     for run in backend.list_flow_runs_by_state(StateType.CANCELLING, until=grace_before):
-        if _move(platform, run, Cancelled("Cancelled after the cancellation grace period.")):
+        if move_if_unchanged(
+            platform, run, Cancelled("Cancelled after the cancellation grace period.")
+        ):
             report.cancelled += 1
     for run in backend.list_flow_runs_by_state(
         StateType.CRASHED, since=now - RETRY_WINDOW, until=now - RETRY_GRACE
@@ -117,7 +117,7 @@ def sweep(platform: Platform, now: datetime) -> SweepReport:
             key = str(run.state.details.get("pause_key"))
             if deliver_response(platform, run, key, "null"):
                 report.timed_out += 1
-        elif _move(platform, run, _pause_timed_out(run)):
+        elif move_if_unchanged(platform, run, _pause_timed_out(run)):
             report.timed_out += 1
     report.resent = resend_expired(platform, now)
     backend = platform.backend
@@ -161,16 +161,6 @@ def resend_expired(platform: Platform, now: datetime) -> int:
     return resent
 
 
-def _sendable(run: FlowRun) -> bool:
-    """Whether the run may be sent to its pool's queue; a run outside its pool's namespace
-    (an earlier version's, or planted by another pool's worker) is left as it is, with a
-    warning, before any state is moved (docs/security.md)."""
-    problem = namespace_problem(run)
-    if problem is not None:
-        logger.warning("Left alone: %s", problem)
-    return problem is None
-
-
 def _zombies(backend: Backend, zombie_before: datetime) -> list[FlowRun]:
     """Running runs of workers with no sign of life since `zombie_before`: the time they
     entered Running (their first proof of life), then their heartbeat items, read only for
@@ -190,70 +180,13 @@ def _entered(run: FlowRun) -> datetime | None:
     return run.state.timestamp if run.state is not None else None
 
 
-def _move(platform: Platform, run: FlowRun, state: State, *, force: bool = False) -> bool:
-    try:
-        platform.services.backend.set_flow_run_state(
-            run.id, state, expected_version=run.version, force=force
-        )
-    except (ConflictError, InvalidTransitionError):
-        return False
-    return True
-
-
 def _crash(platform: Platform, run: FlowRun, now: datetime, report: SweepReport) -> None:
     seconds = platform.settings.zombie_after_seconds
     crashed = crash_state(
         run, f"No heartbeat for more than {seconds:g} s: the process running it stopped."
     )
-    if not _move(platform, run, crashed):
+    if not move_if_unchanged(platform, run, crashed):
         return
     report.crashed += 1
     if retry_after_crash(platform, run, now):
         report.retried += 1
-
-
-def crash_state(run: FlowRun, message: str) -> State:
-    """The Crashed state for `run` (as read before the crash), with the decision to retry
-    it when its flow has retries left (known once an attempt started)."""
-    if _retry_left(run):
-        return Crashed(message, retry=True)
-    return Crashed(message)
-
-
-def _retry_left(run: FlowRun) -> bool:
-    """An attempt started and its flow has a retry left (continuations, such as a resume
-    after a suspension, are not retries)."""
-    return run.run_count >= 1 and run.retries_used < run.retries
-
-
-def retry_after_crash(platform: Platform, run: FlowRun, now: datetime) -> bool:
-    """A run marked Crashed with its retry decided (`crash_state`) goes on to its next
-    attempt: AwaitingRetry, sent to its work queue. Whoever found the crash (this sweep,
-    the poller that saw its process die, the ECS stopped-task rule) retries it at once;
-    if it died before, the sweep does it later. Of several tries, one wins."""
-    if not _retry_left(run) or not _sendable(run):
-        return False
-    # Crashed is final; going on to a retry needs force, and the history keeps both.
-    backend = platform.services.backend
-    current = backend.read_flow_run(run.id)
-    state = current.state
-    if state is None or state.type is not StateType.CRASHED or not state.details.get("retry"):
-        return False
-    retry = AwaitingRetry("Retrying after a crash.", scheduled_time=now.isoformat())
-    if not _move(platform, current, retry, force=True):
-        return False
-    enqueue(platform, backend.read_flow_run(run.id), now=now)
-    return True
-
-
-def mark_crashed(platform: Platform, flow_run_id: str, reason: str) -> State | None:
-    """Mark a run Crashed when whatever ran it stopped before it was final; with retries
-    left it then goes on to its next attempt, as after the crash sweep. Returns the
-    Crashed state (None: the run was final already)."""
-    backend = platform.services.backend
-    run = backend.read_flow_run(flow_run_id)
-    if run.state is None or run.state.is_final():
-        return None
-    crashed = backend.set_flow_run_state(flow_run_id, crash_state(run, reason)).state
-    retry_after_crash(platform, run, platform.services.clock.now())
-    return crashed

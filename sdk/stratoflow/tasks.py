@@ -14,7 +14,6 @@ from stratoflow._hook_decorators import StateHookDecorators
 from stratoflow._options import TaskOptions, validate_options
 from stratoflow._transaction_hooks import TransactionHookDecorators
 from stratoflow.annotations import allow_failure, opaque, quote, unmapped
-from stratoflow.background import submit as background
 from stratoflow.cache_policies import NONE, CacheKeyFnPolicy, CachePolicy
 from stratoflow.engine.task_calls import call_task, call_task_async
 from stratoflow.exceptions import MappingLengthMismatch, MissingContextError, OptionError
@@ -170,7 +169,7 @@ class Task(StateHookDecorators, TransactionHookDecorators, Generic[P, R]):
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> BackgroundTaskFuture[R]:
         """Run the task on a task worker (docs/background-tasks.md); returns a future."""
-        return background.apply_async(self, args, kwargs)
+        return self.apply_async(args, kwargs)
 
     def apply_async(
         self,
@@ -179,7 +178,12 @@ class Task(StateHookDecorators, TransactionHookDecorators, Generic[P, R]):
         wait_for: Iterable[Any] | None = None,
     ) -> BackgroundTaskFuture[R]:
         """`delay` with explicit arguments, after the background runs of `wait_for`."""
-        return background.apply_async(self, args, kwargs, wait_for)
+        # Loaded by the first background submission, not with every task: a task worker
+        # (and most flows) never submits one (the task worker's cold start,
+        # bench/cold_start.py).
+        from stratoflow.background import submit
+
+        return submit.apply_async(self, args, kwargs, wait_for)
 
     def map(self, *args: Any, **kwargs: Any) -> StratoFutureList[R]:
         """Submit one task run per element of the iterable arguments.

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from stratoflow import runs as run_api
+from stratoflow.crashes import crash_state
 from stratoflow.deployments.deploy import deploy_flow
 from stratoflow.deployments.runs import run_deployment
 from stratoflow.dev.event_sources import LambdaWorkerSource
@@ -36,7 +37,7 @@ from stratoflow.models import FlowRun
 from stratoflow.orchestration.claims import claim_flow_run
 from stratoflow.scheduler import LATE_AFTER, Scheduler
 from stratoflow.states import AwaitingRetry, Running
-from stratoflow.sweeps import RETRY_GRACE, crash_state
+from stratoflow.sweeps import RETRY_GRACE
 from tests.chaos._chaos import (
     SCALE,
     Pollers,

@@ -16,6 +16,7 @@ from _deploy_fixtures import Installation, deploy_files, installation  # noqa: F
 from typer.testing import CliRunner
 
 from stratoflow.cli.app import app
+from stratoflow.crashes import mark_crashed
 from stratoflow.deployments.runs import retry_flow_run, schedule_flow_run
 from stratoflow.durable import wait_for_event as wait_for_event_module
 from stratoflow.durable.event_waits import EventWaits
@@ -25,7 +26,7 @@ from stratoflow.flow_runs import resume_flow_run
 from stratoflow.orchestration.claims import claim_flow_run
 from stratoflow.scheduler import Scheduler
 from stratoflow.states import StateType
-from stratoflow.sweeps import mark_crashed, sweep
+from stratoflow.sweeps import sweep
 from stratoflow.workers.execute import execute_flow_run
 
 runner = CliRunner()

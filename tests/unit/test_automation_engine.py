@@ -29,7 +29,8 @@ from stratoflow.automations import (
 )
 from stratoflow.automations.buckets import Bucket
 from stratoflow.automations.engine import AutomationsFailed
-from stratoflow.automations.templates import TemplateProblem, render, render_value
+from stratoflow.automations.sandbox import TemplateProblem
+from stratoflow.automations.templates import render, render_value
 from stratoflow.automations.webhooks import WebhookSender
 from stratoflow.clock import FakeClock
 from stratoflow.events.models import Event, Resource

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
-from stratoflow.automations.templates import (
-    MAX_RENDERED_LENGTH,
-    TemplateProblem,
-    environment,
-    render,
-    render_value,
-)
+from stratoflow.automations.sandbox import MAX_RENDERED_LENGTH, TemplateProblem, environment
+from stratoflow.automations.templates import render, render_value
 
 
 def test_the_sandbox_is_the_immutable_one():
@@ -72,3 +70,29 @@ def test_huge_values_are_refused_before_they_are_built():
         render("{{ 9 ** 9 ** 9 ** 9 }}", {})  # Jinja: left to right; the third is refused
     with pytest.raises(TemplateProblem, match=r"as JSON\)"):
         render_value("{{ range(100000) | list }}", {})
+
+
+# In a fresh interpreter: this one may have loaded jinja2 already.
+LOADS_JINJA = """
+import sys
+from stratoflow.automations.models import Automation, EventTrigger, RunDeployment
+from stratoflow.automations.templates import render, render_value
+
+def made(parameters):
+    action = RunDeployment(deployment="etl", parameters=parameters)
+    Automation(name="a", trigger=EventTrigger(expect=["x"]), actions=[action])
+    return "jinja2" in sys.modules
+
+plain = made({"day": "monday", "n": 1})
+rendered = render("no braces", {}) == "no braces" and render_value(["a", 1], {}) == ["a", 1]
+print(plain, rendered and "jinja2" in sys.modules, made({"day": "{{ event.id }}"}))
+"""
+
+
+def test_jinja2_loads_with_the_first_template_not_with_the_models():
+    """The automations Lambda's cold start (bench/cold_start.py): a definition or a value
+    without `{` is no template, and needs no Jinja."""
+    output = subprocess.run(
+        [sys.executable, "-c", LOADS_JINJA], check=True, capture_output=True, text=True
+    ).stdout
+    assert output.split() == ["False", "False", "True"]

@@ -31,7 +31,10 @@ LabelPatterns = dict[str, str | list[str]]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Validators are built on first use (`defer_build`, which also resolves the forward
+    # references of the recursive triggers then), not at import: the automations Lambda of
+    # an installation without automations never validates one (bench/cold_start.py).
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 def _listed(value: Any) -> Any:
@@ -447,8 +450,3 @@ def has_proactive(trigger: Trigger) -> bool:
     return any(
         isinstance(t, EventTrigger) and t.posture == "Proactive" for _, t in trigger_paths(trigger)
     )
-
-
-CompoundTrigger.model_rebuild()
-SequenceTrigger.model_rebuild()
-Automation.model_rebuild()

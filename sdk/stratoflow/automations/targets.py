@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from stratoflow.events.models import RESOURCE_NAME, Event
+from stratoflow.events.label_names import RESOURCE_NAME
+from stratoflow.events.models import Event
 
 if TYPE_CHECKING:
     from stratoflow.models import FlowRun

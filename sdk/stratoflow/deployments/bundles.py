@@ -5,6 +5,10 @@ the code bucket and run by workers from a copy verified on every use.
 bucket at `bundles/<sha256>.zip` (uploading code that is already there sends nothing) and
 gives each run its own freshly extracted copy (`checkout`), from a local cache of zips
 that is re-hashed before every use (bundle_cache.py says why).
+
+The building names re-exported here (`build_bundle`, `Bundle`, ...) are loaded on first
+use (PEP 562): workers only check bundles out, and building one imports `pathspec`
+(~10 ms of the Lambda worker's cold start, bench/cold_start.py).
 """
 
 from __future__ import annotations
@@ -16,19 +20,11 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError, FlexibleChecksumError
 
 from stratoflow import resources
-from stratoflow.deployments.bundle_build import (
-    BUILTIN_IGNORES,
-    COMPRESSION_LEVEL,
-    IGNORE_FILE,
-    ZIP_TIMESTAMP,
-    Bundle,
-    build_bundle,
-)
 from stratoflow.deployments.bundle_cache import BundleCache
 from stratoflow.deployments.bundle_format import (
     EXECUTABLE_MODE,
@@ -44,6 +40,14 @@ from stratoflow.deployments.bundle_format import (
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from stratoflow.deployments.bundle_build import (
+        BUILTIN_IGNORES,
+        COMPRESSION_LEVEL,
+        IGNORE_FILE,
+        ZIP_TIMESTAMP,
+        Bundle,
+        build_bundle,
+    )
     from stratoflow.settings import Settings
 
 __all__ = [
@@ -64,6 +68,28 @@ __all__ = [
     "default_cache_dir",
     "extract_bundle",
 ]
+
+_BUILDING = frozenset(
+    {
+        "BUILTIN_IGNORES",
+        "COMPRESSION_LEVEL",
+        "IGNORE_FILE",
+        "ZIP_TIMESTAMP",
+        "Bundle",
+        "build_bundle",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _BUILDING:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from stratoflow.deployments import bundle_build  # on first use: see the docstring
+
+    value = getattr(bundle_build, name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
 
 logger = logging.getLogger("stratoflow.deployments")
 

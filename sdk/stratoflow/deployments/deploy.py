@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from stratoflow.deployments.bundles import build_bundle
+from stratoflow.deployments.bundle_build import build_bundle
 from stratoflow.deployments.config import ConfigError, load_project
 from stratoflow.deployments.models import (
     BundleInfo,

@@ -16,7 +16,6 @@ A wait that times out resumes the run with None (the scheduler tick's sweep).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -26,7 +25,6 @@ from botocore.exceptions import ClientError
 
 from stratoflow import resources
 from stratoflow.backends.aws.items import to_attribute
-from stratoflow.events.models import Event
 from stratoflow.events.patterns import labels_match
 from stratoflow.exceptions import (
     ConflictError,
@@ -39,6 +37,7 @@ from stratoflow.states import Resuming, StateType
 from stratoflow.workers.ownership import namespace_problem
 
 if TYPE_CHECKING:
+    from stratoflow.events.models import Event
     from stratoflow.models import FlowRun
     from stratoflow.platform import Platform
 
@@ -182,12 +181,6 @@ def deliver_response(platform: Platform, run: FlowRun, key: str, value_json: str
         return False  # it moved meanwhile (resumed by another delivery, cancelled)
     enqueue(platform, backend.read_flow_run(run.id), now=now)
     return True
-
-
-def event_json(value: str) -> Event | None:
-    """The event a wait was resumed with (None: it timed out)."""
-    loaded = json.loads(value)
-    return None if loaded is None else Event.model_validate(loaded)
 
 
 def _response(flow_run_id: str, key: str, value_json: str, platform: Platform) -> RunInputRecord:

@@ -9,6 +9,7 @@ docs/durability.md.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -16,12 +17,12 @@ from stratoflow.durable.event_waits import (
     ON_TIMEOUT,
     WAIT_EVENT,
     WAIT_RESOURCE,
-    event_json,
     register_waiter,
     resource_matches,
 )
 from stratoflow.durable.signals import Suspend, can_suspend, flow_body_context
-from stratoflow.events.models import RESOURCE_ID, Event
+from stratoflow.events.label_names import RESOURCE_ID
+from stratoflow.events.models import Event
 from stratoflow.states import Suspended
 
 DEFAULT_TIMEOUT = 3600
@@ -71,3 +72,9 @@ def _spec(resource: str | dict[str, str] | None) -> dict[str, str]:
     if isinstance(resource, str):
         return {RESOURCE_ID: resource}
     return {str(k): str(v) for k, v in resource.items()}
+
+
+def event_json(value: str) -> Event | None:
+    """The event a wait was resumed with (None: it timed out)."""
+    loaded = json.loads(value)
+    return None if loaded is None else Event.model_validate(loaded)

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 from stratoflow._assets import Asset, AssetContext
 from stratoflow.context import FlowRunContext, TaskRunContext, task_run_context
 from stratoflow.engine.collections import rebuild_children
-from stratoflow.events.emit import emit_event
 from stratoflow.states import State, StateType
 
 if TYPE_CHECKING:
@@ -141,6 +140,10 @@ def emit_asset_events(
         status = "failed"
     else:
         return
+    # Only a materializing run emits: the event models load here, not with every task
+    # engine (the task worker's cold start, bench/cold_start.py).
+    from stratoflow.events.emit import emit_event
+
     upstream = _unique((*context.upstream_assets, *context.direct_asset_dependencies))
     related = [AssetContext.asset_as_related(asset) for asset in upstream]
     if context.materialized_by:

@@ -33,7 +33,8 @@ from typing import Any, Literal
 from stratoflow import resources
 from stratoflow.events import labels
 from stratoflow.events.documents import document_of
-from stratoflow.events.models import RESOURCE_ID, RESOURCE_NAME, Event, Resource
+from stratoflow.events.label_names import RESOURCE_ID, RESOURCE_NAME
+from stratoflow.events.models import Event, Resource
 from stratoflow.exceptions import StratoflowError
 from stratoflow.states import StateType
 from stratoflow.stored_history import UnreadableHistory, history_of

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from stratoflow.events import labels
-from stratoflow.events.models import RESOURCE_ID, RESOURCE_ROLE, Event, Resource, own_label_names
+from stratoflow.events.label_names import RESOURCE_ID, RESOURCE_ROLE
+from stratoflow.events.models import Event, Resource, own_label_names
 from stratoflow.exceptions import StratoflowError
 
 if TYPE_CHECKING:

@@ -6,7 +6,8 @@ event to the flow run or task run it is emitted from).
 
 from __future__ import annotations
 
-from stratoflow.events.models import RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE, Resource
+from stratoflow.events.label_names import RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE
+from stratoflow.events.models import Resource
 
 PREFIX = "stratoflow"
 STATE_TYPE = "stratoflow.state-type"

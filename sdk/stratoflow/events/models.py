@@ -16,9 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-RESOURCE_ID = "stratoflow.resource.id"
-RESOURCE_NAME = "stratoflow.resource.name"
-RESOURCE_ROLE = "stratoflow.resource.role"
+from stratoflow.events.label_names import RESOURCE_ID, RESOURCE_ROLE
 
 PREFECT_PREFIX = "prefect."
 OWN_PREFIX = "stratoflow."

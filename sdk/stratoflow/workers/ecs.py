@@ -25,6 +25,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from stratoflow.crashes import mark_crashed
 from stratoflow.deployments.models import Deployment
 from stratoflow.deployments.store import UnknownDeployment
 from stratoflow.exceptions import StratoflowError
@@ -32,7 +33,6 @@ from stratoflow.models import FlowRun
 from stratoflow.orchestration.claims import claim_flow_run
 from stratoflow.platform import Platform
 from stratoflow.states import Cancelled, StateType
-from stratoflow.sweeps import mark_crashed
 from stratoflow.workers.triage import Drop, SendOn, admit, send_on
 
 logger = logging.getLogger("stratoflow.workers")

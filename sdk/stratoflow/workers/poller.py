@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from stratoflow._signals import stop_on_signals
 from stratoflow.clock import Clock
 from stratoflow.concurrency._acquire import LeaseHolding
+from stratoflow.crashes import mark_crashed
 from stratoflow.deployments.deploy import deployment_limit_name
 from stratoflow.deployments.models import Deployment, WorkPoolSpec, WorkQueueSpec
 from stratoflow.deployments.store import UnknownDeployment
@@ -33,7 +34,6 @@ from stratoflow.models import FlowRun
 from stratoflow.orchestration.claims import claim_flow_run
 from stratoflow.platform import Platform
 from stratoflow.states import Cancelled
-from stratoflow.sweeps import mark_crashed
 from stratoflow.workers import registry
 from stratoflow.workers.messages import FlowRunMessage
 from stratoflow.workers.processes import (

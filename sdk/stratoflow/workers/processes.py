@@ -23,10 +23,10 @@ from botocore.exceptions import ClientError
 
 from stratoflow.clock import Clock
 from stratoflow.concurrency._acquire import LeaseHolding
+from stratoflow.crashes import mark_crashed
 from stratoflow.exceptions import ConflictError, InvalidTransitionError
 from stratoflow.platform import Platform
 from stratoflow.states import Cancelled, Scheduled, State, StateType
-from stratoflow.sweeps import mark_crashed
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
