@@ -254,6 +254,24 @@ def test_replaying_the_same_events_fires_once(aws: Aws):
     assert record.last_fired == firing.fired_at and record.last_error is None
 
 
+def test_firings_are_listed_latest_first_and_inspect_shows_them(aws: Aws):
+    made = create_automation(automation("per run", for_each=["stratoflow.resource.id"]))
+    assert made.id is not None
+    batch = [failed_event("a", at=0), failed_event("b", at=5)]
+    fired = aws.engine().handle(batch)
+    assert len(fired) == 2
+    [latest, first] = aws.store().list_firings(made.id)
+    assert (latest.bucket, first.bucket) == ("stratoflow.flow-run.b", "stratoflow.flow-run.a")
+    assert latest.event_id == batch[1].id and latest.state == "triggered"
+    assert latest.trigger == "trigger" and latest.fired_at == T0 + timedelta(seconds=5)
+    assert aws.store().list_firings(made.id, limit=1) == [latest]
+
+    shown = CliRunner().invoke(app, ["automation", "inspect", "per run", "--json"])
+    assert shown.exit_code == 0, shown.output
+    document = json.loads(shown.output)
+    assert [f["event_id"] for f in document["recent_firings"]] == [batch[1].id, batch[0].id]
+
+
 def test_concurrent_handlers_of_the_same_events_fire_once(
     aws: Aws, monkeypatch: pytest.MonkeyPatch
 ):

@@ -440,6 +440,9 @@ def test_compound_requires_enough_children(h: Harness, require: Any, expected: l
     firings = list(h.store.firings.values())
     assert len(firings) == sum(expected)
     assert all(f.trigger == "trigger" and f.bucket == "trigger:*" for f in firings)
+    [automation] = h.store.list()
+    listed = h.store.list_firings(automation.id)
+    assert [f.fired_at for f in listed] == sorted((f.at for f in firings), reverse=True)
 
 
 def test_compound_children_must_fire_within_the_window(h: Harness):

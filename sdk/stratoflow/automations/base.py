@@ -53,6 +53,22 @@ class AutomationRecord:
         return self.automation.enabled
 
 
+@dataclass(frozen=True)
+class FiringRecord:
+    """A firing as claimed (kept FIRING_TTL): which trigger fired (or, Proactive,
+    resolved) for which bucket and window, when, and the event that made it fire."""
+
+    id: str
+    trigger: str
+    """The trigger's path in the automation (`trigger`, `trigger.triggers[1]`, ...)."""
+    bucket: str
+    window: str
+    state: str
+    """`triggered` or `resolved`."""
+    fired_at: datetime
+    event_id: str | None = None
+
+
 def expiry(moment: datetime, ttl: timedelta, within: float = 0) -> int:
     """Epoch seconds for `expires_at`: `ttl` (or twice the window, when longer) later."""
     return int((moment + max(ttl, timedelta(seconds=2 * within))).timestamp())
@@ -168,6 +184,11 @@ class BaseAutomationStore(ABC):
     @abstractmethod
     def claim_firing(self, automation_id: str, fire: Fire, *, expires_at: int) -> bool:
         """Record the firing unless it exists: True for exactly one caller."""
+
+    @abstractmethod
+    def list_firings(self, automation_id: str, *, limit: int = 50) -> builtins.list[FiringRecord]:
+        """The automation's firings of the last FIRING_TTL, latest first, at most `limit`
+        (what `strato automation inspect` and the UI's automation page show)."""
 
 
 def duplicate_message(name: str) -> str:

@@ -13,6 +13,7 @@ from stratoflow.automations.base import (
     AutomationRecord,
     BaseAutomationStore,
     DuplicateAutomationName,
+    FiringRecord,
     duplicate_message,
 )
 from stratoflow.automations.buckets import Bucket, Fire
@@ -137,3 +138,21 @@ class MemoryAutomationStore(BaseAutomationStore):
                 return False
             self.firings[(automation_id, fire.id)] = fire
             return True
+
+    def list_firings(self, automation_id: str, *, limit: int = 50) -> builtins.list[FiringRecord]:
+        with self._lock:
+            fires = [fire for (owner, _), fire in self.firings.items() if owner == automation_id]
+        records = [
+            FiringRecord(
+                id=fire.id,
+                trigger=fire.trigger,
+                bucket=fire.bucket,
+                window=fire.window,
+                state=fire.state,
+                fired_at=fire.at,
+                event_id=(fire.event or {}).get("id"),
+            )
+            for fire in fires
+        ]
+        records.sort(key=lambda record: record.fired_at, reverse=True)
+        return records[:limit]

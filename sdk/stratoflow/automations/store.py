@@ -30,6 +30,7 @@ from stratoflow.automations.base import (
     AutomationRecord,
     BaseAutomationStore,
     DuplicateAutomationName,
+    FiringRecord,
     UnknownAutomation,
     duplicate_message,
     expiry,
@@ -51,6 +52,7 @@ __all__ = [
     "AutomationStore",
     "BaseAutomationStore",
     "DuplicateAutomationName",
+    "FiringRecord",
     "UnknownAutomation",
     "duplicate_message",
     "expiry",
@@ -368,6 +370,37 @@ class AutomationStore(BaseAutomationStore):
                 return False
             raise
         return True
+
+    def list_firings(self, automation_id: str, *, limit: int = 50) -> builtins.list[FiringRecord]:
+        now = self.clock.now().timestamp()
+        records = []
+        for item in self._partition(automation_id, resources.AUTOMATION_FIRING_PREFIX):
+            raw = from_item(item)
+            # DynamoDB deletes expired items lazily (within days): skip them here.
+            if int(raw.get(resources.TTL_ATTRIBUTE, 0)) <= now:
+                continue
+            record = _firing(raw)
+            if record is not None:
+                records.append(record)
+        records.sort(key=lambda record: record.fired_at, reverse=True)
+        return records[:limit]
+
+
+def _firing(raw: dict[str, Any]) -> FiringRecord | None:
+    """A firing item as a record; None for an item without the fields a firing has."""
+    fired_at = parse_time(raw.get("fired_at"))
+    if fired_at is None:
+        return None
+    event_id = raw.get("event_id")
+    return FiringRecord(
+        id=str(raw[resources.SORT_KEY]).removeprefix(resources.AUTOMATION_FIRING_PREFIX),
+        trigger=str(raw.get("trigger", "")),
+        bucket=str(raw.get("bucket", "")),
+        window=str(raw.get("window", "")),
+        state=str(raw.get("state", "")),
+        fired_at=fired_at,
+        event_id=str(event_id) if event_id is not None else None,
+    )
 
 
 def _conditional(exc: ClientError) -> bool:

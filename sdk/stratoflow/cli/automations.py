@@ -4,22 +4,19 @@ and delete them."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from stratoflow.cli.common import one_line_errors, out, print_json
 
-if TYPE_CHECKING:
-    from stratoflow.automations.models import Trigger
-    from stratoflow.automations.store import AutomationRecord
-
 automation_app = typer.Typer(
     help="Automations: when events match a trigger, run actions.", no_args_is_help=True
 )
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+INSPECT_FIRINGS = 20
 NameOrId = Annotated[str, typer.Argument(help="The automation's name or id.")]
 
 
@@ -54,11 +51,16 @@ def create(
 def list_automations(as_json: JsonOption = False) -> None:
     """List automations."""
     from stratoflow.automations.api import automation_store
+    from stratoflow.automations.describe import (
+        action_types,
+        automation_document,
+        describe_trigger,
+    )
 
     with one_line_errors():
         records = automation_store().list()
     if as_json:
-        print_json([_document(r) for r in records])
+        print_json([automation_document(r) for r in records])
         return
     from stratoflow.automations.secrets import has_inline_secrets
 
@@ -68,19 +70,11 @@ def list_automations(as_json: JsonOption = False) -> None:
     inline = [r.name for r in records if has_inline_secrets(r.automation)]
     for record in records:
         automation = record.automation
-        actions = [
-            a.type
-            for a in (
-                *automation.actions,
-                *automation.actions_on_trigger,
-                *automation.actions_on_resolve,
-            )
-        ]
         table.add_row(
             record.name + (" [red](inline secrets)[/]" if record.name in inline else ""),
             record.id,
             describe_trigger(automation.trigger),
-            ", ".join(actions),
+            ", ".join(action_types(automation)),
             "yes" if record.enabled else "[yellow]paused[/]",
             f"{record.last_fired:%Y-%m-%d %H:%M:%S}" if record.last_fired else "-",
             (record.last_error or "-")[:60],
@@ -99,12 +93,19 @@ def list_automations(as_json: JsonOption = False) -> None:
 
 @automation_app.command("inspect")
 def inspect(name_or_id: NameOrId, as_json: JsonOption = False) -> None:
-    """Show one automation: its definition, when it last fired, its last error."""
+    """Show one automation: its definition, when it last fired, its last error and its
+    firings of the last 7 days."""
     from stratoflow.automations.api import automation_store
+    from stratoflow.automations.describe import automation_document, firing_document
 
     with one_line_errors():
-        record = automation_store().find(name_or_id)
-    document = _document(record)
+        store = automation_store()
+        record = store.find(name_or_id)
+        firings = store.list_firings(record.id, limit=INSPECT_FIRINGS)
+    document = {
+        **automation_document(record),
+        "recent_firings": [firing_document(firing) for firing in firings],
+    }
     if as_json:
         print_json(document)
     else:
@@ -139,45 +140,3 @@ def delete(name_or_id: NameOrId) -> None:
     with one_line_errors():
         record = automation_store().delete(name_or_id)
     out.print(f"Deleted automation {record.name} ({record.id}).", highlight=False)
-
-
-def _document(record: AutomationRecord) -> dict[str, Any]:
-    def when(moment: Any) -> str | None:
-        return moment.isoformat() if moment else None
-
-    from stratoflow.automations.secrets import has_inline_secrets, redacted
-
-    # References are shown as they are; a value still inline (earlier versions) is not.
-    definition = redacted(record.automation.model_dump(mode="json", exclude={"id", "enabled"}))
-    return {
-        "id": record.id,
-        "name": record.name,
-        "enabled": record.enabled,
-        "created": when(record.created),
-        "updated": when(record.updated),
-        "last_fired": when(record.last_fired),
-        "last_error": record.last_error,
-        "last_error_at": when(record.last_error_at),
-        "inline_secrets": has_inline_secrets(record.automation),
-        "definition": definition,
-    }
-
-
-def describe_trigger(trigger: Trigger) -> str:
-    """One line, e.g. `Reactive 3 x stratoflow.flow-run.Failed within 600s per <label>`."""
-    from stratoflow.automations.models import CompoundTrigger, EventTrigger
-
-    if isinstance(trigger, EventTrigger):
-        text = f"{trigger.posture} {trigger.threshold} x {', '.join(trigger.expect) or 'any event'}"
-        if trigger.after:
-            text += f" after {', '.join(trigger.after)}"
-        if trigger.within:
-            text += f" within {trigger.within:g}s"
-        if trigger.for_each:
-            text += f" per {', '.join(trigger.for_each)}"
-        return text
-    children = "; ".join(describe_trigger(t) for t in trigger.triggers)
-    window = f" within {trigger.within:g}s" if trigger.within else ""
-    if isinstance(trigger, CompoundTrigger):
-        return f"{trigger.require} of ({children}){window}"
-    return f"in order ({children}){window}"

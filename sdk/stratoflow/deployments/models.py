@@ -39,12 +39,14 @@ class WorkQueueSpec(_Model):
     priority: int = Field(default=1, ge=0, description="Lower numbers are drained first.")
     concurrency_limit: int | None = Field(default=None, ge=1)
     paused: bool = False
+    description: str | None = None
 
 
 class WorkPoolSpec(_Model):
     name: Name = DEFAULT_WORK_POOL
     type: Literal["process", "lambda", "ecs"] = "process"
     concurrency_limit: int | None = Field(default=None, ge=1)
+    description: str | None = None
     queues: tuple[WorkQueueSpec, ...] = (WorkQueueSpec(),)
 
     @model_validator(mode="after")

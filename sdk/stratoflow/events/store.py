@@ -75,6 +75,8 @@ def event_from_document(document: str) -> Event:
 class EventStoreLike(Protocol):
     def put(self, event: Event, *, derived: bool) -> bool: ...
 
+    def get(self, event_id: str) -> Event | None: ...
+
     def query(
         self,
         since: datetime,

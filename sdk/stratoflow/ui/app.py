@@ -12,7 +12,15 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from stratoflow.exceptions import ObjectNotFound, StratoflowError
 from stratoflow.ui import auth, cognito, static
-from stratoflow.ui.pages import dashboard, flow_run, flow_runs
+from stratoflow.ui.pages import (
+    automations,
+    dashboard,
+    deployments,
+    events,
+    flow_run,
+    flow_runs,
+    work_pools,
+)
 from stratoflow.ui.rendering import SECURITY_HEADERS, render
 from stratoflow.ui.sessions import AccessDenied, make_authenticate
 
@@ -27,6 +35,10 @@ for _router in (
     dashboard.router,
     flow_runs.router,
     flow_run.router,
+    deployments.router,
+    work_pools.router,
+    automations.router,
+    events.router,
 ):
     app.include_router(_router)
 

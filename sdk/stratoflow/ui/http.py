@@ -100,3 +100,7 @@ def work_pool_url(name: str, suffix: str = "") -> str:
 
 def automation_url(automation_id: str, suffix: str = "") -> str:
     return f"/automations/{quote(automation_id, safe='')}{suffix}"
+
+
+def event_url(event_id: str) -> str:
+    return f"/events/{quote(event_id, safe='')}"

@@ -22,7 +22,13 @@ import jinja2
 from aws_lambda_powertools.event_handler import Response
 
 from stratoflow.states import State
-from stratoflow.ui.http import automation_url, deployment_url, flow_run_url, work_pool_url
+from stratoflow.ui.http import (
+    automation_url,
+    deployment_url,
+    event_url,
+    flow_run_url,
+    work_pool_url,
+)
 from stratoflow.ui.sessions import CSRF_FIELD, CSRF_HEADER, optional_session
 
 HTML = "text/html; charset=utf-8"
@@ -92,6 +98,7 @@ def environment() -> jinja2.Environment:
         deployment_url=deployment_url,
         work_pool_url=work_pool_url,
         automation_url=automation_url,
+        event_url=event_url,
     )
     env.filters.update(
         when=when,

@@ -49,6 +49,7 @@ class WorkQueue(BaseModel):
     priority: int
     concurrency_limit: int | None = None
     is_paused: bool = False
+    description: str | None = None
 
     @classmethod
     def of(cls, pool: WorkPoolSpec, queue: WorkQueueSpec) -> WorkQueue:
@@ -58,4 +59,5 @@ class WorkQueue(BaseModel):
             priority=queue.priority,
             concurrency_limit=queue.concurrency_limit,
             is_paused=queue.paused,
+            description=queue.description,
         )

@@ -1,0 +1,133 @@
+"""The events pages: filters, paging by cursor, links between resources and one event's
+page, through the dev server's real Function URL events against an emulated
+installation."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from html import unescape
+
+from stratoflow.events import labels
+from stratoflow.events.emit import event_store_for
+from stratoflow.events.models import Event, Resource
+from tests.functional._ui import Ui, installation, ui  # noqa: F401
+
+
+def _put(ui: Ui, event: Event) -> Event:
+    assert event_store_for(ui.installation.services).put(event, derived=False)
+    return event
+
+
+def _event(
+    ui: Ui,
+    name: str,
+    resource: str,
+    *,
+    minutes_ago: float = 1,
+    related: tuple[Resource, ...] = (),
+    payload: dict[str, object] | None = None,
+    event_id: str | None = None,
+    resource_name: str | None = None,
+) -> Event:
+    labels_of = {"stratoflow.resource.id": resource}
+    if resource_name is not None:
+        labels_of["stratoflow.resource.name"] = resource_name
+    values: dict[str, object] = {
+        "event": name,
+        "occurred": ui.installation.clock.now() - timedelta(minutes=minutes_ago),
+        "resource": Resource(labels=labels_of),
+        "related": related,
+        "payload": payload or {},
+    }
+    if event_id is not None:
+        values["id"] = event_id
+    return _put(ui, Event.model_validate(values))
+
+
+def _ids(html: str) -> list[str]:
+    return re.findall(r'data-testid="event-row" data-event-id="([^"]+)"', html)
+
+
+def test_events_are_listed_with_links_to_their_resources(ui: Ui) -> None:
+    run_id = "default.0123456789abcdef"
+    event = _event(
+        ui,
+        "stratoflow.flow-run.Failed",
+        labels.flow_run_id(run_id),
+        resource_name="brave-otter",
+        related=(labels.deployment("nightly-etl"), labels.work_queue("default", "high")),
+        payload={"rows": 12},
+    )
+    html = ui.browser(role="viewer").get("/events").text
+    assert _ids(html) == [event.id]
+    row = html.split(f'data-event-id="{event.id}"')[1].split("</tr>")[0]
+    assert f'href="/flow-runs/{run_id}" class="resource-page"' in row
+    assert ">brave-otter</a>" in row
+    assert 'href="/deployments/nightly-etl" class="resource-page"' in row
+    assert 'href="/work-pools/default" class="resource-page"' in row
+    follow = "/events?any_resource=stratoflow.deployment.nightly-etl"
+    assert f'href="{follow}"' in row
+    assert "&#34;rows&#34;: 12" in row
+    assert f'href="/events/{event.id}"' in row
+
+
+def test_filters_by_name_resource_related_resource_and_window(ui: Ui) -> None:
+    deployment = labels.deployment("nightly-etl")
+    failed = _event(
+        ui, "stratoflow.flow-run.Failed", "stratoflow.flow-run.a", related=(deployment,)
+    )
+    done = _event(ui, "stratoflow.flow-run.Completed", "stratoflow.flow-run.b")
+    own = _event(ui, "acme.report.sent", "acme.report.42")
+    old = _event(ui, "acme.report.sent", "acme.report.41", minutes_ago=2 * 24 * 60)
+    browser = ui.browser()
+
+    def shown(query: str) -> set[str]:
+        page = browser.get(f"/events?{query}")
+        assert page.status == 200
+        return set(_ids(page.text))
+
+    assert shown("") == {failed.id, done.id, own.id}
+    assert shown("window=7d") == {failed.id, done.id, own.id, old.id}
+    assert shown("name=stratoflow.flow-run.") == {failed.id, done.id}
+    assert shown("name=stratoflow.flow-run.Failed") == {failed.id}
+    assert shown("resource=acme.&window=7d") == {own.id, old.id}
+    assert shown("any_resource=stratoflow.deployment.nightly-etl") == {failed.id}
+    assert shown("any_resource=stratoflow.flow-run.b") == {done.id}
+    assert shown("any_resource=stratoflow.flow-run") == set()  # an id, not a prefix
+
+
+def test_pages_follow_a_cursor_without_gaps_or_repeats(ui: Ui) -> None:
+    made = []
+    for index in range(57):
+        # Runs of three at the same instant: a page may end in the middle of one.
+        made.append(_event(ui, "acme.tick", f"acme.clock.{index}", minutes_ago=10 - index // 3))
+    browser = ui.browser()
+    first = browser.get("/events")
+    assert len(_ids(first.text)) == 50
+    assert 'id="page-newest"' not in first.text
+    older = re.search(r'href="([^"]+)" id="page-next"', first.text)
+    assert older is not None
+    second = browser.get(unescape(older.group(1)))
+    assert len(_ids(second.text)) == 7 and 'id="page-next"' not in second.text
+    assert 'id="page-newest"' in second.text
+    seen = _ids(first.text) + _ids(second.text)
+    assert sorted(seen) == sorted(e.id for e in made) and len(set(seen)) == 57
+
+
+def test_an_events_page_shows_it_whole(ui: Ui) -> None:
+    before = _event(ui, "acme.step", "acme.job.1", minutes_ago=2, event_id="evt-before")
+    event = _event(
+        ui,
+        "acme.step",
+        "acme.job.1",
+        payload={"step": "load", "nested": {"ok": True}},
+        related=(labels.tag("nightly"),),
+    )
+    event = _put(ui, event.model_copy(update={"id": "evt-after", "follows": before.id}))
+    html = ui.browser(role="viewer").get("/events/evt-after").text
+    assert "&#34;step&#34;: &#34;load&#34;" in html.split('id="event-payload"')[1]
+    assert 'href="/events/evt-before" id="event-follows"' in html
+    assert 'href="/flow-runs?tag=nightly" class="resource-page"' in html
+    missing = ui.browser().get("/events/no-such-event")
+    assert missing.status == 404 and "events are kept 7 days" in missing.text
