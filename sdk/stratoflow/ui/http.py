@@ -7,6 +7,7 @@ Requests arrive as Lambda Function URL events (payload v2), in AWS and from
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from aws_lambda_powertools.event_handler import Response
@@ -77,3 +78,17 @@ def request_origin(event: BaseProxyEvent, public_url: str | None) -> str:
         return public_url.rstrip("/")
     scheme = event.headers.get("x-forwarded-proto") or "https"
     return f"{scheme}://{event.headers.get('host', '')}"
+
+
+def navigate_boosted(event: Mapping[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+    """A boosted form (`hx-boost`: htmx posts it, signing its body, static/app.js) sends
+    its POST with XMLHttpRequest, which follows a redirect itself and cannot follow one to
+    another site (Cognito's logout). Its redirect becomes `HX-Redirect`, on which htmx
+    navigates as the browser does after a plain form's POST."""
+    headers = response.get("headers") or {}
+    location = headers.get("Location")
+    boosted = (event.get("headers") or {}).get("hx-boosted") == "true"
+    if not boosted or location is None or not 300 <= int(response.get("statusCode", 200)) < 400:
+        return response
+    kept = {k: v for k, v in headers.items() if k != "Location"}
+    return {**response, "statusCode": 200, "headers": {**kept, "HX-Redirect": location}}
