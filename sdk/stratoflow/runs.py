@@ -22,6 +22,14 @@ def read_flow_runs(limit: int | None = None) -> list[FlowRun]:
     return get_services().backend.list_flow_runs(limit=limit)
 
 
+def read_upcoming_flow_runs(*, after: datetime, limit: int = 10) -> list[FlowRun]:
+    """Scheduled runs due at or after `after`, soonest first (the dashboard's and the
+    deployments page's "next runs")."""
+    return get_services().backend.list_flow_runs_by_state(
+        StateType.SCHEDULED, since=after, limit=limit
+    )
+
+
 def read_task_runs(flow_run_id: str) -> list[TaskRun]:
     return get_services().backend.list_task_runs(flow_run_id)
 

@@ -11,8 +11,11 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+
+from tests.functional._ui import Browser
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -235,3 +238,16 @@ def test_sigterm_stops_it_promptly_and_no_tick_is_printed_after_stopping(tmp_pat
     after = rest.splitlines()
     stopping = after.index("Stopping...")
     assert after[stopping + 1 :] == ["Stopped cleanly."], rest[-3000:]
+
+
+def test_the_web_ui_is_served_behind_its_login_link(dev: dict[str, str]):
+    link = urlsplit(dev["STRATOFLOW_UI_URL"])
+    assert link.hostname == "127.0.0.1" and link.path == "/login"
+    browser = Browser(f"{link.scheme}://{link.netloc}")
+    assert browser.get("/flow-runs").status == 401  # no session yet
+    signed_in = browser.get(f"{link.path}?{link.query}")
+    assert signed_in.status == 303
+    assert "Secure" not in signed_in.cookies[0]  # plain http on loopback
+    page = browser.get("/flow-runs")
+    assert page.status == 200 and 'data-role="operator"' in page.text
+    assert browser.get("/").status == 200

@@ -15,7 +15,10 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
+from stratoflow.models import FlowRun
+from stratoflow.run_ids import new_flow_run_id
 from stratoflow.settings import get_settings
+from stratoflow.states import Pending, Running, Scheduled, State
 from stratoflow.ui.devserver import serve_ui
 from tests.integration._deploy_fixtures import Installation, installation  # noqa: F401
 
@@ -115,6 +118,31 @@ class Ui:
         if role is not None:
             browser.login(OPERATOR_TOKEN if role == "operator" else VIEWER_TOKEN)
         return browser
+
+
+def add_run(
+    installation: Installation,
+    *,
+    name: str = "steady-otter",
+    states: tuple[State, ...] = (Pending(), Running()),
+    pool: str = "default",
+    **fields: Any,
+) -> FlowRun:
+    """A flow run of `pool` created Scheduled and moved through `states` (forced, so any
+    end state may be reached); `fields` are FlowRun fields (flow_name, created, ...)."""
+    backend = installation.services.backend
+    values: dict[str, Any] = {
+        "flow_name": "etl",
+        "work_pool_name": pool,
+        "work_queue_name": "default",
+        "created": installation.clock.now(),
+        **fields,
+    }
+    run = FlowRun(id=new_flow_run_id(pool), name=name, state=Scheduled(), **values)
+    backend.create_flow_run(run)
+    for state in states:
+        backend.set_flow_run_state(run.id, state, force=True)
+    return backend.read_flow_run(run.id)
 
 
 @pytest.fixture

@@ -4,27 +4,11 @@ Function URL events (stratoflow.ui.devserver) for the API Lambda's handler."""
 from __future__ import annotations
 
 from stratoflow.models import FlowRun
-from stratoflow.run_ids import new_flow_run_id
-from stratoflow.states import Pending, Running, Scheduled
-from tests.functional._ui import VIEWER_TOKEN, Ui, installation, ui  # noqa: F401
-from tests.integration._deploy_fixtures import START
+from tests.functional._ui import VIEWER_TOKEN, Ui, add_run, installation, ui  # noqa: F401
 
 
 def _running_run(ui: Ui) -> FlowRun:
-    backend = ui.installation.services.backend
-    run = FlowRun(
-        id=new_flow_run_id("default"),
-        name="steady-otter",
-        flow_name="etl",
-        work_pool_name="default",
-        work_queue_name="default",
-        created=START,
-        state=Scheduled(),
-    )
-    backend.create_flow_run(run)
-    for state in (Pending(), Running()):
-        backend.set_flow_run_state(run.id, state)
-    return run
+    return add_run(ui.installation)
 
 
 def _state_name(ui: Ui, flow_run_id: str) -> str:

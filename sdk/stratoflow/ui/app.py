@@ -11,8 +11,8 @@ from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Respo
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from stratoflow.exceptions import ObjectNotFound, StratoflowError
-from stratoflow.ui import auth, static
-from stratoflow.ui.pages import dashboard, flow_runs
+from stratoflow.ui import auth, cognito, static
+from stratoflow.ui.pages import dashboard, flow_run, flow_runs
 from stratoflow.ui.rendering import SECURITY_HEADERS, render
 from stratoflow.ui.sessions import AccessDenied, make_authenticate
 
@@ -20,7 +20,14 @@ logger = logging.getLogger("stratoflow.ui")
 
 app = LambdaFunctionUrlResolver()
 app.use(middlewares=[make_authenticate(auth.load_session, auth.public_url, auth.sign_in_response)])
-for _router in (auth.router, static.router, dashboard.router, flow_runs.router):
+for _router in (
+    auth.router,
+    cognito.router,
+    static.router,
+    dashboard.router,
+    flow_runs.router,
+    flow_run.router,
+):
     app.include_router(_router)
 
 

@@ -18,7 +18,6 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from stratoflow.platform import Platform, get_platform
 from stratoflow.settings import Settings, get_settings
 from stratoflow.ui.http import is_htmx, local_path, new_router, query_value, redirect, with_query
-from stratoflow.ui.rendering import render
 from stratoflow.ui.sessions import (
     SESSION_COOKIE,
     NotSignedIn,
@@ -124,8 +123,3 @@ def logout() -> Response[Any]:
     response = redirect("/auth/signed-out")
     response.cookies.append(expired_cookie(SESSION_COOKIE, secure=get_settings().ui_secure_cookies))
     return response
-
-
-@router.get("/auth/signed-out")
-def signed_out() -> Response[str]:
-    return render("signed_out.html", cognito=bool(get_settings().ui_cognito_domain))

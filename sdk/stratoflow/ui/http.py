@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, quote, unquote, urlencode
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -48,6 +48,12 @@ def query_value(event: BaseProxyEvent, name: str) -> str | None:
     return (values[-1].strip() or None) if values else None
 
 
+def path_value(raw: str) -> str:
+    """A route's `<name>` parameter, percent-decoded (the event's `rawPath` keeps the
+    encoding the browser sent: `/deployments/my%20etl`)."""
+    return unquote(raw)
+
+
 def is_htmx(event: BaseProxyEvent) -> bool:
     """Whether htmx sent this request (it wants a fragment, not a whole page)."""
     return event.headers.get("hx-request") == "true"
@@ -80,10 +86,27 @@ def request_origin(event: BaseProxyEvent, public_url: str | None) -> str:
     return f"{scheme}://{event.headers.get('host', '')}"
 
 
+# Links between pages, one spelling each (templates have them as globals).
+def flow_run_url(flow_run_id: str, suffix: str = "") -> str:
+    return f"/flow-runs/{quote(flow_run_id, safe='')}{suffix}"
+
+
+def deployment_url(name: str, suffix: str = "") -> str:
+    return f"/deployments/{quote(name, safe='')}{suffix}"
+
+
+def work_pool_url(name: str, suffix: str = "") -> str:
+    return f"/work-pools/{quote(name, safe='')}{suffix}"
+
+
+def automation_url(automation_id: str, suffix: str = "") -> str:
+    return f"/automations/{quote(automation_id, safe='')}{suffix}"
+
+
 def navigate_boosted(event: Mapping[str, Any], response: dict[str, Any]) -> dict[str, Any]:
     """A boosted form (`hx-boost`: htmx posts it, signing its body, static/app.js) sends
     its POST with XMLHttpRequest, which follows a redirect itself and cannot follow one to
-    another site (Cognito's logout). Its redirect becomes `HX-Redirect`, on which htmx
+    another site. Its redirect becomes `HX-Redirect`, on which htmx
     navigates as the browser does after a plain form's POST."""
     headers = response.get("headers") or {}
     location = headers.get("Location")

@@ -22,6 +22,7 @@ import jinja2
 from aws_lambda_powertools.event_handler import Response
 
 from stratoflow.states import State
+from stratoflow.ui.http import automation_url, deployment_url, flow_run_url, work_pool_url
 from stratoflow.ui.sessions import CSRF_FIELD, CSRF_HEADER, optional_session
 
 HTML = "text/html; charset=utf-8"
@@ -87,10 +88,15 @@ def environment() -> jinja2.Environment:
         csrf_header=CSRF_HEADER,
         session=optional_session,
         csrf_headers_json=csrf_headers_json,
+        flow_run_url=flow_run_url,
+        deployment_url=deployment_url,
+        work_pool_url=work_pool_url,
+        automation_url=automation_url,
     )
     env.filters.update(
         when=when,
         duration=duration,
+        seconds=seconds,
         state_class=state_class,
         pretty_json=pretty_json,
         size=human_size,
@@ -134,10 +140,16 @@ def when(moment: datetime | None) -> str:
 def duration(start: datetime | None, end: datetime | None) -> str:
     if start is None or end is None:
         return NONE
-    seconds = (end - start).total_seconds()
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
+    return seconds((end - start).total_seconds())
+
+
+def seconds(amount: float | None) -> str:
+    """A span of seconds for people: `4.2 s`, `3 min 5 s`, `2 h 10 min`."""
+    if amount is None:
+        return NONE
+    if amount < 60:
+        return f"{amount:.1f} s"
+    minutes, secs = divmod(int(amount), 60)
     if minutes < 60:
         return f"{minutes} min {secs} s"
     hours, minutes = divmod(minutes, 60)

@@ -153,11 +153,12 @@ def session_cookie(session_id: str, *, secure: bool, max_age: timedelta) -> Cook
     )
 
 
-def expired_cookie(name: str, *, secure: bool) -> Cookie:
+def expired_cookie(name: str, *, secure: bool, path: str = "/") -> Cookie:
+    """Removes the cookie `name` (set with the same `path`)."""
     return Cookie(
         name=name,
         value="",
-        path="/",
+        path=path,
         secure=secure,
         http_only=True,
         max_age=0,

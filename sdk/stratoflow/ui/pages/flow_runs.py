@@ -1,4 +1,5 @@
-"""Flow runs: the filtered, paged list (auto-refreshed by htmx) and one run's page."""
+"""Flow runs: the filtered, paged list, auto-refreshed by htmx (one run's page:
+flow_run.py)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 from aws_lambda_powertools.event_handler import Response
 
 from stratoflow import runs
 from stratoflow.context import get_services
-from stratoflow.models import FlowRun, TaskRun
-from stratoflow.ui.http import new_router, query_value, redirect, with_query
+from stratoflow.models import FlowRun
+from stratoflow.ui.http import new_router, query_value, with_query
 from stratoflow.ui.rendering import render
 
 router = new_router()
@@ -125,34 +125,3 @@ def list_flow_runs() -> Response[str]:
     if query_value(event, "fragment") == "rows":
         return render("flow_runs/_rows.html", **context)
     return render("flow_runs/list.html", active="flow-runs", **context)
-
-
-@router.get("/flow-runs/<flow_run_id>")
-def flow_run_page(flow_run_id: str) -> Response[str]:
-    run = runs.read_flow_run(flow_run_id)
-    task_runs = sorted(runs.read_task_runs(flow_run_id), key=_started)
-    history = [*run.state_history, *([run.state] if run.state else [])]
-    return render(
-        "flow_runs/detail.html",
-        active="flow-runs",
-        run=run,
-        task_runs=task_runs,
-        history=history,
-    )
-
-
-@router.post("/flow-runs/<flow_run_id>/cancel")
-def cancel_flow_run(flow_run_id: str) -> Response[str]:
-    """`strato flow-run cancel`: the run becomes Cancelling; its worker stops it."""
-    runs.cancel_flow_run(flow_run_id)
-    return redirect(run_url(flow_run_id))
-
-
-def run_url(flow_run_id: str) -> str:
-    return f"/flow-runs/{quote(flow_run_id, safe='')}"
-
-
-def _started(task_run: TaskRun) -> float:
-    """Task runs in the order they started (not started yet: last)."""
-    moment = task_run.start_time or task_run.created
-    return moment.timestamp() if moment is not None else float("inf")
