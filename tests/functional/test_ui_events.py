@@ -129,5 +129,8 @@ def test_an_events_page_shows_it_whole(ui: Ui) -> None:
     assert "&#34;step&#34;: &#34;load&#34;" in html.split('id="event-payload"')[1]
     assert 'href="/events/evt-before" id="event-follows"' in html
     assert 'href="/flow-runs?tag=nightly" class="resource-page"' in html
+    spaced = _event(ui, "acme.step", "acme.job.2", event_id="an id/with space")
+    page = ui.browser().get("/events/an%20id%2Fwith%20space")
+    assert page.status == 200 and f'data-event-id="{spaced.id}"' in page.text
     missing = ui.browser().get("/events/no-such-event")
     assert missing.status == 404 and "events are kept 7 days" in missing.text

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools.event_handler import Response
 
 from stratoflow.platform import get_platform
-from stratoflow.ui.http import automation_url, new_router, redirect
+from stratoflow.ui.http import automation_url, new_router, path_value, redirect
 from stratoflow.ui.rendering import pretty_json, render
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def automation_page(automation_id: str) -> Response[str]:
     from stratoflow.automations.describe import definition_of  # see _store
 
     store = _store()
-    record = store.find(automation_id)
+    record = store.find(path_value(automation_id))
     definition = definition_of(record)
     return render(
         "automations/page.html",
@@ -80,6 +80,7 @@ def automation_page(automation_id: str) -> Response[str]:
 @router.post("/automations/<automation_id>/enable")
 def enable_automation(automation_id: str) -> Response[str]:
     """`strato automation resume`: it counts events and fires again."""
+    automation_id = path_value(automation_id)
     record = _store().set_enabled(automation_id, True)
     return redirect(automation_url(record.id))
 
@@ -87,5 +88,6 @@ def enable_automation(automation_id: str) -> Response[str]:
 @router.post("/automations/<automation_id>/disable")
 def disable_automation(automation_id: str) -> Response[str]:
     """`strato automation pause`: it stops counting events and firing."""
+    automation_id = path_value(automation_id)
     record = _store().set_enabled(automation_id, False)
     return redirect(automation_url(record.id))

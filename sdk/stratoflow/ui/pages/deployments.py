@@ -27,6 +27,7 @@ from stratoflow.ui.http import (
     form_data,
     form_value,
     new_router,
+    path_value,
     query_value,
     redirect,
     with_query,
@@ -124,6 +125,7 @@ def list_deployments() -> Response[str]:
 
 @router.get("/deployments/<name>")
 def deployment_page(name: str) -> Response[str]:
+    name = path_value(name)
     platform = get_platform()
     deployment = platform.deployments.get(name)
     now = platform.services.clock.now()
@@ -150,6 +152,7 @@ def pause_deployment(name: str) -> Response[str]:
     # On use: the deploy machinery is not needed to show pages.
     from stratoflow.deployments.deploy import set_deployment_paused
 
+    name = path_value(name)
     removed = set_deployment_paused(name, True)
     return redirect(with_query(deployment_url(name), {"removed": str(removed)}))
 
@@ -158,6 +161,7 @@ def pause_deployment(name: str) -> Response[str]:
 def resume_deployment(name: str) -> Response[str]:
     from stratoflow.deployments.deploy import set_deployment_paused  # see pause_deployment
 
+    name = path_value(name)
     set_deployment_paused(name, False)
     return redirect(deployment_url(name))
 
@@ -167,6 +171,8 @@ def pause_schedule(name: str, key: str) -> Response[str]:
     """`strato deployment schedule pause`: the schedule's future runs are removed."""
     from stratoflow.deployments.deploy import set_schedule_active  # see pause_deployment
 
+    name = path_value(name)
+    key = path_value(key)
     removed = set_schedule_active(name, key, False)
     return redirect(with_query(deployment_url(name), {"removed": str(removed)}))
 
@@ -175,6 +181,8 @@ def pause_schedule(name: str, key: str) -> Response[str]:
 def resume_schedule(name: str, key: str) -> Response[str]:
     from stratoflow.deployments.deploy import set_schedule_active  # see pause_deployment
 
+    name = path_value(name)
+    key = path_value(key)
     set_schedule_active(name, key, True)
     return redirect(deployment_url(name))
 
@@ -220,6 +228,7 @@ def _render_run_form(deployment: Deployment, form: RunForm, status_code: int) ->
 
 @router.get("/deployments/<name>/run", middlewares=[require_operator])
 def run_form(name: str) -> Response[str]:
+    name = path_value(name)
     deployment = get_platform().deployments.get(name)
     return _render_run_form(deployment, new_run_form(deployment), 200)
 
@@ -233,6 +242,7 @@ def create_run(name: str) -> Response[str]:
     # On use: the run machinery (and jsonschema) is not needed to show pages.
     from stratoflow.deployments.runs import run_deployment
 
+    name = path_value(name)
     deployment = get_platform().deployments.get(name)
     posted = form_data(router.current_event)
     schema = deployment.parameter_schema

@@ -28,6 +28,7 @@ from stratoflow.ui.http import (
     deployment_url,
     flow_run_url,
     new_router,
+    path_value,
     query_value,
     with_query,
     work_pool_url,
@@ -248,6 +249,7 @@ def list_events() -> Response[str]:
 
 @router.get("/events/<event_id>")
 def event_page(event_id: str) -> Response[str]:
+    event_id = path_value(event_id)
     found = event_store_for(get_services()).get(event_id)
     if found is None:
         raise ObjectNotFound(

@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler import Response
 
 from stratoflow.concurrency import ConcurrencyLimitNotFound, read_concurrency_limit
 from stratoflow.platform import Platform, get_platform
-from stratoflow.ui.http import new_router, redirect, work_pool_url
+from stratoflow.ui.http import new_router, path_value, redirect, work_pool_url
 from stratoflow.ui.rendering import render
 from stratoflow.workers.queues import QueueDepth, UnknownWorkQueue
 from stratoflow.workers.registry import WorkerInfo, list_workers
@@ -112,6 +112,7 @@ def list_work_pools() -> Response[str]:
 
 @router.get("/work-pools/<pool_name>")
 def work_pool_page(pool_name: str) -> Response[str]:
+    pool_name = path_value(pool_name)
     platform = get_platform()
     pool = platform.work_pools.get(pool_name)
     view = pool_view(platform, pool, list_workers(platform, pool.name))
@@ -121,6 +122,8 @@ def work_pool_page(pool_name: str) -> Response[str]:
 @router.post("/work-pools/<pool_name>/queues/<queue_name>/pause")
 def pause_work_queue(pool_name: str, queue_name: str) -> Response[str]:
     """`strato work-queue pause`: pollers skip the queue; its runs wait in SQS."""
+    pool_name = path_value(pool_name)
+    queue_name = path_value(queue_name)
     get_platform().work_pools.set_queue_paused(pool_name, queue_name, True)
     return redirect(work_pool_url(pool_name))
 
@@ -128,5 +131,7 @@ def pause_work_queue(pool_name: str, queue_name: str) -> Response[str]:
 @router.post("/work-pools/<pool_name>/queues/<queue_name>/resume")
 def resume_work_queue(pool_name: str, queue_name: str) -> Response[str]:
     """`strato work-queue resume`."""
+    pool_name = path_value(pool_name)
+    queue_name = path_value(queue_name)
     get_platform().work_pools.set_queue_paused(pool_name, queue_name, False)
     return redirect(work_pool_url(pool_name))
