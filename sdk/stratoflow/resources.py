@@ -150,6 +150,20 @@ def ui_session_key(session_id: str) -> dict[str, str]:
     return {PARTITION_KEY: f"{UI_SESSION_PREFIX}{digest}", SORT_KEY: META}
 
 
+def ui_sign_in_parameter_name(queue_prefix: str) -> str:
+    """The SSM parameter holding the web UI's sign-in settings in a stack (a JSON
+    `stratoflow.ui.sign_in_settings.SignInParameter`). The stack writes it and gives the
+    API function its name, not its value (docs/ui.md: a dependency cycle)."""
+    return f"/{queue_prefix}/ui/sign-in"
+
+
+UI_OPERATORS_GROUP = Settings.model_fields["ui_operators_group"].default
+"""The Cognito group whose members get operator sessions (the stack creates it)."""
+UI_VIEWERS_GROUP = "viewers"
+"""The Cognito group whose members get viewer sessions; in a stack, a user in neither
+group cannot sign in to the UI."""
+
+
 def automation_partition(automation_id: str) -> str:
     return f"AUTOMATION#{automation_id}"
 

@@ -102,6 +102,11 @@ class AwsClients:
         return self._client("secretsmanager")
 
     @property
+    def ssm(self) -> Any:
+        """SSM Parameter Store: the web UI's sign-in settings (no type stubs installed)."""
+        return self._client("ssm")
+
+    @property
     def ecs(self) -> Any:
         """The ECS client (the ECS dispatcher's; no type stubs are installed for it)."""
         return self._client("ecs")

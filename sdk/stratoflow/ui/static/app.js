@@ -120,8 +120,8 @@
   // In AWS, CloudFront signs each request to the Lambda Function URL (origin access
   // control), and for a POST or PUT Lambda wants the body's SHA-256 in the
   // x-amz-content-sha256 header, which only the browser can compute (docs/ui.md). So
-  // every state-changing request goes through htmx (hx-post, or hx-boost on a <form>),
-  // and this extension (hx-ext on <body>) encodes the form values itself and signs them
+  // every state-changing request goes through htmx (hx-post, or a boosted <form>), and
+  // this extension (hx-ext on <body>) encodes the form values itself and signs them
   // with js-sha256 (synchronous: htmx sends the body right after this call).
   if (window.htmx && window.sha256) {
     window.htmx.defineExtension("signed-body", {
@@ -139,6 +139,15 @@
       }
     });
   }
+
+  // So every form that posts is boosted: templates write plain <form method="post">.
+  document.addEventListener("htmx:beforeProcessNode", function (event) {
+    var form = event.target;
+    if (form.tagName === "FORM" && (form.getAttribute("method") || "").toLowerCase() === "post" &&
+        !form.hasAttribute("hx-boost")) {
+      form.setAttribute("hx-boost", "true");
+    }
+  });
 
   // A boosted form behaves as a plain one: the server answers its redirect with
   // HX-Redirect (a full navigation), and an error page replaces the page, as it would
