@@ -34,7 +34,17 @@ $(UI_STAMP): ui/package.json ui/package-lock.json
 	cp $(UI_VENDOR_FILES) $(UI_VENDOR)/
 	touch $@
 
-install: $(STAMP) $(UI_STAMP)
+# Debian's Chromium for the browser tests (tests/browser): Playwright (dev extra) drives
+# it by path; `playwright install` (a browser build of its own, downloaded) is never run.
+# Installed only when it is missing (we are root: no sudo).
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		chromium chromium-driver
+
+install: $(STAMP) $(UI_STAMP) $(CHROMIUM)
 
 lint: install
 	$(BIN)/ruff check .
