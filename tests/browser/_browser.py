@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
+from playwright.sync_api import Browser, ConsoleMessage, Page, StorageState, ViewportSize
 
 from stratoflow import runs
 from stratoflow.automations.api import create_automation
@@ -28,6 +28,7 @@ SCREENSHOTS = ROOT / "docs" / "ui"
 CHROMIUM = Path("/usr/bin/chromium")
 """Debian's Chromium: Playwright drives it by path (`playwright install` downloads a
 browser build of its own, which this project never does)."""
+# Playwright adds --headless and a fresh temporary profile (--user-data-dir) per launch.
 CHROMIUM_ARGS = [
     # Root in a container: no user namespaces for Chromium's sandbox.
     "--no-sandbox",
@@ -39,8 +40,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 RUN_SECONDS = 90.0
 """How long a run of the stack may take to reach the state a test waits for (a few
@@ -113,18 +114,29 @@ def fill_with_demo_runs(stack: LocalStack) -> Demo:
     return Demo(stack=stack, failed=report, completed=etl, paused=paused)
 
 
-def signed_in_page(chromium: Browser, demo: Demo, viewport: dict[str, int]) -> Iterator[Page]:
-    """A page signed in through the login link `strato dev` prints (an operator); fails
-    the test on any script error the page reports (a Content-Security-Policy violation
-    included)."""
-    context: BrowserContext = chromium.new_context(viewport=viewport)
+def sign_in(chromium: Browser, demo: Demo) -> StorageState:
+    """Sign in through the login link `strato dev` prints (an operator session): the
+    cookies, for the pages of the tests (each its own context, signed in with them)."""
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
+        page.goto(demo.login_link)
+        assert page.url == f"{demo.base}/", page.url  # the login link lands on the dashboard
+        assert page.locator("#current-user").get_attribute("data-role") == "operator"
+        return context.storage_state()
+    finally:
+        context.close()
+
+
+def open_page(chromium: Browser, signed_in: StorageState, viewport: ViewportSize) -> Iterator[Page]:
+    """A blank page of a new context with the session's cookies; fails the test on any
+    script error a page reports (a Content-Security-Policy violation included)."""
+    context = chromium.new_context(viewport=viewport, storage_state=signed_in)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: _console_error(msg, errors))
     try:
-        page.goto(demo.login_link)
-        assert page.url == f"{demo.base}/", page.url
         yield page
         assert not errors, errors
     finally:

@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, StorageState, sync_playwright
 
 from stratoflow.dev.stack import LocalStack
 from stratoflow.settings import get_settings
@@ -22,14 +22,16 @@ from tests.browser._browser import (
     STACK_ENVIRONMENT,
     Demo,
     fill_with_demo_runs,
-    signed_in_page,
+    open_page,
+    sign_in,
 )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    """One headless Chromium for the session (each test gets a fresh context: its own
-    cookies and storage, as a new profile would)."""
+    """A headless Chromium for a module, with a fresh profile (each test gets a new
+    context: its own pages and storage). Module-scoped, so that neither it nor
+    Playwright's driver outlives the browser tests in a whole-suite run."""
     if not CHROMIUM.exists():
         pytest.skip(
             f"Chromium is not installed ({CHROMIUM} is missing): `make install` installs "
@@ -62,13 +64,19 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
             get_settings.cache_clear()
 
 
-@pytest.fixture
-def page(chromium: Browser, demo: Demo) -> Iterator[Page]:
-    """A desktop-sized page, signed in as an operator."""
-    yield from signed_in_page(chromium, demo, DESKTOP)
+@pytest.fixture(scope="module")
+def signed_in(chromium: Browser, demo: Demo) -> StorageState:
+    """The cookies of an operator signed in through `strato dev`'s login link."""
+    return sign_in(chromium, demo)
 
 
 @pytest.fixture
-def phone(chromium: Browser, demo: Demo) -> Iterator[Page]:
-    """A phone-sized page (390 x 844 CSS pixels), signed in as an operator."""
-    yield from signed_in_page(chromium, demo, PHONE)
+def page(chromium: Browser, signed_in: StorageState) -> Iterator[Page]:
+    """A desktop-sized blank page, signed in as an operator."""
+    yield from open_page(chromium, signed_in, DESKTOP)
+
+
+@pytest.fixture
+def phone(chromium: Browser, signed_in: StorageState) -> Iterator[Page]:
+    """A phone-sized blank page (390 x 844 CSS pixels), signed in as an operator."""
+    yield from open_page(chromium, signed_in, PHONE)

@@ -27,6 +27,7 @@ def _deployment(demo: Demo, name: str) -> Deployment:
 
 
 def test_the_dashboard_leads_to_the_failed_run_and_its_logs(page: Page, demo: Demo) -> None:
+    page.goto(f"{demo.base}/")
     expect(page.locator("h1")).to_have_text("Dashboard")
     expect(page.locator("#count-failed .count")).to_have_text(re.compile(r"[1-9]"))
     # Chart.js drew the runs-over-time chart from the page's JSON block.
@@ -75,6 +76,7 @@ def test_a_rerun_with_a_changed_parameter_completes(page: Page, demo: Demo) -> N
 
 
 def test_a_schedule_is_paused_from_the_deployment_page(page: Page, demo: Demo) -> None:
+    page.goto(f"{demo.base}/")
     page.get_by_role("link", name="Deployments", exact=True).click()
     page.get_by_role("link", name="nightly-etl", exact=True).click()
     row = page.locator("tr[data-schedule='every-15-minutes']")

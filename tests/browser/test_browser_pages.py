@@ -131,6 +131,7 @@ def test_no_page_is_wider_than_a_phone(phone: Page, demo: Demo, shown: Shown) ->
 
 
 def test_on_a_phone_the_menu_folds_and_the_runs_table_is_usable(phone: Page, demo: Demo) -> None:
+    phone.goto(f"{demo.base}/")
     nav = phone.locator("#nav")
     expect(nav).to_be_hidden()
     screenshot(phone, "phone-dashboard")
