@@ -55,6 +55,7 @@ STEPS: list[tuple[str, str, dict[str, str]]] = [
     ("result_signing", "bench.result_signing", {}),
     ("durable", "bench.durable", {}),
     ("idle", "bench.idle", {}),
+    ("ui_pages", "bench.ui_pages", {}),
 ]
 """(name, module, environment): the order keeps the long pickup run in the middle, where
 the machine is warm, and the CPU-bound steps away from each other."""
@@ -259,6 +260,24 @@ def rows(results: dict[str, Any]) -> list[Row]:
             g("idle", "usd_a_month_without_dashboard_and_alarms"),
             "< 1",
             lambda v: v < 1,
+        ),
+        (
+            "UI: a page of 50 runs, emulator (ms, median)",
+            g("ui_pages", "pages", "flow_runs_50", "median_ms"),
+            "< 500",
+            lambda v: v < 500,
+        ),
+        (
+            "UI: dashboard, emulator (ms, median)",
+            g("ui_pages", "pages", "dashboard", "median_ms"),
+            "",
+            None,
+        ),
+        (
+            "UI: a run's page, emulator (ms, median)",
+            g("ui_pages", "pages", "flow_run", "median_ms"),
+            "",
+            None,
         ),
     ]
     for pollers, rate in (g("throughput", "runs_per_second") or {}).items():

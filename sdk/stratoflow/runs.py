@@ -78,12 +78,20 @@ def query_flow_runs(
     must pass (the client's Prefect-style filters); `limit=None` returns every match."""
     backend = get_services().backend
     wanted_type = _state_type(state)
+    if deployment is None and wanted_type is None:
+        # By creation time: the backend reads from `since` on and stops at `limit`.
+        return backend.list_flow_runs(
+            limit=limit,
+            since=since,
+            where=lambda run: (
+                (state is None or _state_matches(run, state)) and (where is None or where(run))
+            ),
+        )
     if deployment is not None:
         candidates = backend.list_flow_runs_of_deployment(deployment)
-    elif wanted_type is not None:
-        candidates = list(reversed(backend.list_flow_runs_by_state(wanted_type)))
     else:
-        candidates = backend.list_flow_runs()
+        assert wanted_type is not None
+        candidates = list(reversed(backend.list_flow_runs_by_state(wanted_type)))
     chosen = []
     for run in candidates:
         if state is not None and not _state_matches(run, state):

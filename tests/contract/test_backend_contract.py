@@ -129,6 +129,26 @@ def test_list_flow_runs_newest_first_with_limit(services: Services) -> None:
     assert services.backend.list_flow_runs(limit=1)[0].created == moments[-1]
 
 
+def test_list_flow_runs_from_a_time_and_by_a_test(services: Services) -> None:
+    now = datetime.now(UTC)
+    moments = [now - timedelta(days=3), *(now - timedelta(minutes=m) for m in (40, 30, 20, 10))]
+    ids = [created_run(services, created=moment).id for moment in moments]
+    backend = services.backend
+
+    since = now - timedelta(minutes=30)
+    assert [r.id for r in backend.list_flow_runs(since=since)] == ids[:1:-1]
+    assert [r.id for r in backend.list_flow_runs(since=now - timedelta(days=4))] == ids[::-1]
+    assert backend.list_flow_runs(since=now + timedelta(days=1)) == []
+    picked = {ids[0], ids[2]}
+    assert [r.id for r in backend.list_flow_runs(where=lambda r: r.id in picked)] == [
+        ids[2],
+        ids[0],
+    ]
+    assert [r.id for r in backend.list_flow_runs(where=lambda r: r.id in picked, limit=1)] == [
+        ids[2]
+    ]
+
+
 def test_list_flow_runs_orders_by_instant_whatever_the_utc_offset(services: Services) -> None:
     now = datetime.now(UTC)
     west, east = timezone(timedelta(hours=-8)), timezone(timedelta(hours=9))

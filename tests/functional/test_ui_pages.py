@@ -248,9 +248,17 @@ def test_the_log_level_filter_and_live_tail(ui: Ui) -> None:
 
 def test_a_subflow_links_to_its_parent_and_back(ui: Ui) -> None:
     parent = add_run(ui.installation, name="parent-run")
+    ui.installation.services.backend.update_flow_run(
+        parent.id, start_time=ui.installation.clock.now()
+    )
     child = add_run(ui.installation, name="child-run", parent_flow_run_id=parent.id)
+    add_run(ui.installation, name="unrelated-run")
     browser = ui.browser()
-    assert f'href="/flow-runs/{child.id}"' in browser.get(f"/flow-runs/{parent.id}").text
+    page = browser.get(f"/flow-runs/{parent.id}").text
+    assert f'hx-get="/flow-runs/{parent.id}/subflows" hx-trigger="load"' in page
+    found = browser.get(f"/flow-runs/{parent.id}/subflows").text
+    assert f'href="/flow-runs/{child.id}"' in found and "unrelated-run" not in found
+    assert 'data-count="0"' in browser.get(f"/flow-runs/{child.id}/subflows").text
     child_page = browser.get(f"/flow-runs/{child.id}").text
     assert re.search(rf'href="/flow-runs/{parent.id}" id="parent-run"', child_page)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -41,8 +41,15 @@ class Backend(Protocol):
     def read_flow_run(self, flow_run_id: str) -> FlowRun:
         """The run; raises ObjectNotFound for an unknown id."""
 
-    def list_flow_runs(self, *, limit: int | None = None) -> list[FlowRun]:
-        """Newest first."""
+    def list_flow_runs(
+        self,
+        *,
+        limit: int | None = None,
+        since: datetime | None = None,
+        where: Callable[[FlowRun], bool] | None = None,
+    ) -> list[FlowRun]:
+        """Newest first; with `since`, only runs created at or after it; with `where`,
+        only the runs it accepts (`limit` counts those). Reads no further than needed."""
 
     def set_flow_run_state(
         self,

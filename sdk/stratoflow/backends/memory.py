@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -72,9 +72,19 @@ class MemoryBackend:
         except KeyError:
             raise ObjectNotFound(f"No flow run with id {flow_run_id!r}") from None
 
-    def list_flow_runs(self, *, limit: int | None = None) -> list[FlowRun]:
+    def list_flow_runs(
+        self,
+        *,
+        limit: int | None = None,
+        since: datetime | None = None,
+        where: Callable[[FlowRun], bool] | None = None,
+    ) -> list[FlowRun]:
         with self._lock:
             runs = list(reversed(self._flow_runs.values()))
+        if since is not None:
+            runs = [r for r in runs if r.created is None or r.created >= since]
+        if where is not None:
+            runs = [r for r in runs if where(r)]
         return runs[:limit] if limit is not None else runs
 
     def set_flow_run_state(

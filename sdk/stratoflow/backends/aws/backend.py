@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -145,26 +145,46 @@ class AwsBackend:
             raise ObjectNotFound(f"No flow run with id {flow_run_id!r}")
         return flow_run_from_item(item, self.results)
 
-    def list_flow_runs(self, *, limit: int | None = None) -> list[FlowRun]:
-        """Newest first, over the last 30 days."""
+    def list_flow_runs(
+        self,
+        *,
+        limit: int | None = None,
+        since: datetime | None = None,
+        where: Callable[[FlowRun], bool] | None = None,
+    ) -> list[FlowRun]:
+        """Newest first, over the last 30 days (from `since` on): one day partition of the
+        `by_time` index after the other, stopping once `limit` runs are found."""
         runs: list[FlowRun] = []
         today = datetime.now(UTC).date()
         index = resources.BY_TIME
+        lower = since.astimezone(UTC) if since is not None else None
+        days = LIST_LOOKBACK_DAYS
+        if lower is not None:
+            days = max(min(days, (today - lower.date()).days), 0)
+        condition = "#p = :p" + (" AND #s >= :since" if lower is not None else "")
+        names = {"#p": index.partition_key} | ({"#s": index.sort_key} if lower else {})
         with OwnItems("flow run", _flow_run_key) as own:
-            for days_back in range(LIST_LOOKBACK_DAYS + 1):
+            for days_back in range(days + 1):
                 day = (today - timedelta(days=days_back)).isoformat()
-                partition = to_attribute(resources.flow_runs_day_partition(day))
+                values: dict[str, Any] = {
+                    ":p": to_attribute(resources.flow_runs_day_partition(day))
+                }
+                if lower is not None:
+                    values[":since"] = to_attribute(lower.isoformat())
                 paginator = self.dynamodb.get_paginator("query")
                 for page in paginator.paginate(
                     TableName=self.table,
                     IndexName=index.name,
-                    KeyConditionExpression="#p = :p",
-                    ExpressionAttributeNames={"#p": index.partition_key},
-                    ExpressionAttributeValues={":p": partition},
+                    KeyConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
                     ScanIndexForward=False,
                 ):
                     for item in own(page["Items"]):
-                        runs.append(flow_run_from_item(item, self.results))
+                        run = flow_run_from_item(item, self.results)
+                        if where is not None and not where(run):
+                            continue
+                        runs.append(run)
                         if limit is not None and len(runs) >= limit:
                             return runs
         return runs

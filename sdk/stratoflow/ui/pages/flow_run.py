@@ -75,7 +75,6 @@ def _page(
         result=describe_result(run),
         task_results={t.id: describe_result(t) for t in task_runs},
         events=flow_run_events(services, run.id, since, limit=EVENTS_LIMIT),
-        subflows=_subflows(run),
         resume=_resume_form(run, resume_errors, resume_submitted),
         action_error=action_error,
         logs=_log_view(run, level, None),
@@ -89,13 +88,20 @@ def _started(task_run: TaskRun) -> float:
     return moment.timestamp() if moment is not None else float("inf")
 
 
-def _subflows(run: FlowRun) -> list[FlowRun]:
-    """The runs this run started as subflows (created after it, naming it as parent)."""
-    return runs.query_flow_runs(
-        since=run.created,
-        where=lambda other: other.parent_flow_run_id == run.id,
-        limit=SUBFLOWS_LIMIT,
-    )
+@router.get("/flow-runs/<flow_run_id>/subflows")
+def flow_run_subflows(flow_run_id: str) -> Response[str]:
+    """htmx, after the page: the runs this run started as subflows. No index leads from a
+    run to its subflows, so this reads the runs created since it was (newest first,
+    at most SUBFLOWS_LIMIT), which the page should not wait for."""
+    run = runs.read_flow_run(path_value(flow_run_id))
+    found = []
+    if run.start_time is not None:  # a run that never started made no subflow
+        found = runs.query_flow_runs(
+            since=run.created,
+            where=lambda other: other.parent_flow_run_id == run.id,
+            limit=SUBFLOWS_LIMIT,
+        )
+    return render("flow_run/_subflows.html", run=run, subflows=found)
 
 
 def _level(text: str | None) -> str:
