@@ -348,6 +348,13 @@ STACK_OUTPUTS: dict[str, str] = {
 """The outputs of the CDK stack (`infra/`) that configure the CLI and workers, each with
 the environment variable it sets: `strato config from-stack STACK` reads them. The stack
 has informational outputs too (`NotificationsTopicArn`, `OnPremWorkerPolicyArn<Pool>`, ...)."""
+UI_URL_VARIABLE = "STRATOFLOW_UI_URL"
+"""Where the web UI is: `strato dev` exports its local login link, `strato config
+from-stack` the stack's CloudFront URL."""
+UI_URL_OUTPUT = "UiUrl"
+OPTIONAL_STACK_OUTPUTS: dict[str, str] = {UI_URL_OUTPUT: UI_URL_VARIABLE}
+"""Outputs only some stacks have (the web UI's URL: not with `-c ui=false`), each with the
+variable `strato config from-stack` exports when the stack has it."""
 
 
 def provision(

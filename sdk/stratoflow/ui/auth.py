@@ -122,6 +122,6 @@ def logout() -> Response[Any]:
     session_id = request_cookie(router.current_event, SESSION_COOKIE)
     if session_id:
         session_store().delete(session_id)
-    response = redirect("/auth/signed-out")
+    response = redirect(sign_in_settings.SIGNED_OUT_PATH)
     response.cookies.append(expired_cookie(SESSION_COOKIE, secure=get_settings().ui_secure_cookies))
     return response

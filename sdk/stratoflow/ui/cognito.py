@@ -33,7 +33,13 @@ from stratoflow.ui.auth import start_session
 from stratoflow.ui.http import local_path, new_router, query_value, request_origin
 from stratoflow.ui.rendering import render
 from stratoflow.ui.sessions import AccessDenied, NotSignedIn, Role, expired_cookie, request_cookie
-from stratoflow.ui.sign_in_settings import CognitoConfig, cognito_config, public_url
+from stratoflow.ui.sign_in_settings import (
+    CALLBACK_PATH,
+    SIGNED_OUT_PATH,
+    CognitoConfig,
+    cognito_config,
+    public_url,
+)
 
 router = new_router()
 
@@ -41,7 +47,6 @@ LOGIN_COOKIE = "stratoflow_login"
 LOGIN_SECONDS = 600
 """How long a sign-in at Cognito may take."""
 TOKEN_TIMEOUT_SECONDS = 10
-CALLBACK_PATH = "/auth/callback"
 
 
 class SignInFailed(NotSignedIn):
@@ -262,11 +267,11 @@ def cognito_logout_url(origin: str) -> str | None:
     config = cognito_config()
     if config is None:
         return None
-    query = urlencode({"client_id": config.client_id, "logout_uri": f"{origin}/auth/signed-out"})
+    query = urlencode({"client_id": config.client_id, "logout_uri": f"{origin}{SIGNED_OUT_PATH}"})
     return f"{config.domain}/logout?{query}"
 
 
-@router.get("/auth/signed-out")
+@router.get(SIGNED_OUT_PATH)
 def signed_out() -> Response[str]:
     """After `/logout`; with Cognito, a link that ends the hosted login's session too."""
     origin = request_origin(router.current_event, public_url())

@@ -24,6 +24,10 @@ from stratoflow.platform import Platform, get_platform
 from stratoflow.resources import UI_OPERATORS_GROUP
 from stratoflow.settings import Settings, env_var, get_settings
 
+CALLBACK_PATH = "/auth/callback"
+SIGNED_OUT_PATH = "/auth/signed-out"
+"""The UI's paths the app client registers: Cognito sends the browser back to the public
+URL's callback after signing in, and to its signed-out page after signing out."""
 CACHE_SECONDS = 300.0
 """How long a function instance keeps the parameter's settings (a replaced app client
 takes effect within this, without a new deployment of the function)."""
