@@ -20,11 +20,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev,infra]'
 	touch $(STAMP)
 
-# The UI's browser libraries (htmx, Chart.js) from npm, pinned by ui/package-lock.json,
+# The UI's browser libraries (htmx, Chart.js, js-sha256) from npm, pinned by ui/package-lock.json,
 # copied into the package's static files (git-ignored; served at /static/vendor/).
 UI_VENDOR := sdk/stratoflow/ui/static/vendor
 UI_VENDOR_FILES := ui/node_modules/htmx.org/dist/htmx.min.js \
-	ui/node_modules/chart.js/dist/chart.umd.min.js
+	ui/node_modules/chart.js/dist/chart.umd.min.js \
+	ui/node_modules/js-sha256/build/sha256.min.js
 UI_STAMP := $(UI_VENDOR)/.installed
 
 $(UI_STAMP): ui/package.json ui/package-lock.json
@@ -33,7 +34,17 @@ $(UI_STAMP): ui/package.json ui/package-lock.json
 	cp $(UI_VENDOR_FILES) $(UI_VENDOR)/
 	touch $@
 
-install: $(STAMP) $(UI_STAMP)
+# Debian's Chromium for the browser tests (tests/browser): Playwright (dev extra) drives
+# it by path; `playwright install` (a browser build of its own, downloaded) is never run.
+# Installed only when it is missing (we are root: no sudo).
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		chromium chromium-driver
+
+install: $(STAMP) $(UI_STAMP) $(CHROMIUM)
 
 lint: install
 	$(BIN)/ruff check .

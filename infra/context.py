@@ -36,6 +36,8 @@ SQS_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 STAGE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(root|user/\S+|role/\S+)$")
+WEB_ACL_ARN = re.compile(r"^arn:aws[a-z-]*:wafv2:us-east-1:\d{12}:global/webacl/[\w-]+/[\w-]+$")
+"""A CloudFront distribution's web ACL: WAFv2, global scope (always in us-east-1)."""
 EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 """What STS accepts as an `ExternalId`."""
 
@@ -114,6 +116,16 @@ class StackOptions(BaseModel):
     )
     task_worker_memory_mb: int = Field(default=1024, ge=128, le=10240)
     task_worker_timeout_seconds: int = Field(default=900, ge=60, le=900)
+    ui: bool = Field(
+        default=True,
+        description="The web UI (docs/ui.md): the API Lambda behind CloudFront and a Cognito "
+        "user pool; false: none of it.",
+    )
+    ui_web_acl_arn: str | None = Field(
+        default=None,
+        description="A WAF web ACL (scope CLOUDFRONT, created in us-east-1) for the web UI's "
+        "distribution.",
+    )
     bundle: bool = Field(
         default=True,
         description="false: the Lambda code asset is the unbundled source (a quick synth "
@@ -156,6 +168,7 @@ class StackOptions(BaseModel):
         "on_prem_external_id",
         "alarm_email",
         "ecs_assign_public_ip",
+        "ui_web_acl_arn",
         mode="before",
     )
     @classmethod
@@ -185,6 +198,20 @@ class StackOptions(BaseModel):
             raise ValueError(
                 "a stage is 1 to 20 lowercase letters, digits or '-', starting with a letter"
             )
+        return value
+
+    @field_validator("ui_web_acl_arn")
+    @classmethod
+    def _web_acl(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if not WEB_ACL_ARN.match(value):
+            raise ValueError(
+                "expected the ARN of a web ACL for CloudFront: "
+                "arn:aws:wafv2:us-east-1:<account>:global/webacl/<name>/<id>"
+            )
+        if not info.data.get("ui", True):
+            raise ValueError("the web ACL is for the web UI's distribution: drop ui=false")
         return value
 
     @field_validator("on_prem_principal_arn")

@@ -88,6 +88,37 @@ TASK_RESULTS = (
 )
 
 
+UI_GEO_RESTRICTION = (
+    "The web UI serves an installation's operators wherever they work, and every page but "
+    "the sign-in needs a Cognito session; restrict countries with the distribution's geo "
+    "restriction where a policy asks for it."
+)
+UI_WAF = (
+    "A web ACL is a fixed cost (about $5 a month plus $1 per rule) for an installation that "
+    "otherwise costs about a dollar a month idle, and every page and action of the UI needs "
+    "a Cognito session (and every POST its CSRF token). `-c ui_web_acl_arn=...` attaches "
+    "a web ACL of yours (scope CLOUDFRONT, in us-east-1); then this finding does not arise."
+)
+UI_DEFAULT_CERTIFICATE = (
+    "The distribution uses CloudFront's default *.cloudfront.net certificate, for which "
+    "CloudFront fixes the minimum viewer TLS version (TLSv1) whatever the setting: a "
+    "stricter policy needs a domain and an ACM certificate of your own, which the stack "
+    "cannot create. Current browsers negotiate TLS 1.2 or 1.3; HSTS keeps them on HTTPS."
+)
+UI_MFA_OPTIONAL = (
+    "Multi-factor sign-in (TOTP) is offered to every user and optional, so that an "
+    "administrator can invite users before they have an authenticator app; require it for "
+    "the pool with `aws cognito-idp set-user-pool-mfa-config --mfa-configuration ON` "
+    "where a policy asks for it (docs/ui.md)."
+)
+UI_FEATURE_PLAN = (
+    "The Plus plan (threat protection) costs $0.02 per monthly active user with no free "
+    "tier; the Lite plan's first 10,000 monthly active users are free, so an idle UI costs "
+    "nothing. The pool has no self sign-up (an administrator adds each user to a group), a "
+    "strong password policy and optional TOTP MFA."
+)
+
+
 @dataclass(frozen=True)
 class Finding:
     construct: IConstruct
@@ -147,6 +178,7 @@ def findings(stack: StratoflowStack) -> list[Finding]:
         Finding(stack.functions.automations_failures, "AwsSolutions-SQS3", FAILURE_QUEUE),
     ]
     found += _block_secret_findings(stack)
+    found += _web_ui_findings(stack)
     found += _task_worker_findings(stack, results)
     if stack.ecs.pulls_from_ecr:
         found.append(
@@ -196,3 +228,21 @@ def _task_worker_findings(stack: StratoflowStack, results: str) -> list[Finding]
             for prefix in TASK_RESULT_PREFIXES
         ),
     ]
+
+
+def _web_ui_findings(stack: StratoflowStack) -> list[Finding]:
+    """The web UI (unless `-c ui=false`): its function's runtime, the distribution and the
+    user pool (infra.constructs.web_ui)."""
+    ui = stack.web_ui
+    if ui is None:
+        return []
+    found = [
+        Finding(ui.function, "AwsSolutions-L1", LAMBDA_RUNTIME),
+        Finding(ui.distribution, "AwsSolutions-CFR1", UI_GEO_RESTRICTION),
+        Finding(ui.distribution, "AwsSolutions-CFR4", UI_DEFAULT_CERTIFICATE),
+        Finding(ui.user_pool, "AwsSolutions-COG2", UI_MFA_OPTIONAL),
+        Finding(ui.user_pool, "AwsSolutions-COG8", UI_FEATURE_PLAN),
+    ]
+    if stack.options.ui_web_acl_arn is None:
+        found.append(Finding(ui.distribution, "AwsSolutions-CFR2", UI_WAF))
+    return found

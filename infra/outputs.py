@@ -11,10 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from stratoflow.resources import STACK_OUTPUTS
+from stratoflow.resources import OPTIONAL_STACK_OUTPUTS, STACK_OUTPUTS, UI_URL_OUTPUT
 
 SETTINGS_OUTPUTS = STACK_OUTPUTS
 """Output name → `STRATOFLOW_*` variable it sets."""
+OPTIONAL_OUTPUTS = OPTIONAL_STACK_OUTPUTS
+"""Outputs of some stacks only → the variable `strato config from-stack` exports."""
+UI_URL = UI_URL_OUTPUT
+"""The web UI's CloudFront URL (unless `-c ui=false`)."""
 
 NOTIFICATIONS_TOPIC_ARN = "NotificationsTopicArn"
 DASHBOARD_NAME = "DashboardName"

@@ -42,6 +42,8 @@ QUEUE_CONSUME_ACTIONS = (
 )
 QUEUE_SEND_ACTIONS = ("sqs:SendMessage", "sqs:GetQueueUrl")
 LOG_WRITE_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
+LOG_READ_ACTIONS = ("logs:GetLogEvents",)
+QUEUE_DEPTH_ACTIONS = ("sqs:GetQueueAttributes", "sqs:GetQueueUrl")
 
 
 def _partition(key: dict[str, str]) -> str:
@@ -65,6 +67,22 @@ variables: docs/artifacts-and-variables.md, and its runs' event waiters:
 docs/durability.md), built with the
 resource model's key builders. Deployments, work pools and automations are read-only
 to it: a compromised worker cannot point a deployment at other code."""
+
+
+UI_PARTITIONS: tuple[str, ...] = (
+    f"{resources.UI_SESSION_PREFIX}*",
+    _partition(resources.flow_run_key("*")),
+    _partition(resources.deployment_key("*")),
+    _partition(resources.schedule_marks_key("*")),
+    _partition(resources.work_pool_key("*")),
+    resources.automation_partition("*"),
+)
+"""Item partitions the web UI's API function writes (docs/ui.md): its sessions, and what
+operators change: runs (create, cancel, retry, resume with input, remove a paused
+deployment's future runs), deployments and their schedules (pause, resume; the
+scheduler's marks of a paused deployment are reset), work pools' queues (pause, resume)
+and automations (enable, disable). Not concurrency limits, blocks, variables, artifacts
+or the automations' buckets and firings."""
 
 
 def pool_run_partitions(pool: str, may_start_runs_in: Iterable[str] = ()) -> tuple[str, ...]:
@@ -159,6 +177,22 @@ def results_read_write(bucket: s3.IBucket) -> list[iam.PolicyStatement]:
 def logs_write(log_group: logs.ILogGroup, *, sid: str = "WriteRunLogs") -> iam.PolicyStatement:
     return iam.PolicyStatement(
         sid=sid, actions=list(LOG_WRITE_ACTIONS), resources=[f"{log_group.log_group_arn}"]
+    )
+
+
+def logs_read(log_group: logs.ILogGroup, *, sid: str = "ReadRunLogs") -> iam.PolicyStatement:
+    """Read a log group's events (`GetLogEvents` of a stream): a run's logs in the UI."""
+    return iam.PolicyStatement(
+        sid=sid, actions=list(LOG_READ_ACTIONS), resources=[log_group.log_group_arn]
+    )
+
+
+def queue_depth(
+    queues: Iterable[sqs.IQueue], *, sid: str = "ReadQueueDepths"
+) -> iam.PolicyStatement:
+    """Read queues' message counts (`GetQueueAttributes`): no receive, no delete."""
+    return iam.PolicyStatement(
+        sid=sid, actions=list(QUEUE_DEPTH_ACTIONS), resources=[q.queue_arn for q in queues]
     )
 
 

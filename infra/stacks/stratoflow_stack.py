@@ -25,6 +25,7 @@ from infra.constructs.on_prem_access import OnPremAccess
 from infra.constructs.result_keys import ResultKeys
 from infra.constructs.state_table import StateTable
 from infra.constructs.task_worker import LambdaTaskWorker, TaskQueue
+from infra.constructs.web_ui import WebUi
 from infra.constructs.work_queues import WorkQueues
 from infra.context import StackOptions
 from stratoflow import resources
@@ -157,6 +158,22 @@ class StratoflowStack(Stack):
             shared=self.functions.shared,
         )
         self._background_tasks(options, shared=self.functions.shared)
+        self.web_ui: WebUi | None = None
+        if options.ui:
+            self.web_ui = WebUi(
+                self,
+                "WebUi",
+                shared=self.functions.shared,
+                stage=options.stage,
+                queue_prefix=names.queue_prefix,
+                table=self.state,
+                runs_log_group=self.run_logs.log_group,
+                work_queues=self.work_queues.all_queues,
+                dead_letter_queues=self.work_queues.dead_letter_queues,
+                access_logs=self.buckets.access_logs,
+                retain=options.retain_data,
+                web_acl_arn=options.ui_web_acl_arn,
+            )
         # Each worker principal reads the signing keys of the pools it runs, no other.
         self._grant_result_keys()
         # send-notification actions publish to the encrypted topic.
@@ -366,6 +383,13 @@ class StratoflowStack(Stack):
             value=self.ecs.cluster_arn,
             description="ECS cluster of the flow-run tasks",
         )
+        if self.web_ui is not None:
+            CfnOutput(
+                self,
+                outputs.UI_URL,
+                value=self.web_ui.url,
+                description=f"The web UI (sets {outputs.OPTIONAL_OUTPUTS[outputs.UI_URL]})",
+            )
         CfnOutput(
             self,
             outputs.AUTOMATIONS_FAILURE_QUEUE_URL,

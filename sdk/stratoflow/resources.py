@@ -160,6 +160,20 @@ def ui_session_key(session_id: str) -> dict[str, str]:
     return {PARTITION_KEY: f"{UI_SESSION_PREFIX}{digest}", SORT_KEY: META}
 
 
+def ui_sign_in_parameter_name(queue_prefix: str) -> str:
+    """The SSM parameter holding the web UI's sign-in settings in a stack (a JSON
+    `stratoflow.ui.sign_in_settings.SignInParameter`). The stack writes it and gives the
+    API function its name, not its value (docs/ui.md: a dependency cycle)."""
+    return f"/{queue_prefix}/ui/sign-in"
+
+
+UI_OPERATORS_GROUP = Settings.model_fields["ui_operators_group"].default
+"""The Cognito group whose members get operator sessions (the stack creates it)."""
+UI_VIEWERS_GROUP = "viewers"
+"""The Cognito group whose members get viewer sessions; in a stack, a user in neither
+group cannot sign in to the UI."""
+
+
 def automation_partition(automation_id: str) -> str:
     return f"AUTOMATION#{automation_id}"
 
@@ -354,6 +368,13 @@ STACK_OUTPUTS: dict[str, str] = {
 """The outputs of the CDK stack (`infra/`) that configure the CLI and workers, each with
 the environment variable it sets: `strato config from-stack STACK` reads them. The stack
 has informational outputs too (`NotificationsTopicArn`, `OnPremWorkerPolicyArn<Pool>`, ...)."""
+UI_URL_VARIABLE = "STRATOFLOW_UI_URL"
+"""Where the web UI is: `strato dev` exports its local login link, `strato config
+from-stack` the stack's CloudFront URL."""
+UI_URL_OUTPUT = "UiUrl"
+OPTIONAL_STACK_OUTPUTS: dict[str, str] = {UI_URL_OUTPUT: UI_URL_VARIABLE}
+"""Outputs only some stacks have (the web UI's URL: not with `-c ui=false`), each with the
+variable `strato config from-stack` exports when the stack has it."""
 
 
 def provision(

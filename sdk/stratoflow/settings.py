@@ -195,7 +195,18 @@ class Settings(BaseSettings):
         default="operators",
         min_length=1,
         description="Members of this Cognito group get operator sessions (run, cancel, "
-        "pause); everyone else signed in is a viewer.",
+        "pause); everyone else signed in is a viewer (see ui_viewers_group).",
+    )
+    ui_viewers_group: str | None = Field(
+        default=None,
+        description="With STRATOFLOW_UI_COGNITO_*: only members of this Cognito group (and "
+        "operators) may sign in, as viewers. Unset: every user of the pool may.",
+    )
+    ui_sign_in_parameter: str | None = Field(
+        default=None,
+        description="In a stack: the SSM parameter holding the UI's Cognito sign-in "
+        "settings (JSON), which the stack writes; read at first use. "
+        "STRATOFLOW_UI_COGNITO_* take precedence.",
     )
 
     @field_validator("logging_level", mode="before")

@@ -50,6 +50,20 @@ UNSUPPORTED: dict[str, str] = {
     "AWS::SQS::QueuePolicy": "no CloudFormation model in moto (skipped with a warning)",
     "AWS::SNS::TopicPolicy": "no CloudFormation model in moto (skipped with a warning)",
     "AWS::SNS::Subscription": "no CloudFormation model in moto (skipped with a warning)",
+    # The web UI's edge and sign-in (infra/constructs/web_ui.py): no CloudFormation
+    # model either. What refers to them goes too: CloudFront's permissions to invoke the
+    # function and the sign-in parameter (the function and its role stay).
+    "AWS::Lambda::Url": "no CloudFormation model in moto (skipped with a warning)",
+    "AWS::CloudFront::Distribution": "no CloudFormation model in moto (skipped with a warning)",
+    "AWS::CloudFront::OriginAccessControl": "no CloudFormation model in moto (skipped with a "
+    "warning)",
+    "AWS::CloudFront::CachePolicy": "no CloudFormation model in moto (skipped with a warning)",
+    "AWS::CloudFront::ResponseHeadersPolicy": "no CloudFormation model in moto (skipped with a "
+    "warning)",
+    "AWS::Cognito::UserPool": "no CloudFormation model in moto (skipped with a warning)",
+    "AWS::Cognito::UserPoolDomain": "no CloudFormation model in moto (skipped with a warning)",
+    "AWS::Cognito::UserPoolClient": "no CloudFormation model in moto (skipped with a warning)",
+    "AWS::Cognito::UserPoolGroup": "no CloudFormation model in moto (skipped with a warning)",
     # moto can create a mapping, but then does the mapping's work itself, wrongly for us:
     # on a table stream it serialises each written item as JSON for the function, so any
     # write carrying a binary attribute gets HTTP 500; on a queue it invokes the function

@@ -194,14 +194,27 @@ def test_the_template_loses_exactly_what_moto_cannot_create(deployed: Deployed):
         # functions (no Lambda task worker without `task_modules`).
         "AWS::CloudWatch::Alarm": 10,
         "AWS::Logs::MetricFilter": 7,  # 5 final states + 2 scheduler tick fields
-        "AWS::S3::BucketPolicy": 3,
+        "AWS::S3::BucketPolicy": 4,  # code, results, access logs, the UI's CDN logs
         # 3 work queues and their DLQs, the task queue and its DLQ, automations failures
         "AWS::SQS::QueuePolicy": 9,
         "AWS::SNS::TopicPolicy": 1,
         "AWS::Lambda::EventSourceMapping": 3,  # table stream, lambda queue, ecs queue
         "AWS::CloudWatch::Dashboard": 1,  # shows the alarms (Fn::GetAtt Arn)
+        # The web UI's edge and sign-in, and what refers to them: CloudFront's two
+        # permissions to invoke the function, and the sign-in parameter.
+        "AWS::Lambda::Url": 1,
+        "AWS::CloudFront::Distribution": 1,
+        "AWS::CloudFront::OriginAccessControl": 1,
+        "AWS::CloudFront::CachePolicy": 1,
+        "AWS::CloudFront::ResponseHeadersPolicy": 1,
+        "AWS::Lambda::Permission": 2,
+        "AWS::Cognito::UserPool": 1,
+        "AWS::Cognito::UserPoolDomain": 1,
+        "AWS::Cognito::UserPoolClient": 1,
+        "AWS::Cognito::UserPoolGroup": 2,
+        "AWS::SSM::Parameter": 1,
     }
-    assert deployed.pruned.removed_outputs == ["DashboardName"]
+    assert sorted(deployed.pruned.removed_outputs) == ["DashboardName", "UiUrl"]
     flow_run = logical_id(
         deployed, "AWS::ECS::TaskDefinition", Family=f"stratoflow-{STAGE}-flow-run"
     )
@@ -239,8 +252,9 @@ def test_every_function_runs_the_published_code_asset(deployed: Deployed):
         for name, r in deployed.template["Resources"].items()
         if r["Type"] == "AWS::Lambda::Function"
     ]
-    # 5, the result keys' handler and CDK's provider framework (its own asset).
-    assert len(functions) == 7
+    # The five of Functions, the web UI's api, the result keys' handler and CDK's provider
+    # framework (its own asset).
+    assert len(functions) == 8
     for function in functions:
         config = client.get_function_configuration(FunctionName=function)
         assert config["CodeSize"] > 0, function

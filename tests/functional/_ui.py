@@ -4,6 +4,7 @@ UI tests (fixtures `ui` and `ui_viewer`), not a conftest.py."""
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import re
 from collections.abc import Iterator
@@ -67,6 +68,10 @@ class Browser:
         if form is not None:
             body = urlencode(form).encode()
             sent["Content-Type"] = "application/x-www-form-urlencoded"
+        if method in ("POST", "PUT"):
+            # What the page script adds for CloudFront's origin access control (the dev
+            # server checks it as AWS would).
+            sent.setdefault("x-amz-content-sha256", hashlib.sha256(body or b"").hexdigest())
         connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
         try:
             connection.request(method, path, body=body, headers=sent)

@@ -148,3 +148,33 @@ def test_principal_and_names_are_accepted():
     )
     assert options.names.table == "runs"
     assert options.names.queue_prefix == "sf"
+
+
+WEB_ACL = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/ui/a1b2c3d4-5678-90ab-cdef-1111"
+
+
+def test_the_web_ui_is_on_by_default_and_off_with_ui_false():
+    assert parse_options({}).ui is True
+    assert parse_options({"ui": "false"}).ui is False
+    assert parse_options({"ui_web_acl_arn": WEB_ACL}).ui_web_acl_arn == WEB_ACL
+    assert parse_options({"ui_web_acl_arn": ""}).ui_web_acl_arn is None
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        # A regional web ACL cannot protect a distribution.
+        (
+            {
+                "ui_web_acl_arn": WEB_ACL.replace("us-east-1:", "eu-west-1:").replace(
+                    "global", "regional"
+                )
+            },
+            "-c ui_web_acl_arn: expected the ARN of a web ACL for CloudFront",
+        ),
+        ({"ui": "false", "ui_web_acl_arn": WEB_ACL}, "-c ui_web_acl_arn: the web ACL is for"),
+    ],
+)
+def test_a_web_acl_must_be_cloudfronts_and_need_the_ui(values: dict[str, str], message: str):
+    with pytest.raises(ContextError, match=message):
+        parse_options(values)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra import outputs
-from stratoflow.resources import STACK_OUTPUTS
+from stratoflow.resources import OPTIONAL_STACK_OUTPUTS, STACK_OUTPUTS, UI_URL_VARIABLE
 from stratoflow.settings import Settings
 from tests.infra._cdk import Synthesized, logical_id
 
@@ -46,7 +46,17 @@ def test_output_values(full_template: Any, synthesized: Synthesized):
         value = found[name]
         reference = {"Ref": logical_id(stack, resource)}
         assert value in (reference, {"Fn::GetAtt": [reference["Ref"], "Arn"]}), name
-    assert set(found) == set(STACK_OUTPUTS) | set(outputs.INFO_OUTPUTS) | set(per_pool)
+    web_ui = stack.web_ui
+    assert web_ui is not None
+    assert found[outputs.UI_URL] == {
+        "Fn::Join": [
+            "",
+            ["https://", {"Fn::GetAtt": [logical_id(stack, web_ui.distribution), "DomainName"]}],
+        ]
+    }
+    assert set(found) == (
+        set(STACK_OUTPUTS) | set(outputs.INFO_OUTPUTS) | set(per_pool) | {outputs.UI_URL}
+    )
 
 
 def test_role_output_only_with_a_principal(default_template: Any):
@@ -61,3 +71,8 @@ def test_per_pool_output_names():
     assert outputs.colliding_pools(["etl-a", "etl_a", "EtlA", "other"]) == [
         ["etl-a", "etl_a", "EtlA"]
     ]
+
+
+def test_the_ui_url_is_an_optional_output_of_its_own_variable():
+    assert OPTIONAL_STACK_OUTPUTS == {outputs.UI_URL: UI_URL_VARIABLE}
+    assert not set(OPTIONAL_STACK_OUTPUTS) & set(STACK_OUTPUTS)

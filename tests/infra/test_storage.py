@@ -50,17 +50,25 @@ BLOCK_ALL = {
 }
 
 
-def test_every_bucket_is_encrypted_private_and_tls_only(full_template: Any):
+def test_every_bucket_is_encrypted_private_and_tls_only(
+    full_template: Any, synthesized: Synthesized
+):
     buckets = resources_of(full_template, "AWS::S3::Bucket")
-    assert len(buckets) == 3  # code, results, their access logs
-    for bucket in buckets.values():
+    # code, results, their access logs, and the web UI's CloudFront logs
+    assert len(buckets) == 4
+    web_ui = synthesized.full.web_ui
+    assert web_ui is not None
+    cdn_logs = str(synthesized.full.resolve(web_ui.log_bucket.node.default_child.logical_id))
+    for logical_id, bucket in buckets.items():
         props = bucket["Properties"]
         assert props["PublicAccessBlockConfiguration"] == BLOCK_ALL
         rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
         assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
-        assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+        # CloudFront writes its standard logs with an ACL: that bucket alone has ACLs.
+        ownership = "ObjectWriter" if logical_id == cdn_logs else "BucketOwnerEnforced"
+        assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": ownership}]
     policies = resources_of(full_template, "AWS::S3::BucketPolicy")
-    assert len(policies) == 3
+    assert len(policies) == 4
     for policy in policies.values():
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
         assert any(

@@ -10,7 +10,7 @@ from moto import mock_aws
 from typer.testing import CliRunner
 
 from stratoflow.cli import app
-from stratoflow.resources import STACK_OUTPUTS
+from stratoflow.resources import STACK_OUTPUTS, UI_URL_OUTPUT, UI_URL_VARIABLE
 from stratoflow.settings import get_settings
 
 runner = CliRunner()
@@ -60,6 +60,24 @@ def test_from_stack_json(aws: None):
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert document["STRATOFLOW_TABLE_NAME"] == "tablename"
+
+
+def test_from_stack_exports_the_ui_url_when_the_stack_has_one(aws: None):
+    values = {key: f"value-of-{key}" for key in STACK_OUTPUTS}
+    url = "https://d111111abcdef8.cloudfront.net"
+    stack = stack_with({**values, UI_URL_OUTPUT: url})
+    result = runner.invoke(app, ["config", "from-stack", stack])
+    assert result.exit_code == 0, result.output
+    assert f"export {UI_URL_VARIABLE}={url}" in result.output
+    document = json.loads(runner.invoke(app, ["config", "from-stack", stack, "--json"]).stdout)
+    assert document[UI_URL_VARIABLE] == url
+
+
+def test_a_stack_without_the_ui_exports_no_ui_url(aws: None):
+    stack = stack_with({key: f"value-of-{key}" for key in STACK_OUTPUTS})  # -c ui=false
+    result = runner.invoke(app, ["config", "from-stack", stack])
+    assert result.exit_code == 0, result.output
+    assert UI_URL_VARIABLE not in result.output
 
 
 def test_unknown_stack_is_one_line(aws: None):

@@ -6,6 +6,7 @@ operator would then trust."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -152,4 +153,12 @@ def test_every_pool_and_the_operators_have_a_key_made_at_deploy_time(
         assert set(resource["Properties"]) == {"ServiceToken", "QueuePrefix", "Domain"}
         assert resource["Properties"]["QueuePrefix"] == PREFIX
     kinds = {r["Type"] for r in full_template_json["Resources"].values()}
-    assert "AWS::SecretsManager::Secret" not in kinds and "AWS::SSM::Parameter" not in kinds
+    assert "AWS::SecretsManager::Secret" not in kinds
+    # The template's one parameter is the web UI's sign-in settings (no secret), not a key.
+    parameters = [
+        r["Properties"]
+        for r in full_template_json["Resources"].values()
+        if r["Type"] == "AWS::SSM::Parameter"
+    ]
+    assert all("/result-keys/" not in json.dumps(p) for p in parameters)
+    assert all(p.get("Type") == "String" for p in parameters)

@@ -47,7 +47,7 @@ def from_stack(
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from stratoflow.resources import STACK_OUTPUTS
+    from stratoflow.resources import OPTIONAL_STACK_OUTPUTS, STACK_OUTPUTS
     from stratoflow.settings import env_var, get_settings
 
     with one_line_errors():
@@ -70,6 +70,8 @@ def from_stack(
         )
     values = {STACK_OUTPUTS[key]: outputs[key] for key in STACK_OUTPUTS}
     values[env_var("backend")] = "aws"
+    # The web UI's URL, when the stack has one (not with `-c ui=false`).
+    values |= {var: outputs[key] for key, var in OPTIONAL_STACK_OUTPUTS.items() if key in outputs}
     if as_json:
         print_json(values)
         return

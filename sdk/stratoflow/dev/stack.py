@@ -22,7 +22,7 @@ from stratoflow.dev.event_sources import LambdaWorkerSource, StreamSource, sched
 from stratoflow.dev.lambda_runtime import invoke
 from stratoflow.emulator import emulator
 from stratoflow.platform import Platform, get_platform
-from stratoflow.resources import ResourceNames, provision
+from stratoflow.resources import UI_URL_VARIABLE, ResourceNames, provision
 from stratoflow.settings import get_settings
 from stratoflow.ui.devserver import serve_ui
 
@@ -147,7 +147,7 @@ class LocalStack:
             "STRATOFLOW_RUNS_LOG_GROUP": names.runs_log_group,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
-            **({"STRATOFLOW_UI_URL": self.ui_url} if self.ui_url else {}),
+            **({UI_URL_VARIABLE: self.ui_url} if self.ui_url else {}),
         }
 
     def _set_env(self, values: dict[str, str]) -> None:

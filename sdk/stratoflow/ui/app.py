@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from stratoflow.exceptions import ObjectNotFound, StratoflowError
 from stratoflow.ui import auth, cognito, static
+from stratoflow.ui.http import navigate_boosted
 from stratoflow.ui.pages import (
     automations,
     dashboard,
@@ -82,7 +83,7 @@ app.exception_handler(Exception)(_failed)
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The Lambda entry point (functions/api/handler.py)."""
-    response = app.resolve(event, context)
+    response = navigate_boosted(event, app.resolve(event, context))
     headers = response.setdefault("headers", {})
     for name, value in SECURITY_HEADERS.items():
         headers.setdefault(name, value)

@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
 from stratoflow.platform import Platform, get_platform
 from stratoflow.settings import Settings, get_settings
+from stratoflow.ui import sign_in_settings
 from stratoflow.ui.http import is_htmx, local_path, new_router, query_value, redirect, with_query
 from stratoflow.ui.sessions import (
     SESSION_COOKIE,
@@ -51,7 +52,7 @@ def load_session(session_id: str) -> UiSession | None:
 
 
 def public_url() -> str | None:
-    return get_settings().ui_public_url
+    return sign_in_settings.public_url()
 
 
 def sign_in_response(event: BaseProxyEvent) -> Response[Any]:
@@ -61,7 +62,7 @@ def sign_in_response(event: BaseProxyEvent) -> Response[Any]:
         return Response(status_code=401, headers={"HX-Refresh": "true"}, body="")
     settings = get_settings()
     target = event.path + (f"?{event['rawQueryString']}" if event.get("rawQueryString") else "")
-    if settings.ui_cognito_domain and event.http_method.upper() == "GET":
+    if event.http_method.upper() == "GET" and sign_in_settings.cognito_config() is not None:
         return redirect(with_query("/auth/login", {"next": target}), status=302)
     raise NotSignedIn(_local_sign_in_hint(settings))
 
@@ -69,8 +70,9 @@ def sign_in_response(event: BaseProxyEvent) -> Response[Any]:
 def _local_sign_in_hint(settings: Settings) -> str:
     if settings.ui_login_token is None:
         return (
-            "This UI has no sign-in configured: set STRATOFLOW_UI_COGNITO_* (AWS) or run "
-            "`strato dev`, which prints a login link (STRATOFLOW_UI_URL)."
+            "This UI has no sign-in configured: set STRATOFLOW_UI_SIGN_IN_PARAMETER (the "
+            "stack sets it) or STRATOFLOW_UI_COGNITO_*, or run `strato dev`, which prints "
+            "a login link (STRATOFLOW_UI_URL)."
         )
     return "Open the login link `strato dev` printed (STRATOFLOW_UI_URL=...) to sign in."
 
@@ -120,6 +122,6 @@ def logout() -> Response[Any]:
     session_id = request_cookie(router.current_event, SESSION_COOKIE)
     if session_id:
         session_store().delete(session_id)
-    response = redirect("/auth/signed-out")
+    response = redirect(sign_in_settings.SIGNED_OUT_PATH)
     response.cookies.append(expired_cookie(SESSION_COOKIE, secure=get_settings().ui_secure_cookies))
     return response

@@ -19,20 +19,27 @@ import hmac
 import json
 import secrets
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 
-from stratoflow.settings import Settings, get_settings
+from stratoflow.settings import get_settings
 from stratoflow.ui.auth import start_session
 from stratoflow.ui.http import local_path, new_router, query_value, request_origin
 from stratoflow.ui.rendering import render
-from stratoflow.ui.sessions import NotSignedIn, Role, expired_cookie, request_cookie
+from stratoflow.ui.sessions import AccessDenied, NotSignedIn, Role, expired_cookie, request_cookie
+from stratoflow.ui.sign_in_settings import (
+    CALLBACK_PATH,
+    SIGNED_OUT_PATH,
+    CognitoConfig,
+    cognito_config,
+    public_url,
+)
 
 router = new_router()
 
@@ -40,36 +47,10 @@ LOGIN_COOKIE = "stratoflow_login"
 LOGIN_SECONDS = 600
 """How long a sign-in at Cognito may take."""
 TOKEN_TIMEOUT_SECONDS = 10
-CALLBACK_PATH = "/auth/callback"
 
 
 class SignInFailed(NotSignedIn):
     """The hosted login's answer cannot be used; the page says why and links to retry."""
-
-
-@dataclass(frozen=True)
-class CognitoConfig:
-    domain: str
-    client_id: str
-    issuer: str
-    operators_group: str
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> CognitoConfig | None:
-        if not (
-            settings.ui_cognito_domain
-            and settings.ui_cognito_client_id
-            and settings.ui_cognito_user_pool_id
-        ):
-            return None
-        pool = settings.ui_cognito_user_pool_id
-        region = pool.split("_", 1)[0]  # us-east-1_AbC123: the pool's region
-        return cls(
-            domain=settings.ui_cognito_domain.rstrip("/"),
-            client_id=settings.ui_cognito_client_id,
-            issuer=f"https://cognito-idp.{region}.amazonaws.com/{pool}",
-            operators_group=settings.ui_operators_group,
-        )
 
 
 def code_challenge(verifier: str) -> str:
@@ -86,16 +67,17 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def redirect_uri(event: Any, settings: Settings) -> str:
-    return request_origin(event, settings.ui_public_url) + CALLBACK_PATH
+def redirect_uri(event: Any) -> str:
+    return request_origin(event, public_url()) + CALLBACK_PATH
 
 
 def _config() -> CognitoConfig:
-    config = CognitoConfig.from_settings(get_settings())
+    config = cognito_config()
     if config is None:
         raise NotSignedIn(
-            "This UI has no Cognito sign-in configured (STRATOFLOW_UI_COGNITO_DOMAIN, "
-            "_CLIENT_ID, _USER_POOL_ID). Locally, open the login link `strato dev` printed."
+            "This UI has no Cognito sign-in configured (STRATOFLOW_UI_SIGN_IN_PARAMETER, "
+            "which the stack sets, or STRATOFLOW_UI_COGNITO_DOMAIN, _CLIENT_ID, "
+            "_USER_POOL_ID). Locally, open the login link `strato dev` printed."
         )
     return config
 
@@ -112,7 +94,7 @@ def login() -> Response[str]:
         {
             "response_type": "code",
             "client_id": config.client_id,
-            "redirect_uri": redirect_uri(event, settings),
+            "redirect_uri": redirect_uri(event),
             "scope": "openid email profile",
             "state": state,
             "code_challenge": code_challenge(verifier),
@@ -141,9 +123,16 @@ def login() -> Response[str]:
 PostForm = Callable[[str, Mapping[str, str]], Mapping[str, Any]]
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+"""Where a plain http:// token endpoint is accepted (a test's stand-in for Cognito)."""
+
+
 def post_form(url: str, fields: Mapping[str, str]) -> Mapping[str, Any]:
     """POST a form to the token endpoint; its JSON answer (an error answer raises)."""
-    if not url.startswith("https://"):
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not (
+        parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
+    ):
         raise SignInFailed("The Cognito domain must be an https:// URL.")
     request = urllib.request.Request(
         url,
@@ -151,11 +140,31 @@ def post_form(url: str, fields: Mapping[str, str]) -> Mapping[str, Any]:
         headers={"Content-Type": "application/x-www-form-urlencoded"},
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=TOKEN_TIMEOUT_SECONDS) as answer:
-        loaded = json.loads(answer.read())
+    try:
+        with urllib.request.urlopen(request, timeout=TOKEN_TIMEOUT_SECONDS) as answer:
+            body = answer.read()
+    except urllib.error.HTTPError as exc:
+        # Cognito's refusals (a code used twice, a wrong verifier): 400 with a JSON error.
+        raise SignInFailed(f"Cognito refused the sign-in ({_error_of(exc.read())}).") from None
+    except OSError as exc:  # unreachable, timed out, TLS
+        raise SignInFailed(f"Cognito's token endpoint cannot be reached ({exc}).") from None
+    try:
+        loaded = json.loads(body)
+    except ValueError:
+        loaded = None
     if not isinstance(loaded, dict):
         raise SignInFailed("Cognito's token endpoint did not answer with a JSON object.")
     return loaded
+
+
+def _error_of(body: bytes) -> str:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return "no reason given"
+    if not isinstance(document, dict):
+        return "no reason given"
+    return str(document.get("error_description") or document.get("error") or "no reason given")
 
 
 _post_form: PostForm = post_form
@@ -190,9 +199,16 @@ def id_token_claims(
     return claims
 
 
-def role_of(claims: Mapping[str, Any], config: CognitoConfig) -> Role:
+def role_of(claims: Mapping[str, Any], config: CognitoConfig) -> Role | None:
+    """operator in the operators group; viewer in the viewers group, or anyone when the
+    settings name none; None: no role here (the stack's pool has both groups)."""
     groups = claims.get("cognito:groups")
-    return "operator" if isinstance(groups, list) and config.operators_group in groups else "viewer"
+    groups = groups if isinstance(groups, list) else []
+    if config.operators_group in groups:
+        return "operator"
+    if config.viewers_group is None or config.viewers_group in groups:
+        return "viewer"
+    return None
 
 
 @router.get(CALLBACK_PATH)
@@ -215,7 +231,7 @@ def callback() -> Response[str]:
             "grant_type": "authorization_code",
             "client_id": config.client_id,
             "code": code,
-            "redirect_uri": redirect_uri(event, settings),
+            "redirect_uri": redirect_uri(event),
             "code_verifier": saved[1],
         },
     )
@@ -224,11 +240,17 @@ def callback() -> Response[str]:
         raise SignInFailed("Cognito's token endpoint gave no ID token.")
     claims = id_token_claims(id_token, config)
     user = str(claims.get("email") or claims.get("cognito:username") or claims.get("sub"))
+    role = role_of(claims, config)
+    if role is None:
+        raise AccessDenied(
+            f"{user} may not use this UI: ask an administrator to add you to the "
+            f"{config.viewers_group!r} or {config.operators_group!r} group of its user pool."
+        )
     try:
         target = local_path(_unb64(saved[2]).decode())
     except ValueError:
         target = "/"
-    started = start_session(user, role_of(claims, config), target)
+    started = start_session(user, role, target)
     # A page, not a redirect: the session cookie is SameSite=Strict, and a redirect still
     # belongs to the navigation that began at Cognito (cross-site), where the browser
     # would not send it; the page's own refresh is same-site.
@@ -240,18 +262,17 @@ def callback() -> Response[str]:
     return page
 
 
-def cognito_logout_url(settings: Settings, origin: str) -> str | None:
+def cognito_logout_url(origin: str) -> str | None:
     """Where to end the Cognito session too (its `/logout`, back to the signed-out page)."""
-    config = CognitoConfig.from_settings(settings)
+    config = cognito_config()
     if config is None:
         return None
-    query = urlencode({"client_id": config.client_id, "logout_uri": f"{origin}/auth/signed-out"})
+    query = urlencode({"client_id": config.client_id, "logout_uri": f"{origin}{SIGNED_OUT_PATH}"})
     return f"{config.domain}/logout?{query}"
 
 
-@router.get("/auth/signed-out")
+@router.get(SIGNED_OUT_PATH)
 def signed_out() -> Response[str]:
     """After `/logout`; with Cognito, a link that ends the hosted login's session too."""
-    settings = get_settings()
-    origin = request_origin(router.current_event, settings.ui_public_url)
-    return render("signed_out.html", cognito_logout=cognito_logout_url(settings, origin))
+    origin = request_origin(router.current_event, public_url())
+    return render("signed_out.html", cognito_logout=cognito_logout_url(origin))

@@ -2,11 +2,19 @@
 each request into the event a Lambda Function URL sends (payload format 2.0) and calls
 the same `handler` the API Lambda runs, so that local use and the tests exercise the
 real event and response shapes.
+
+It also refuses what CloudFront's origin access control in front of the Function URL
+refuses (docs/ui.md): a POST or PUT whose `x-amz-content-sha256` header is not the
+SHA-256 of its body (the browser's page script adds it), so a form that would fail in
+AWS fails here too.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
+import json
 import logging
 import threading
 import time
@@ -27,6 +35,28 @@ TEXT_TYPES = ("text/", "application/json", "application/x-www-form-urlencoded")
 """Bodies Function URLs pass as text; any other is base64-encoded (`isBase64Encoded`)."""
 MAX_BODY_BYTES = 6 * 1024 * 1024
 """Lambda's synchronous payload limit."""
+PAYLOAD_HASH_HEADER = "x-amz-content-sha256"
+SIGNED_PAYLOAD_METHODS = frozenset({"POST", "PUT"})
+"""Methods whose body CloudFront's origin access control signs with the hash the browser
+sends: Lambda accepts no unsigned payload."""
+
+
+def payload_hash_problem(method: str, headers: Any, body: bytes) -> str | None:
+    """Why AWS (CloudFront with origin access control, then the Function URL) would
+    refuse this request for its payload hash; None when it would not."""
+    if method.upper() not in SIGNED_PAYLOAD_METHODS:
+        return None
+    given = (headers.get(PAYLOAD_HASH_HEADER) or "").strip().lower()
+    expected = hashlib.sha256(body).hexdigest()
+    if not given:
+        return (
+            f"A {method} through CloudFront to a Lambda Function URL needs the "
+            f"{PAYLOAD_HASH_HEADER} header (the SHA-256 of the body): send forms with htmx "
+            "(hx-post, or hx-boost on the form), whose request static/app.js signs."
+        )
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        return f"The {PAYLOAD_HASH_HEADER} header is not the SHA-256 of the request body."
+    return None
 
 
 class LambdaContextStub:
@@ -109,7 +139,9 @@ def function_url_event(
     return event
 
 
-def _request_handler(handler: Handler, lock: threading.Lock) -> type[BaseHTTPRequestHandler]:
+def _request_handler(
+    handler: Handler, lock: threading.Lock, *, check_payload_hash: bool
+) -> type[BaseHTTPRequestHandler]:
     class FunctionUrlHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "stratoflow-ui"
@@ -120,6 +152,17 @@ def _request_handler(handler: Handler, lock: threading.Lock) -> type[BaseHTTPReq
                 self.send_error(413, "Request body too large")
                 return
             body = self.rfile.read(length) if length else b""
+            problem = payload_hash_problem(self.command, self.headers, body)
+            if check_payload_hash and problem is not None:
+                # As the Function URL answers a signature that does not match.
+                self._respond(
+                    {
+                        "statusCode": 403,
+                        "headers": {"Content-Type": "application/json"},
+                        "body": json.dumps({"message": problem}),
+                    }
+                )
+                return
             headers = [(k, v) for k, v in self.headers.items()]
             headers.append(("x-forwarded-proto", "http"))
             event = function_url_event(
@@ -160,13 +203,19 @@ def _request_handler(handler: Handler, lock: threading.Lock) -> type[BaseHTTPReq
 
 @contextmanager
 def serve_ui(
-    handler: Handler | None = None, *, host: str = "127.0.0.1", port: int = 0
+    handler: Handler | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    check_payload_hash: bool = True,
 ) -> Iterator[str]:
     """Serve the UI (or another Function URL `handler`) until the block ends; yields its
-    base URL (port 0: a free one)."""
-    server = ThreadingHTTPServer(
-        (host, port), _request_handler(handler or ui_handler, threading.Lock())
+    base URL (port 0: a free one). `check_payload_hash`: refuse POST and PUT requests
+    without the right `x-amz-content-sha256`, as AWS would."""
+    request_handler = _request_handler(
+        handler or ui_handler, threading.Lock(), check_payload_hash=check_payload_hash
     )
+    server = ThreadingHTTPServer((host, port), request_handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="stratoflow-ui", daemon=True)
     thread.start()

@@ -7,6 +7,7 @@ Requests arrive as Lambda Function URL events (payload v2), in AWS and from
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode
 
 from aws_lambda_powertools.event_handler import Response
@@ -104,3 +105,17 @@ def automation_url(automation_id: str, suffix: str = "") -> str:
 
 def event_url(event_id: str) -> str:
     return f"/events/{quote(event_id, safe='')}"
+
+
+def navigate_boosted(event: Mapping[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+    """A boosted form (`hx-boost`: htmx posts it, signing its body, static/app.js) sends
+    its POST with XMLHttpRequest, which follows a redirect itself and cannot follow one to
+    another site. Its redirect becomes `HX-Redirect`, on which htmx
+    navigates as the browser does after a plain form's POST."""
+    headers = response.get("headers") or {}
+    location = headers.get("Location")
+    boosted = (event.get("headers") or {}).get("hx-boosted") == "true"
+    if not boosted or location is None or not 300 <= int(response.get("statusCode", 200)) < 400:
+        return response
+    kept = {k: v for k, v in headers.items() if k != "Location"}
+    return {**response, "statusCode": 200, "headers": {**kept, "HX-Redirect": location}}

@@ -104,7 +104,8 @@ class AwsClients:
 
     @property
     def ssm(self) -> Any:
-        """SSM Parameter Store: the keys that sign pickled results (no type stubs installed)."""
+        """SSM Parameter Store: the keys that sign pickled results and the web UI's sign-in
+        settings (no type stubs installed)."""
         return self._client("ssm")
 
     @property

@@ -5,7 +5,7 @@ actions cancel, retry and resume (with a form made from the input's schema)."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -161,8 +161,19 @@ def _resume_form(
         "whole_json": schema is None or not forms.form_fields(schema),
         "submitted_json": form_value(submitted or {}, "input_json") or "",
         "errors": errors or {},
-        "timeout": state.details.get("pause_timeout"),
+        "deadline": _pause_deadline(state.details.get("pause_timeout")),
     }
+
+
+def _pause_deadline(value: object) -> datetime | None:
+    """When the pause times out: `suspend_flow_run`/`pause_flow_run` store the deadline
+    (an ISO timestamp), not the timeout's seconds."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 def _input_schema(run: FlowRun) -> dict[str, Any] | None:

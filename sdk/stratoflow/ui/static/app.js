@@ -117,6 +117,48 @@
     });
   }
 
+  // In AWS, CloudFront signs each request to the Lambda Function URL (origin access
+  // control), and for a POST or PUT Lambda wants the body's SHA-256 in the
+  // x-amz-content-sha256 header, which only the browser can compute (docs/ui.md). So
+  // every state-changing request goes through htmx (hx-post, or a boosted <form>), and
+  // this extension (hx-ext on <body>) encodes the form values itself and signs them
+  // with js-sha256 (synchronous: htmx sends the body right after this call).
+  if (window.htmx && window.sha256) {
+    window.htmx.defineExtension("signed-body", {
+      encodeParameters: function (xhr, parameters, elt) {
+        if (elt.closest("[hx-encoding]")) return null; // multipart: not through CloudFront
+        var body = new URLSearchParams();
+        var files = false;
+        parameters.forEach(function (value, key) {
+          if (typeof value === "string") body.append(key, value); else files = true;
+        });
+        if (files) return null;
+        var text = body.toString();
+        xhr.setRequestHeader("x-amz-content-sha256", window.sha256(text));
+        return text;
+      }
+    });
+  }
+
+  // So every form that posts is boosted: templates write plain <form method="post">.
+  document.addEventListener("htmx:beforeProcessNode", function (event) {
+    var form = event.target;
+    if (form.tagName === "FORM" && (form.getAttribute("method") || "").toLowerCase() === "post" &&
+        !form.hasAttribute("hx-boost")) {
+      form.setAttribute("hx-boost", "true");
+    }
+  });
+
+  // A boosted form behaves as a plain one: the server answers its redirect with
+  // HX-Redirect (a full navigation), and an error page replaces the page, as it would
+  // without htmx (htmx leaves 4xx/5xx answers unswapped by default).
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.boosted && event.detail.xhr.status >= 400) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () { drawCharts(document); });
   document.addEventListener("htmx:afterSettle", function (event) { drawCharts(event.target); });
 })();
