@@ -334,3 +334,28 @@ def test_a_post_without_the_payload_hash_is_refused_as_in_aws(sign_in: SignIn) -
     )
     assert page.status == 403
     assert browser.get("/").status == 200  # still signed in: the handler never ran
+
+
+def test_behind_cloudfront_the_public_url_not_the_host_is_this_sites_origin(
+    sign_in: SignIn,
+) -> None:
+    """Behind CloudFront the function sees its Function URL's Host (CloudFront does not
+    pass the viewer's on): the redirect URI and the Origin check use the public URL from
+    the sign-in parameter instead."""
+    function_url_host = {"Host": "abc123.lambda-url.us-east-1.on.aws"}
+    browser = Browser(sign_in.base)
+    page = browser.get("/auth/login", headers=function_url_host)
+    query = parse_qs(urlsplit(page.location).query)
+    assert query["redirect_uri"] == [f"{sign_in.base}/auth/callback"]
+    _finish(sign_in, browser, ["operators"])
+    token = browser.get("/").csrf_token()
+    refused = browser.post(
+        "/logout",
+        form={"csrf_token": token},
+        headers={**function_url_host, "Origin": "https://abc123.lambda-url.us-east-1.on.aws"},
+    )
+    assert refused.status == 403
+    page = browser.post(
+        "/logout", form={"csrf_token": token}, headers={**function_url_host, "Origin": sign_in.base}
+    )
+    assert page.status == 303
