@@ -10,7 +10,7 @@ CDK := node_modules/.bin/cdk
 CDK_CLI ?= aws-cdk@2
 CDK_ARGS ?=
 
-.PHONY: install test lint typecheck unit dates chaos demo bench clean synth
+.PHONY: install test lint typecheck unit dates chaos demo bench clean synth screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,10 @@ dates: install
 # same tests at a size that fits (CHAOS_SCALE=default). CHAOS_SEED=<n> changes the seed.
 chaos: install
 	CHAOS_SCALE=full $(BIN)/pytest tests/chaos
+
+# The screenshots docs/ui.md shows, retaken by the browser tests (tests/browser).
+screenshots: install
+	STRATOFLOW_UI_SCREENSHOTS=docs $(BIN)/pytest -p no:cacheprovider tests/browser/test_browser_pages.py
 
 demo: install
 	$(BIN)/python examples/demo.py

@@ -4,6 +4,8 @@ The fixtures that use them are in conftest.py."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,8 +24,15 @@ from stratoflow.models import FlowRun
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-SCREENSHOTS = ROOT / "docs" / "ui"
-"""Where the screenshots docs/ui.md shows are written (committed)."""
+DOCS_SCREENSHOTS = ROOT / "docs" / "ui"
+"""Where the screenshots docs/ui.md shows live (committed): `make screenshots` writes
+them there. Otherwise the tests write theirs to a scratch directory, so that a test run
+leaves the working tree as it was (run names and times differ from run to run)."""
+SCREENSHOTS = (
+    DOCS_SCREENSHOTS
+    if os.environ.get("STRATOFLOW_UI_SCREENSHOTS") == "docs"
+    else Path(tempfile.gettempdir()) / "stratoflow-ui-screenshots"
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 """Debian's Chromium: Playwright drives it by path (`playwright install` downloads a
