@@ -16,8 +16,9 @@ from stratoflow.models import FlowRun
 from stratoflow.platform import Platform, get_platform
 from stratoflow.states import StateType
 from stratoflow.ui.http import new_router, query_value
+from stratoflow.ui.pages.work_pools import queue_depth
 from stratoflow.ui.rendering import render
-from stratoflow.workers.queues import QueueDepth, UnknownWorkQueue
+from stratoflow.workers.queues import QueueDepth
 from stratoflow.workers.registry import WorkerInfo, list_workers
 
 if TYPE_CHECKING:
@@ -113,10 +114,7 @@ def pool_rows(platform: Platform) -> list[PoolRow]:
     for pool in platform.work_pools.list():
         queues = []
         for queue in pool.by_priority():
-            try:
-                depth: QueueDepth | None = platform.queues.depth(pool.name, queue.name)
-            except UnknownWorkQueue:
-                depth = None
+            depth = queue_depth(platform, pool.name, queue.name)
             queues.append(QueueRow(queue.name, queue.paused, depth))
         rows.append(
             PoolRow(pool.name, pool.type, queues, [w for w in workers if w.pool == pool.name])

@@ -77,6 +77,14 @@ def limit_use(limit: int | None, limit_name: str, now: datetime) -> LimitUse | N
     return LimitUse(limit, stored.leased_slots(now))
 
 
+def queue_depth(platform: Platform, pool: str, queue: str) -> QueueDepth | None:
+    """A queue's SQS depths; None for a queue whose SQS queue does not exist (yet)."""
+    try:
+        return platform.queues.depth(pool, queue)
+    except UnknownWorkQueue:
+        return None
+
+
 def pool_view(platform: Platform, pool: WorkPoolSpec, workers: list[WorkerInfo]) -> PoolView:
     """A pool with its queues' depths (SQS attributes, as `strato work-pool inspect`) and
     limits, and the workers of `workers` that poll it."""
@@ -86,10 +94,7 @@ def pool_view(platform: Platform, pool: WorkPoolSpec, workers: list[WorkerInfo])
     now = platform.services.clock.now()
     queues = []
     for queue in pool.by_priority():
-        try:
-            depth: QueueDepth | None = platform.queues.depth(pool.name, queue.name)
-        except UnknownWorkQueue:
-            depth = None
+        depth = queue_depth(platform, pool.name, queue.name)
         limit = limit_use(
             queue.concurrency_limit, work_queue_limit_name(pool.name, queue.name), now
         )
