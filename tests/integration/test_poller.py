@@ -505,7 +505,7 @@ def strato(*args: str) -> Any:
 def test_worker_start_once_runs_what_is_queued_and_exits(
     world: World, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr("stratoflow.workers.poller.WarmSpawner", lambda: world.spawn)
+    monkeypatch.setattr("stratoflow.workers.poller.spawner_for", lambda _: world.spawn)
     run = world.run("etl-low")
     result = strato("worker", "start", "--pool", "etl", "--queue", "low", "--once")
     assert result.exit_code == 0, result.output

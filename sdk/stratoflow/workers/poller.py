@@ -35,6 +35,7 @@ from stratoflow.platform import Platform
 from stratoflow.states import Cancelled
 from stratoflow.sweeps import mark_crashed
 from stratoflow.workers import registry
+from stratoflow.workers.forkspawn import spawner_for
 from stratoflow.workers.messages import FlowRunMessage
 from stratoflow.workers.processes import (
     RunProcesses,
@@ -46,7 +47,6 @@ from stratoflow.workers.processes import (
 )
 from stratoflow.workers.slots import Slots, work_pool_limit_name, work_queue_limit_name
 from stratoflow.workers.triage import Drop, SendOn, admit, seconds_until_due, send_on
-from stratoflow.workers.warm import WarmSpawner
 
 logger = logging.getLogger("stratoflow.workers")
 
@@ -102,7 +102,7 @@ class Poller:
         self.options = options
         self.clock = clock or platform.services.clock
         self.sleep = sleep or self.clock.sleep
-        self.spawn = spawn or WarmSpawner()
+        self.spawn = spawn or spawner_for(platform.settings.worker_start_method)
         self.env = dict(os.environ if env is None else env)
         self.name = options.name or registry.default_worker_name()
         self.backend = platform.services.backend
@@ -147,7 +147,7 @@ class Poller:
         self._heartbeat(self.clock.now())
         prime = getattr(self.spawn, "prime", None)
         if prime is not None:
-            prime(self.env)  # warm processes ready before the first run arrives
+            prime(self.env)  # the fork server or warm processes importing before a run comes
         logger.info(
             "Worker %r polling work pool %r, queues %s (up to %d runs at once)",
             self.name,
@@ -442,7 +442,7 @@ class Poller:
         self.processes.hand_back_all()
         close_spare = getattr(self.spawn, "close", None)
         if close_spare is not None:
-            close_spare()  # the warm process waiting for a run that will not come
+            close_spare()  # the fork server, or the warm processes waiting for a run
         with self._lock:
             self._finishing = True  # no heartbeat may recreate the item removed below
         try:
