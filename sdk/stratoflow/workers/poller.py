@@ -80,7 +80,9 @@ class PollerOptions:
     defer_seconds: int = 10
     """A run waiting for a concurrency slot is offered again after this long."""
     idle_sleep: float = 1.0
-    supervise_every: float = 0.5
+    supervise_every: float = 0.1
+    """A pass reads nothing from AWS unless something is due: often, so that an ended
+    run's slot is offered again at once."""
     background: bool = True
     """Supervise from a thread (False: from the receive loop, for tests)."""
 
@@ -131,6 +133,8 @@ class Poller:
         """Runs received early and waiting (on a timer) for their start."""
         self._stop = threading.Event()
         self._hurry = threading.Event()
+        self._freed = threading.Event()
+        """Set when a run ends or leaves its timer: a full worker may receive again."""
         self._finishing = False
         self._closed = threading.Event()
         self._started_at = self.clock.now()
@@ -228,8 +232,12 @@ class Poller:
             self._refresh_pool(strict=False)
         if self._stop.is_set():
             return 0
+        self._freed.clear()
         if self.capacity() <= 0:
-            self.sleep(self.options.idle_sleep)
+            if self.options.background:  # the supervisor thread says when a run ended
+                self._freed.wait(self.options.idle_sleep)
+            else:
+                self.sleep(self.options.idle_sleep)
             return 0
         received = self.poll_once()
         if received == 0 and self.options.wait_seconds == 0:
@@ -347,6 +355,7 @@ class Poller:
         finally:
             with self._lock:
                 self._held -= 1
+            self._freed.set()
 
     def _start(
         self, queue: WorkQueueSpec, url: str, receipt: str, message: FlowRunMessage, run: FlowRun
@@ -412,7 +421,10 @@ class Poller:
 
     def supervise(self) -> None:
         """Watch the running processes; record the worker's heartbeat when due."""
+        before = len(self.processes)
         self.processes.supervise()
+        if len(self.processes) < before:
+            self._freed.set()
         with self._lock:
             now = self.clock.now()
             if now >= self._next_heartbeat:
