@@ -126,18 +126,22 @@ class ForkServer:
 
     def spawn(self, argv: list[str], timeout: float = REPLY_TIMEOUT) -> ForkedProcess:
         """Fork a process running `python ARGV` (`-m MODULE ARGS...`)."""
+        if self._dead.is_set():
+            raise ForkServerError("the fork server died")
         token = next(self._tokens)
         answered = threading.Event()
         with self._lock:
             self._waiting[token] = answered
-        self._send({"op": "spawn", "token": token, "argv": argv})
-        answered.wait(timeout)
-        with self._lock:
-            self._waiting.pop(token, None)
-            reply = self._replies.pop(token, None)
-            if reply is None:
-                # Started later, if ever: _read kills what nobody waits for.
-                self._replies[token] = {"op": "abandoned"}
+        try:
+            self._send({"op": "spawn", "token": token, "argv": argv})
+            answered.wait(timeout)
+        finally:
+            with self._lock:
+                self._waiting.pop(token, None)
+                reply = self._replies.pop(token, None)
+                if reply is None:
+                    # Started later, if ever: _receive kills what nobody waits for.
+                    self._replies[token] = {"op": "abandoned"}
         if reply is None:
             raise ForkServerError(
                 "the fork server died" if self._dead.is_set() else "the fork server is silent"
@@ -221,6 +225,7 @@ class ForkServer:
             orphans = list(self._children.values())
             self._children.clear()
             waiting = list(self._waiting.values())
+            self._replies.clear()  # no answer will come: the waiting get ForkServerError
         for child in orphans:
             child.returncode = -signal.SIGKILL
         for event in waiting:
