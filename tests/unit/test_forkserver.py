@@ -263,6 +263,39 @@ def test_a_server_that_cannot_start_leaves_runs_to_fresh_processes(
         spawner.close()
 
 
+def test_a_server_never_ready_is_killed_and_not_waited_for_again(
+    env: dict[str, str], tmp_path: Path
+):
+    (tmp_path / "slow_import.py").write_text("import time\ntime.sleep(60)\n")
+    spawner = ForkServerSpawner(preload=("slow_import",), service_models=(), ready_timeout=0.5)
+    out = tmp_path / "out"
+    try:
+        started = time.monotonic()
+        first = spawner([sys.executable, *child("report", out)], env)
+        second = spawner([sys.executable, *child("exit", out, "0")], env)
+        assert not isinstance(first, ForkedProcess) and not isinstance(second, ForkedProcess)
+        assert (wait(first), wait(second)) == (0, 0)
+        assert time.monotonic() - started < 10  # one wait of 0.5 s, not one per run
+        assert spawner.server is not None
+        assert spawner.server.process.wait(10) == -signal.SIGKILL
+    finally:
+        spawner.close()
+
+
+def test_a_server_that_cannot_even_be_started_leaves_runs_to_fresh_processes(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    def no_server(*_: object, **__: object) -> ForkServer:
+        raise OSError("no more processes")
+
+    monkeypatch.setattr(forkspawn, "ForkServer", no_server)
+    spawner = ForkServerSpawner()
+    process = spawner([sys.executable, *child("exit", tmp_path / "out", "4")], env)
+    assert not isinstance(process, ForkedProcess)
+    assert wait(process) == 4
+    spawner.close()
+
+
 def test_a_server_silent_past_the_timeout_is_not_waited_for(server: ForkServer, tmp_path: Path):
     os.kill(server.process.pid, signal.SIGSTOP)
     try:

@@ -294,16 +294,17 @@ class ForkServerSpawner:
         with self._lock:
             if self.server is not None and self.server.env != dict(env):
                 return None  # another environment than the server's: a fresh process
+            if self._failed_at is not None and (
+                time.monotonic() - self._failed_at < self.restart_after
+            ):
+                return None
             if self.server is None or not self.server.alive:
-                if self._failed_at is not None and (
-                    time.monotonic() - self._failed_at < self.restart_after
-                ):
-                    return None
                 if self.server is not None:
                     logger.warning("Restarting the fork server")
                 self._start(env)
             server = self.server
-            assert server is not None
+            if server is None:
+                return None
             if server.wait_ready(self.ready_timeout):
                 self._failed_at = None
                 return server
@@ -314,6 +315,8 @@ class ForkServerSpawner:
                 server.error or "it did not answer in time",
                 self.restart_after,
             )
+            # Never ready, so no run of its own: a new one is started next time.
+            server.process.kill()
             return None
 
     def _start(self, env: Mapping[str, str]) -> None:
