@@ -310,6 +310,27 @@ def test_a_server_silent_past_the_timeout_is_not_waited_for(server: ForkServer, 
     assert server.alive
 
 
+def test_after_a_silent_server_the_next_runs_do_not_wait_for_it(
+    env: dict[str, str], tmp_path: Path
+):
+    spawner = ForkServerSpawner(preload=(), service_models=(), reply_timeout=2.0)
+    spawner.prime(env)
+    assert spawner.server is not None and spawner.server.wait_ready(30)
+    pid = spawner.server.process.pid
+    command = [sys.executable, *child("exit", tmp_path / "out", "0")]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        first = spawner(command, env)  # waits for the server's answer, in vain
+        asked = time.monotonic()
+        second = spawner(command, env)
+        assert time.monotonic() - asked < 1.5  # not another 2 s wait
+        assert [isinstance(p, ForkedProcess) for p in (first, second)] == [False, False]
+        assert [wait(p) for p in (first, second)] == [0, 0]
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        spawner.close()
+
+
 def children_of(pid: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):

@@ -255,11 +255,13 @@ class ForkServerSpawner:
         preload: Sequence[str] = FLOW_RUN_MODULES,
         service_models: Sequence[str] = SERVICE_MODELS,
         ready_timeout: float = READY_TIMEOUT,
+        reply_timeout: float = REPLY_TIMEOUT,
         restart_after: float = RESTART_AFTER,
     ) -> None:
         self.preload = tuple(preload)
         self.service_models = tuple(service_models)
         self.ready_timeout = ready_timeout
+        self.reply_timeout = reply_timeout
         self.restart_after = restart_after
         self.server: ForkServer | None = None
         self._failed_at: float | None = None
@@ -277,9 +279,12 @@ class ForkServerSpawner:
             server = self._server(env)
             if server is not None:
                 try:
-                    return server.spawn(argv)
+                    return server.spawn(argv, self.reply_timeout)
                 except ForkServerError as exc:
                     logger.warning("%s: starting a fresh process instead", exc)
+                    if server.alive:  # silent: the next runs do not wait for it either
+                        with self._lock:
+                            self._failed_at = time.monotonic()
         return popen_spawn(command, env)
 
     def close(self) -> None:
