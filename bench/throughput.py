@@ -20,8 +20,9 @@ At the end, the table's stream records are handed to the automations handler's c
 the Lambda event source mapping would, no automation defined) and its calls counted:
 the events each flow run derives and stores.
 
-Env: BENCH_THROUGHPUT_RUNS (runs per batch, default 20), BENCH_THROUGHPUT_POLLERS
-(default "1,2,4"), BENCH_THROUGHPUT_LIMIT (runs at once per poller, default 4).
+Env: BENCH_THROUGHPUT_RUNS (runs per batch, default 30: the burst of the target),
+BENCH_THROUGHPUT_POLLERS (default "1,2,4"), BENCH_THROUGHPUT_LIMIT (runs at once per
+poller, default 4).
 Merges the figures into bench/results.json under "throughput".
 """
 
@@ -45,7 +46,7 @@ import boto3
 from bench.calls import CallLog, Router, per, sizes_for, summarize, table_sizes
 from stratoflow.emulator import emulator
 
-RUNS = int(os.environ.get("BENCH_THROUGHPUT_RUNS", "20"))
+RUNS = int(os.environ.get("BENCH_THROUGHPUT_RUNS", "30"))
 POLLERS = tuple(int(p) for p in os.environ.get("BENCH_THROUGHPUT_POLLERS", "1,2,4").split(","))
 LIMIT = int(os.environ.get("BENCH_THROUGHPUT_LIMIT", "4"))
 LEAD_SECONDS = 3.0

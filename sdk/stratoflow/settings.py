@@ -100,6 +100,12 @@ class Settings(BaseSettings):
         description="On SIGTERM, how long `strato worker` lets running flow runs finish before "
         "it stops them and hands them back to their queue.",
     )
+    worker_start_method: Literal["forkserver", "spawn"] = Field(
+        default="forkserver",
+        description="How `strato worker start` starts each flow run's process: "
+        "'forkserver' forks it from a process that imported stratoflow once (Linux; "
+        "elsewhere 'spawn'), 'spawn' starts a fresh Python process (kept warm in advance).",
+    )
     lambda_worker_min_remaining_seconds: float = Field(
         default=60.0,
         ge=0,

@@ -465,9 +465,9 @@ def audit(stack: Stack, runs: Iterable[FlowRun]) -> Audit:
 # Poller processes
 
 
-def child_pids(pid: int) -> list[int]:
-    """The live children of process `pid` (from /proc)."""
-    found = []
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, state) of every process (from /proc)."""
+    found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -476,9 +476,59 @@ def child_pids(pid: int) -> list[int]:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(entry))
+        found[int(entry)] = (int(fields[1]), fields[0])
     return found
+
+
+def descendant_pids(pid: int) -> list[int]:
+    """The live processes under process `pid`: a poller's children (its fork server, or
+    its spawned flow run processes and warm spares) and theirs (the flow run processes
+    the fork server forks), down to the last generation."""
+    processes = _processes()
+    found: list[int] = []
+    parents = [pid]
+    while parents:
+        parent = parents.pop()
+        children = [p for p, (ppid, state) in processes.items() if ppid == parent]
+        found += [p for p in children if processes[p][1] != "Z"]
+        parents += children
+    return found
+
+
+def freeze_tree(pid: int) -> list[int]:
+    """SIGSTOP process `pid` and every process under it, and return them all (`pid`
+    first): stopped, none of them can start another process, so the list is complete."""
+    frozen = [pid]
+    os.kill(pid, signal.SIGSTOP)
+    while True:
+        deadline = time.monotonic() + 5
+        while not all(_stopped(p) for p in frozen) and time.monotonic() < deadline:
+            time.sleep(0.01)  # stopped only once the signal is delivered
+        new = [p for p in descendant_pids(pid) if p not in frozen]
+        if not new:
+            return frozen
+        for child in new:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGSTOP)
+        frozen += new
+
+
+def _stopped(pid: int) -> bool:
+    """Stopped, or gone (`alive` below: no state to wait for)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("T", "t", "Z", "X")
+
+
+def is_fork_server(pid: int) -> bool:
+    """Process `pid` is a poller's fork server (its flow run processes, forked from it,
+    share its command line, but not its parent: the poller)."""
+    try:
+        return b"stratoflow.workers.forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def alive(pid: int) -> bool:
@@ -532,18 +582,26 @@ class Pollers:
             )
 
     def kill(self, poller: PollerProcess, *, with_runs: bool) -> int:
-        """SIGKILL a poller; with `with_runs`, its flow run processes too (the machine
-        died). Returns the number of flow run processes killed."""
-        children = child_pids(poller.process.pid)
-        poller.process.send_signal(signal.SIGKILL)
-        killed = 0
+        """SIGKILL a poller; with `with_runs`, every process under it too (the machine
+        died: its fork server and flow run processes, or its spawned ones). Returns the
+        number of flow run processes killed (the fork server is not one)."""
+        pid = poller.process.pid
         if with_runs:
-            for pid in children:
+            # Frozen first: a fork server still forking after the poller's death would
+            # leave a run alive that the machine's death should have killed.
+            tree = freeze_tree(pid)
+            parents = _processes()
+            runs = [
+                p for p in tree[1:] if not (parents.get(p, (0,))[0] == pid and is_fork_server(p))
+            ]
+            for process in tree:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                    killed += 1
+                    os.kill(process, signal.SIGKILL)
+            killed = len(runs)
         else:
-            self.orphans.extend(children)
+            self.orphans.extend(descendant_pids(pid))
+            poller.process.send_signal(signal.SIGKILL)
+            killed = 0
         poller.process.wait(timeout=30)
         self.live.remove(poller)
         self.dead.append(poller)
@@ -571,7 +629,7 @@ class Pollers:
         """Whatever is still running after a failed test: kill it."""
         for poller in self.live:
             if poller.process.poll() is None:
-                for pid in child_pids(poller.process.pid):
+                for pid in descendant_pids(poller.process.pid):
                     _kill_quietly(pid)
                 poller.process.kill()
                 poller.process.wait()

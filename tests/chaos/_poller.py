@@ -1,7 +1,7 @@
-"""A poller process for the chaos suite: `strato worker start` (same Poller, same warm
-flow-run processes, same signal handling) with a 10 s message visibility timeout instead
-of 90 s, so that a message a SIGKILLed poller had received but not yet claimed becomes
-visible again within seconds rather than a minute and a half.
+"""A poller process for the chaos suite: `strato worker start` (same Poller, same fork
+server and flow-run processes, same signal handling) with a 10 s message visibility
+timeout instead of 90 s, so that a message a SIGKILLed poller had received but not yet
+claimed becomes visible again within seconds rather than a minute and a half.
 
     python tests/chaos/_poller.py POOL NAME
 """

@@ -30,7 +30,7 @@ from tests.chaos._chaos import (
     Stack,
     Ticker,
     alive,
-    child_pids,
+    descendant_pids,
     record_figures,
     settle,
 )
@@ -57,7 +57,7 @@ def task_executions(stack: Stack, run_id: str) -> list[tuple[int, int, int]]:
 
 def busy_processes(stack: Stack, pollers: Pollers) -> list[int]:
     """Flow run processes that wrote a task line in the last second and still live."""
-    children = {pid for poller in pollers.live for pid in child_pids(poller.process.pid)}
+    children = {pid for poller in pollers.live for pid in descendant_pids(poller.process.pid)}
     probe = stack.ledger.parent / ".durable-probe"
     probe.touch()
     recent = probe.stat().st_mtime - 1.0

@@ -45,7 +45,7 @@ from tests.chaos._chaos import (
     Ticker,
     alive,
     audit,
-    child_pids,
+    descendant_pids,
     record_figures,
     settle,
 )
@@ -63,7 +63,7 @@ def in_user_code(stack: Stack, pollers: Pollers) -> dict[str, list[int]]:
     line was written less than IN_USER_CODE seconds ago (the flow then sleeps for
     USER_CODE_SECONDS)."""
     children = {
-        pid: poller.name for poller in pollers.live for pid in child_pids(poller.process.pid)
+        pid: poller.name for poller in pollers.live for pid in descendant_pids(poller.process.pid)
     }
     recent = filesystem_now(stack.ledger.parent) - IN_USER_CODE
     found: dict[str, list[int]] = {}

@@ -148,14 +148,15 @@ def deployed_stack(
         yield Stack(url, dict(os.environ), home)
 
 
-def test_the_poller_runs_cancels_and_stops(stack: Stack, tmp_path: Path):
+@pytest.mark.parametrize("start_method", ["forkserver", "spawn"])
+def test_the_poller_runs_cancels_and_stops(stack: Stack, tmp_path: Path, start_method: str):
     log = (tmp_path / "worker.log").open("w")
     worker = subprocess.Popen(
         [
             *(sys.executable, "-m", "stratoflow.cli", "worker", "start"),
             *("--pool", "default", "--name", "e2e-worker", "--wait-seconds", "1"),
         ],
-        env=stack.env,
+        env={**stack.env, "STRATOFLOW_WORKER_START_METHOD": start_method},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -202,6 +203,8 @@ def test_the_poller_runs_cancels_and_stops(stack: Stack, tmp_path: Path):
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
         assert json.loads(stack.strato("worker", "ls", "--json").stdout) == []
+        # Every run's process came the chosen way (no fresh process instead of a fork).
+        assert "fresh process" not in (tmp_path / "worker.log").read_text()
     finally:
         if worker.poll() is None:
             worker.kill()

@@ -13,7 +13,9 @@ import json
 import signal
 import sys
 import textwrap
-from collections.abc import Iterator, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -301,6 +303,41 @@ def test_deployment_concurrency_limit_enqueue_waits_for_a_slot(world: World):
     assert world.queue_counts() == (0, 0, 0)
 
 
+@pytest.mark.slow
+def test_a_full_worker_receives_again_as_soon_as_a_run_ends(world: World):
+    """Not after its idle sleep: the supervisor thread wakes the receive loop."""
+    world.spawn.hold = True
+    world.run("hello"), world.run("hello")
+    options = PollerOptions(
+        pool="default", wait_seconds=0, limit=1, idle_sleep=3, supervise_every=0.05
+    )
+    # Real sleeps (the fake clock's return at once, and would hide a wait).
+    poller = Poller(world.platform, options, spawn=world.spawn, sleep=time.sleep)
+    loop = threading.Thread(target=poller.run)
+    loop.start()
+    try:
+        eventually(lambda: len(world.spawn.started) == 1)
+        time.sleep(0.3)  # the loop is full: it waits
+        assert len(world.spawn.started) == 1
+        ended = time.monotonic()
+        world.spawn.finish(world.spawn.started[0])
+        eventually(lambda: len(world.spawn.started) == 2)
+        assert time.monotonic() - ended < 1.5  # not after the idle sleep (3 s)
+        world.spawn.finish(world.spawn.started[1])
+        eventually(lambda: poller.running == 0)
+    finally:
+        poller.request_stop()
+        loop.join(30)
+    assert not loop.is_alive()
+
+
+def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
 def test_deployment_concurrency_limit_cancel_new_cancels_the_new_run(world: World):
     world.spawn.hold = True
     first = world.run("single-cancel")
@@ -505,7 +542,7 @@ def strato(*args: str) -> Any:
 def test_worker_start_once_runs_what_is_queued_and_exits(
     world: World, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr("stratoflow.workers.poller.WarmSpawner", lambda: world.spawn)
+    monkeypatch.setattr("stratoflow.workers.poller.spawner_for", lambda _: world.spawn)
     run = world.run("etl-low")
     result = strato("worker", "start", "--pool", "etl", "--queue", "low", "--once")
     assert result.exit_code == 0, result.output

@@ -35,6 +35,7 @@ from stratoflow.orchestration.claims import claim_flow_run
 from stratoflow.platform import Platform
 from stratoflow.states import Cancelled
 from stratoflow.workers import registry
+from stratoflow.workers.forkspawn import spawner_for
 from stratoflow.workers.messages import FlowRunMessage
 from stratoflow.workers.processes import (
     RunProcesses,
@@ -46,7 +47,6 @@ from stratoflow.workers.processes import (
 )
 from stratoflow.workers.slots import Slots, work_pool_limit_name, work_queue_limit_name
 from stratoflow.workers.triage import Drop, SendOn, admit, seconds_until_due, send_on
-from stratoflow.workers.warm import WarmSpawner
 
 logger = logging.getLogger("stratoflow.workers")
 
@@ -80,7 +80,9 @@ class PollerOptions:
     defer_seconds: int = 10
     """A run waiting for a concurrency slot is offered again after this long."""
     idle_sleep: float = 1.0
-    supervise_every: float = 0.5
+    supervise_every: float = 0.1
+    """A pass reads nothing from AWS unless something is due: often, so that an ended
+    run's slot is offered again at once."""
     background: bool = True
     """Supervise from a thread (False: from the receive loop, for tests)."""
 
@@ -102,7 +104,7 @@ class Poller:
         self.options = options
         self.clock = clock or platform.services.clock
         self.sleep = sleep or self.clock.sleep
-        self.spawn = spawn or WarmSpawner()
+        self.spawn = spawn or spawner_for(platform.settings.worker_start_method)
         self.env = dict(os.environ if env is None else env)
         self.name = options.name or registry.default_worker_name()
         self.backend = platform.services.backend
@@ -131,6 +133,8 @@ class Poller:
         """Runs received early and waiting (on a timer) for their start."""
         self._stop = threading.Event()
         self._hurry = threading.Event()
+        self._freed = threading.Event()
+        """Set when a run ends or leaves its timer: a full worker may receive again."""
         self._finishing = False
         self._closed = threading.Event()
         self._started_at = self.clock.now()
@@ -147,7 +151,7 @@ class Poller:
         self._heartbeat(self.clock.now())
         prime = getattr(self.spawn, "prime", None)
         if prime is not None:
-            prime(self.env)  # warm processes ready before the first run arrives
+            prime(self.env)  # the fork server or warm processes importing before a run comes
         logger.info(
             "Worker %r polling work pool %r, queues %s (up to %d runs at once)",
             self.name,
@@ -228,8 +232,12 @@ class Poller:
             self._refresh_pool(strict=False)
         if self._stop.is_set():
             return 0
+        self._freed.clear()
         if self.capacity() <= 0:
-            self.sleep(self.options.idle_sleep)
+            if self.options.background:  # the supervisor thread says when a run ended
+                self._freed.wait(self.options.idle_sleep)
+            else:
+                self.sleep(self.options.idle_sleep)
             return 0
         received = self.poll_once()
         if received == 0 and self.options.wait_seconds == 0:
@@ -347,6 +355,7 @@ class Poller:
         finally:
             with self._lock:
                 self._held -= 1
+            self._freed.set()
 
     def _start(
         self, queue: WorkQueueSpec, url: str, receipt: str, message: FlowRunMessage, run: FlowRun
@@ -412,7 +421,10 @@ class Poller:
 
     def supervise(self) -> None:
         """Watch the running processes; record the worker's heartbeat when due."""
+        before = len(self.processes)
         self.processes.supervise()
+        if len(self.processes) < before:
+            self._freed.set()
         with self._lock:
             now = self.clock.now()
             if now >= self._next_heartbeat:
@@ -442,7 +454,7 @@ class Poller:
         self.processes.hand_back_all()
         close_spare = getattr(self.spawn, "close", None)
         if close_spare is not None:
-            close_spare()  # the warm process waiting for a run that will not come
+            close_spare()  # the fork server, or the warm processes waiting for a run
         with self._lock:
             self._finishing = True  # no heartbeat may recreate the item removed below
         try:

@@ -6,11 +6,14 @@ botocore (`standard` or `adaptive` mode, STRATOFLOW_AWS_RETRY_MODE).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.loaders import Loader
 
 from stratoflow.settings import Settings
 
@@ -56,6 +59,37 @@ class AwsConfig:
         )
 
 
+_preloaded: Loader | None = None
+"""botocore's parsed models (services, endpoints, retries), shared by the sessions of
+this process: set in the poller's fork server, inherited by each process it forks."""
+
+
+def preload_service_models(services: Iterable[str]) -> None:
+    """Parse botocore's models of `services` once, in a process that forks: each child's
+    sessions then start from them instead of reading and parsing the JSON again (about
+    0.1 s of CPU a process). What is shared is parsed data only: the clients made here
+    are dropped, and a child makes its own sessions, credentials and connections."""
+    global _preloaded
+    core = botocore.session.get_session()
+    session = boto3.Session(botocore_session=core, region_name="us-east-1")
+    for service in services:
+        # Explicit dummy credentials: no lookup (an instance metadata call would open a
+        # connection); creating a client sends nothing.
+        session.client(  # type: ignore[call-overload]
+            service, aws_access_key_id="preload", aws_secret_access_key="preload"
+        )
+    _preloaded = core.get_component("data_loader")
+
+
+def new_session(region: str) -> boto3.Session:
+    """A boto3 session of its own (configuration and credentials read now), starting
+    from the preloaded models when this process has them."""
+    core = botocore.session.get_session()
+    if _preloaded is not None:
+        core.register_component("data_loader", _preloaded)
+    return boto3.Session(botocore_session=core, region_name=region)
+
+
 class AwsClients:
     """Creates (and caches) the clients stratoflow uses from one boto3 session."""
 
@@ -63,7 +97,7 @@ class AwsClients:
         self, session: boto3.Session | None = None, config: AwsConfig | None = None
     ) -> None:
         self.config = config or AwsConfig()
-        self.session = session or boto3.Session(region_name=self.config.region)
+        self.session = session or new_session(self.config.region)
         self._clients: dict[str, Any] = {}
 
     def _client(self, service: str) -> Any:
