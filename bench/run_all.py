@@ -180,6 +180,18 @@ def rows(results: dict[str, Any]) -> list[Row]:
             lambda v: v < 2,
         ),
         (
+            "Cost: $ per million task runs (100/flow)",
+            g("cost", "usd_per_million_task_runs_by_tasks_per_flow_run", "100"),
+            "< 1",
+            lambda v: v < 1,
+        ),
+        (
+            "Cost: $ per million deployed flow runs",
+            g("cost", "usd_per_million_flow_runs"),
+            "< 10",
+            lambda v: v < 10,
+        ),
+        (
             "Cost: $ per million task runs, no stored events",
             g("cost", "usd_per_million_task_runs_without_stored_events", "10"),
             "< 2",
