@@ -57,7 +57,9 @@ def main() -> int:
         stack = LocalStack(home=home, tick_seconds=1.0).__enter__()
     try:
         console.print(f"[green]Embedded stack up[/] at {stack.endpoint}")
-        console.print(f"Web UI (while the demo runs): {stack.ui_url}", highlight=False)
+        console.print(
+            f"Web UI (while the demo runs): {stack.ui_url}", highlight=False, soft_wrap=True
+        )
         results = deploy_project(EXAMPLES)
         console.print(f"Deployed: {', '.join(r.deployment.name for r in results)}")
         for entrypoint, name in (
