@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import io
 import json
 from types import SimpleNamespace
 from typing import Any
@@ -62,12 +63,14 @@ def test_runs_by_state_and_late_runs_come_from_metric_filters(
     )
 
 
-def test_scheduler_handler_logs_the_tick_line_the_filters_read(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-):
+def test_scheduler_handler_logs_the_tick_line_the_filters_read(monkeypatch: pytest.MonkeyPatch):
     """Run the real handler (with a fake tick) and read its JSON line with the metric
     filters' own selectors."""
     handler = importlib.import_module("functions.scheduler.handler")
+    # The handler's Logger took the stdout of whichever test imported it first (capsys
+    # of another test, say): read what it writes from a stream of this test's own.
+    written = io.StringIO()
+    monkeypatch.setattr(handler.logger.registered_handler, "stream", written)
     report = TickReport(late=2, swept=SweepReport(crashed=1))
     monkeypatch.setattr(handler, "get_platform", lambda: None)
     monkeypatch.setattr(
@@ -81,9 +84,7 @@ def test_scheduler_handler_logs_the_tick_line_the_filters_read(
         get_remaining_time_in_millis=lambda: 60_000,
     )
     handler.handler(SCHEDULED_EVENT, context)
-    lines = [
-        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")
-    ]
+    lines = [json.loads(line) for line in written.getvalue().splitlines() if line.startswith("{")]
     [tick] = [line for line in lines if line.get("message") == SCHEDULER_TICK_MESSAGE]
     assert _select(tick, LATE_RUNS_VALUE) == 2
     assert _select(tick, SWEPT_CRASHED_VALUE) == 1
