@@ -67,10 +67,13 @@ def test_scheduler_handler_logs_the_tick_line_the_filters_read(monkeypatch: pyte
     """Run the real handler (with a fake tick) and read its JSON line with the metric
     filters' own selectors."""
     handler = importlib.import_module("functions.scheduler.handler")
-    # The handler's Logger took the stdout of whichever test imported it first (capsys
-    # of another test, say): read what it writes from a stream of this test's own.
+    # The handler's Logger was made by whichever test imported it first: it kept that
+    # test's stdout (capsys of another test, say) and level (POWERTOOLS_LOG_LEVEL=WARNING
+    # in the browser tests). Read what it writes at INFO, from a stream of this test's own.
     written = io.StringIO()
     monkeypatch.setattr(handler.logger.registered_handler, "stream", written)
+    level = handler.logger.log_level
+    handler.logger.setLevel("INFO")
     report = TickReport(late=2, swept=SweepReport(crashed=1))
     monkeypatch.setattr(handler, "get_platform", lambda: None)
     monkeypatch.setattr(
@@ -83,7 +86,10 @@ def test_scheduler_handler_logs_the_tick_line_the_filters_read(monkeypatch: pyte
         aws_request_id="req-1",
         get_remaining_time_in_millis=lambda: 60_000,
     )
-    handler.handler(SCHEDULED_EVENT, context)
+    try:
+        handler.handler(SCHEDULED_EVENT, context)
+    finally:
+        handler.logger.setLevel(level)
     lines = [json.loads(line) for line in written.getvalue().splitlines() if line.startswith("{")]
     [tick] = [line for line in lines if line.get("message") == SCHEDULER_TICK_MESSAGE]
     assert _select(tick, LATE_RUNS_VALUE) == 2
