@@ -120,6 +120,27 @@ def test_a_heartbeat_item_keeps_a_long_running_run_alive(installation: Installat
     assert sweep(installation.platform, installation.clock.now()).crashed == 1
 
 
+def test_a_garbled_heartbeat_item_is_no_sign_of_life_and_stops_no_sweep(
+    installation: Installation,
+):
+    # Heartbeat items are written by workers: one that does not hold an aware time counts
+    # as no beat, and the other runs are still swept.
+    from stratoflow import resources
+    from stratoflow.backends.aws.items import to_item
+
+    backend = installation.services.backend
+    garbled = start(installation, claimed_run(installation))
+    other = start(installation, claimed_run(installation))
+    for run, beat in ((garbled, "not a time"), (other, "2020-01-01T00:00:00")):
+        backend.dynamodb.put_item(
+            TableName=backend.table,
+            Item=to_item({**resources.flow_run_heartbeat_key(run.id), "heartbeat": beat}),
+        )
+    installation.clock.advance(120)
+    assert backend.flow_run_heartbeats([garbled.id, other.id]) == {}
+    assert sweep(installation.platform, installation.clock.now()).crashed == 2
+
+
 def test_a_run_that_moved_meanwhile_is_not_touched(installation: Installation):
     run = start(installation, claimed_run(installation))
     installation.clock.advance(200)

@@ -9,6 +9,7 @@ after its last beat (the zombie sweep only reads beats of Running runs).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,8 @@ from stratoflow.models import FlowRun
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+logger = logging.getLogger("stratoflow.sweeps")
 
 KEEP_FOR = timedelta(days=7)
 BATCH_GET_KEYS = 100
@@ -43,6 +46,15 @@ def heartbeat_item(run: FlowRun, at: datetime) -> dict[str, Any]:
     )
 
 
+def _moment(value: Any) -> datetime | None:
+    """An aware ISO time, or None for anything else."""
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return moment if moment is not None and moment.tzinfo is not None else None
+
+
 def write_heartbeat(client: DynamoDBClient, table: str, run: FlowRun, at: datetime) -> None:
     client.put_item(TableName=table, Item=heartbeat_item(run, at))
 
@@ -64,6 +76,12 @@ def read_heartbeats(
             for item in response.get("Responses", {}).get(table, []):
                 raw = from_item(item)
                 run_id = str(raw[resources.PARTITION_KEY]).removeprefix("FLOWRUN#")
-                beats[run_id] = datetime.fromisoformat(str(raw["heartbeat"]))
+                beat = _moment(raw.get("heartbeat"))
+                if beat is None:
+                    # A worker wrote the item: one it garbled is no sign of life, and must
+                    # not stop the sweep of every other run.
+                    logger.warning("Unreadable heartbeat item of flow run %s: ignored", run_id)
+                    continue
+                beats[run_id] = beat
             request = response.get("UnprocessedKeys") or None
     return beats
