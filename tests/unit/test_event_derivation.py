@@ -510,3 +510,13 @@ def test_other_items_derive_nothing(key: dict[str, str]) -> None:
     assert derive_events(insert(item)) == []
     assert derive_events(modify(item, changed)) == []
     assert derive_events(StreamChange("REMOVE", old_image=image(item))) == []
+
+
+def test_a_compressed_state_history_that_inflates_too_far_is_refused() -> None:
+    # A worker writes flow-run items: its state history is inflated with a bound.
+    run = flow_run(state=at(Running(), 0))
+    transition(run, at(Completed(), 10))
+    item = flow_run_to_item(run)
+    item["state_history_z"] = {"B": zlib.compress(b"[" + b" " * (1024 * 1024) + b"]")}
+    with pytest.raises(UnreadableRecord, match="inflates past"):
+        derive_events(insert(item))
