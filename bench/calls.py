@@ -94,6 +94,37 @@ def indexes_of(item: Mapping[str, Any]) -> list[str]:
     return [name for name, key in GSI_KEYS.items() if key in item]
 
 
+def stream_write_units(record: Mapping[str, Any]) -> tuple[int, int]:
+    """(table, indexes) write units billed for the write a stream record reports, from its
+    old and new images (NEW_AND_OLD_IMAGES): the table bills the larger image; an index
+    bills a put for an item that enters it, a delete for one that leaves it, both when
+    the item's key there changes, and one write of the new image when an item that stays
+    in it changes (every index projects ALL attributes). Exact where the request-based
+    estimate (`CallLog.resolve_writes`) is not: it cannot tell whether an update added an
+    item to an index or moved it there."""
+    body = record.get("dynamodb") or {}
+    old = body.get("OldImage") or None
+    new = body.get("NewImage") or None
+    old_size = item_size(old) if old else 0
+    new_size = item_size(new) if new else 0
+    table = write_units(max(old_size, new_size))
+    indexes = 0
+    for partition, sort in GSI_KEY_ATTRIBUTES.values():
+        before = old is not None and partition in old and sort in old
+        after = new is not None and partition in new and sort in new
+        if before and after:
+            assert old is not None and new is not None
+            if old[partition] != new[partition] or old[sort] != new[sort]:
+                indexes += write_units(old_size) + write_units(new_size)
+            elif old != new:
+                indexes += write_units(new_size)
+        elif before:
+            indexes += write_units(old_size)
+        elif after:
+            indexes += write_units(new_size)
+    return table, indexes
+
+
 def _key_of(item: Mapping[str, Any]) -> tuple[str, str]:
     return str(item["pk"]["S"]), str(item.get("sk", {}).get("S", ""))
 
