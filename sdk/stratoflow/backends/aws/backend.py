@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from stratoflow import resources
+from stratoflow.backends.aws.flow_run_lists import FlowRunLists
 from stratoflow.backends.aws.heartbeats import read_heartbeats, write_heartbeat
 from stratoflow.backends.aws.held_task_runs import HeldTaskRuns
 from stratoflow.backends.aws.items import (
@@ -28,7 +29,6 @@ from stratoflow.backends.aws.items import (
     task_run_to_item,
     to_attribute,
 )
-from stratoflow.backends.aws.own_keys import OwnItems, string_attribute
 from stratoflow.backends.aws.result_keys import ParameterStoreResultKeys
 from stratoflow.backends.aws.result_refs import ResultRefs
 from stratoflow.backends.aws.results import S3ResultStore
@@ -48,18 +48,6 @@ if TYPE_CHECKING:
     from stratoflow.backends.aws.variables import DynamoVariableStore
 
 CONFLICT_ATTEMPTS = 8
-LIST_LOOKBACK_DAYS = 30
-
-
-def _flow_run_key(item: Mapping[str, Any]) -> Mapping[str, str]:
-    # The run `flow_run_from_item` reads: the one its `id` names (items written before
-    # ids were left out), else its partition key's, whose sort key must then be META.
-    if "id" in item:
-        return resources.flow_run_key(string_attribute(item, "id"))
-    pk = string_attribute(item, resources.PARTITION_KEY)
-    if not pk.startswith("FLOWRUN#"):
-        raise KeyError(resources.PARTITION_KEY)
-    return resources.flow_run_key(pk.removeprefix("FLOWRUN#"))
 
 
 def _is_conditional_failure(exc: ClientError) -> bool:
@@ -93,6 +81,7 @@ class AwsBackend:
         self._flow_runs: dict[str, FlowRun] = {}
         """Flow runs this process created or changed: the objects the engine holds."""
         self._names = names
+        self.lists = FlowRunLists(self.dynamodb, self.table, self.results)
 
     # Variables, artifacts and blocks: built (and their modules and pydantic models loaded)
     # on first use, so that a Lambda that never touches them does not pay for them at its
@@ -161,42 +150,9 @@ class AwsBackend:
         since: datetime | None = None,
         where: Callable[[FlowRun], bool] | None = None,
     ) -> list[FlowRun]:
-        """Newest first, over the last 30 days (from `since` on): one day partition of the
-        `by_time` index after the other, stopping once `limit` runs are found."""
-        runs: list[FlowRun] = []
-        today = datetime.now(UTC).date()
-        index = resources.BY_TIME
-        lower = since.astimezone(UTC) if since is not None else None
-        days = LIST_LOOKBACK_DAYS
-        if lower is not None:
-            days = max(min(days, (today - lower.date()).days), 0)
-        condition = "#p = :p" + (" AND #s >= :since" if lower is not None else "")
-        names = {"#p": index.partition_key} | ({"#s": index.sort_key} if lower else {})
-        with OwnItems("flow run", _flow_run_key) as own:
-            for days_back in range(days + 1):
-                day = (today - timedelta(days=days_back)).isoformat()
-                values: dict[str, Any] = {
-                    ":p": to_attribute(resources.flow_runs_day_partition(day))
-                }
-                if lower is not None:
-                    values[":since"] = to_attribute(lower.isoformat())
-                paginator = self.dynamodb.get_paginator("query")
-                for page in paginator.paginate(
-                    TableName=self.table,
-                    IndexName=index.name,
-                    KeyConditionExpression=condition,
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=values,
-                    ScanIndexForward=False,
-                ):
-                    for item in own(page["Items"]):
-                        run = flow_run_from_item(item, self.results)
-                        if where is not None and not where(run):
-                            continue
-                        runs.append(run)
-                        if limit is not None and len(runs) >= limit:
-                            return runs
-        return runs
+        """Newest first by creation, over the last 30 days (from `since` on), stopping once
+        `limit` runs are found (flow_run_lists.py: finished runs by day, active runs)."""
+        return self.lists.newest(limit=limit, since=since, where=where)
 
     def set_flow_run_state(
         self,
@@ -321,59 +277,12 @@ class AwsBackend:
         limit: int | None = None,
         since: datetime | None = None,
     ) -> list[FlowRun]:
-        index = resources.BY_STATE
-        condition = "#p = :p"
-        values: dict[str, Any] = {":p": to_attribute(resources.state_partition(state_type.value))}
-        upper = f"{until.astimezone(UTC).isoformat()}#~" if until is not None else None
-        lower = since.astimezone(UTC).isoformat() if since is not None else None
-        if lower is not None and upper is not None:
-            condition += " AND #s BETWEEN :since AND :until"
-        elif upper is not None:
-            condition += " AND #s <= :until"
-        elif lower is not None:
-            condition += " AND #s >= :since"
-        if upper is not None:
-            values[":until"] = to_attribute(upper)
-        if lower is not None:
-            values[":since"] = to_attribute(lower)
-        return self._query_runs(
-            IndexName=index.name,
-            KeyConditionExpression=condition,
-            ExpressionAttributeNames={"#p": index.partition_key, "#s": index.sort_key}
-            if upper is not None or lower is not None
-            else {"#p": index.partition_key},
-            ExpressionAttributeValues=values,
-            limit=limit,
-        )
+        return self.lists.by_state(state_type, until=until, limit=limit, since=since)
 
     def list_flow_runs_of_deployment(
         self, deployment_name: str, *, limit: int | None = None
     ) -> list[FlowRun]:
-        index = resources.BY_DEPLOYMENT
-        return self._query_runs(
-            IndexName=index.name,
-            KeyConditionExpression="#p = :p",
-            ExpressionAttributeNames={"#p": index.partition_key},
-            ExpressionAttributeValues={
-                ":p": to_attribute(resources.deployment_partition(deployment_name))
-            },
-            ScanIndexForward=False,
-            limit=limit,
-        )
-
-    def _query_runs(self, *, limit: int | None, **query: Any) -> list[FlowRun]:
-        runs: list[FlowRun] = []
-        paginator = self.dynamodb.get_paginator("query")
-        # The sweeps and the scheduler act on what these indexes list: an item of another
-        # key carrying a run's index attributes (say a `TASKRUN#` item naming a run id)
-        # must not make them move a run (own_keys.py).
-        with OwnItems("flow run", _flow_run_key) as own:
-            for page in paginator.paginate(TableName=self.table, **query):
-                for item in own(page["Items"]):
-                    runs.append(flow_run_from_item(item, self.results))
-                    if limit is not None and len(runs) >= limit:
-                        return runs
-        return runs
+        return self.lists.of_deployment(deployment_name, limit=limit)
 
     def delete_flow_run(self, flow_run_id: str, *, only_in: StateType | None = None) -> bool:
         condition: dict[str, Any] = {"ConditionExpression": "attribute_exists(pk)"}

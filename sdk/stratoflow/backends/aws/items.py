@@ -203,14 +203,34 @@ def flow_run_state_attributes(run: FlowRun) -> dict[str, Any]:
         # three keys: it kept the item over the 1 KB of one write unit). Items written
         # before carry one; both sort by time.
         resources.BY_STATE.sort_key: state_sort_time(run, state),
+        # Listed by time and by deployment from its first final state on (not removed
+        # when a run leaves one: a retry from scratch keeps them): flow_run_lists.py.
+        **(listing_keys(run) if state.is_final() else {}),
     }
+
+
+def listing_keys(run: FlowRun, created: datetime | None = None) -> dict[str, str]:
+    """The `by_time` and `by_deployment` keys of a run: both by creation time."""
+    created = created or run.created or datetime.now(UTC)
+    # Index keys in UTC: ISO strings with different offsets do not sort by instant, and
+    # the day partitions are the UTC days list_flow_runs reads.
+    indexed = created.astimezone(UTC) if created.tzinfo is not None else created
+    keys = {
+        resources.BY_TIME.partition_key: resources.flow_runs_day_partition(
+            indexed.date().isoformat()
+        ),
+        resources.BY_TIME.sort_key: indexed.isoformat(),
+    }
+    if run.deployment_name:
+        keys[resources.BY_DEPLOYMENT.partition_key] = resources.deployment_partition(
+            run.deployment_name
+        )
+        keys[resources.BY_DEPLOYMENT.sort_key] = indexed.isoformat()
+    return keys
 
 
 def flow_run_to_item(run: FlowRun) -> dict[str, Any]:
     created = run.created or datetime.now(UTC)
-    # Index keys in UTC: ISO strings with different offsets do not sort by instant, and
-    # the day partitions are the UTC days list_flow_runs reads.
-    indexed = created.astimezone(UTC) if created.tzinfo is not None else created
     values: dict[str, Any] = {
         **resources.flow_run_key(run.id),
         # No `id` nor `entity`: the key says both (every byte counts: a run's item stays
@@ -233,17 +253,11 @@ def flow_run_to_item(run: FlowRun) -> dict[str, Any]:
         "infrastructure_id": run.infrastructure_id,
         "created": created.isoformat(),
         "version": run.version,
-        resources.BY_TIME.partition_key: resources.flow_runs_day_partition(
-            indexed.date().isoformat()
-        ),
-        resources.BY_TIME.sort_key: indexed.isoformat(),
     }
-    if run.deployment_name:
-        values[resources.BY_DEPLOYMENT.partition_key] = resources.deployment_partition(
-            run.deployment_name
-        )
-        values[resources.BY_DEPLOYMENT.sort_key] = indexed.isoformat()
-    if run.state is not None:
+    if run.state is None:
+        # No state, so on no `by_state` partition: listed by time from the start.
+        values.update(listing_keys(run, created))
+    else:
         values.update(flow_run_state_attributes(run))
     return to_item(values)
 
