@@ -8,6 +8,7 @@ runs start on time to the second, not to the minute.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -131,6 +132,7 @@ class Scheduler:
                         parameters=schedule.parameters,
                         idempotency_key=f"{schedule.key}|{slot.isoformat()}",
                         auto_scheduled=True,
+                        sending=True,
                     )
                 except Exception as exc:  # noqa: BLE001 - one bad deployment must not stop the tick
                     report.errors.append(f"{deployment.name}: {type(exc).__name__}: {exc}")
@@ -141,7 +143,8 @@ class Scheduler:
                     continue
                 report.created += 1
                 try:
-                    enqueue(self.platform, run)  # delay from the time of sending
+                    # Delay from the time of sending; created with `enqueued_at`.
+                    enqueue(self.platform, run, recorded=True)
                 except Exception:  # noqa: BLE001 - the orphan sweep below retries and reports it
                     break
                 report.enqueued += 1
@@ -150,9 +153,13 @@ class Scheduler:
             self.platform.schedule_marks.write(deployment.name, {**known, **moved})
 
     def _enqueue_orphans(self, now: datetime, report: TickReport) -> None:
-        """A run created but never sent (the creator died in between) is sent now; so is
-        a run put back in its queue (a retry, a reschedule) but not sent since, and still
-        unclaimed LATE_AFTER after it was due (the one that put it back died first)."""
+        """A run created but never sent (the creator died in between) is sent now: one
+        without `enqueued_at`, or one created with it that a tick before this one found
+        Late (`_unsent`: a run made past its start, Late at once, is not sent twice in
+        the tick that made it; one still Late a tick later is, harmlessly); so
+        is a run put back in its queue (a retry, a reschedule) but not sent since, and
+        still unclaimed LATE_AFTER after it was due (the one that put it back died
+        first)."""
         backend = self.platform.services.backend
         for run in backend.list_flow_runs_by_state(StateType.SCHEDULED, until=now + LOOKAHEAD):
             if run.deployment_name is not None and _unsent(run, now):
@@ -171,10 +178,14 @@ class Scheduler:
         for run in backend.list_flow_runs_by_state(StateType.SCHEDULED, until=now - LATE_AFTER):
             if run.state is None or run.state.name != "Scheduled":
                 continue
-            late = Late(
-                "Not picked up by a worker within 15 s of its start; is a worker polling "
-                f"work queue {run.work_pool_name}/{run.work_queue_name}?",
-                **{k: v for k, v in run.state.details.items() if k == "scheduled_time"},
+            late = dataclasses.replace(
+                Late(
+                    "Not picked up by a worker within 15 s of its start; is a worker polling "
+                    f"work queue {run.work_pool_name}/{run.work_queue_name}?",
+                    **{k: v for k, v in run.state.details.items() if k == "scheduled_time"},
+                ),
+                # The tick's time, the clock `enqueued_at` is read with (`_unsent`).
+                timestamp=now,
             )
             try:
                 backend.set_flow_run_state(run.id, late, expected_version=run.version)
@@ -187,6 +198,11 @@ def _unsent(run: FlowRun, now: datetime) -> bool:
     if run.enqueued_at is None:
         return True
     state = run.state
+    if state is not None and state.name == "Late" and state.timestamp > run.enqueued_at:
+        # Created with `enqueued_at` by a creator that meant to send it right after
+        # (`schedule_flow_run(sending=True)`) and may have died first: sent once more
+        # (a duplicate is harmless: the claim is conditional), which records the send.
+        return True
     if state is None or state.name not in REQUEUED or state.timestamp <= run.enqueued_at:
         return False
     due = due_time(run)

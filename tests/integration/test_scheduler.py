@@ -276,6 +276,53 @@ def test_a_run_created_but_never_sent_is_sent_by_the_next_tick(
     assert Scheduler(installation.platform).tick(START).enqueued == 0  # sent once
 
 
+def test_a_run_is_created_with_its_send_recorded_and_not_written_again(
+    installation: Installation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    installation.platform.deployments.put(make_deployment("folded", "0 * * * *"))
+    backend = installation.services.backend
+    updates: list[dict[str, object]] = []
+    monkeypatch.setattr(backend, "update_flow_run", lambda _id, **fields: updates.append(fields))
+
+    report = Scheduler(installation.platform).tick(at(installation, START - MINUTE))
+
+    assert (report.created, report.enqueued) == (1, 1)
+    (run,) = runs_of(installation, "folded")
+    assert run.enqueued_at == START - MINUTE  # written with the run: one write, not two
+    assert updates == []
+    assert [m.flow_run_id for m, _ in installation.sent_messages()] == [run.id]
+
+
+def test_a_run_whose_creator_died_before_sending_it_is_sent_once_it_is_late(
+    installation: Installation,
+) -> None:
+    deployment = make_deployment("dying", schedules=[])
+    installation.platform.deployments.put(deployment)
+    run, created = schedule_flow_run(  # meant to be sent right after; never was
+        installation.platform,
+        deployment,
+        scheduled_time=START + MINUTE,
+        sending=True,
+    )
+    assert created and run.enqueued_at == START
+    scheduler = Scheduler(installation.platform)
+    assert scheduler.tick(START).enqueued == 0  # it looks sent until it is late
+
+    late = scheduler.tick(at(installation, START + MINUTE + timedelta(seconds=20)))
+    assert (late.late, late.enqueued) == (1, 0)
+    resent = scheduler.tick(at(installation, START + 2 * MINUTE + timedelta(seconds=20)))
+
+    assert resent.enqueued == 1
+    ((message, delay),) = installation.sent_messages()
+    assert message.flow_run_id == run.id and delay == 0
+    assert installation.services.backend.read_flow_run(run.id).enqueued_at == (
+        installation.clock.now()
+    )
+    assert scheduler.tick(at(installation, START + 3 * MINUTE)).enqueued == 0  # sent once
+    taken = claim_flow_run(installation.services.backend, run.id, worker="w")
+    assert taken is not None
+
+
 def test_a_deployment_whose_queue_is_gone_does_not_stop_the_tick(
     installation: Installation,
 ) -> None:

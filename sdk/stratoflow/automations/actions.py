@@ -218,9 +218,10 @@ class ActionExecutor:
             tags=action.tags,
             # A firing runs its actions once; the key makes a repeat create no second run.
             idempotency_key=f"automation:{context.automation.id}:{context.fire.id}:{label}",
+            sending=True,
         )
         if created or run.enqueued_at is None:
-            enqueue(platform, run)
+            enqueue(platform, run, recorded=created)
         return f"flow run {run.name!r} ({run.id}) of deployment {name!r}" + (
             "" if created else " existed already"
         )

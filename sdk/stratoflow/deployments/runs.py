@@ -84,9 +84,16 @@ def schedule_flow_run(
     tags: Sequence[str] = (),
     idempotency_key: str | None = None,
     auto_scheduled: bool = False,
+    sending: bool = False,
 ) -> tuple[FlowRun, bool]:
     """Create the run in state Scheduled (one conditional put). Returns it and whether
-    it was created now (False: the idempotency key had made it already)."""
+    it was created now (False: the idempotency key had made it already).
+
+    `sending`: the caller sends the run's message right after (`enqueue(...,
+    recorded=True)`), so the item is created with `enqueued_at` and no write follows the
+    send (an update of the run would rewrite its item and its `by_state` entry). If the
+    caller dies in between, the run turns Late 15 s after its start and the scheduler's
+    orphan pass sends it then (`scheduler._unsent`)."""
     merged = {**deployment.parameters, **(parameters or {})}
     check_parameters(deployment, merged)
     backend = platform.services.backend
@@ -113,6 +120,8 @@ def schedule_flow_run(
         state=state,
         version=1,
     )
+    if sending:
+        run.enqueued_at = run.created
     state.details["flow_run_id"] = run_id
     try:
         backend.create_flow_run(run)
@@ -128,9 +137,13 @@ def schedule_flow_run(
     return run, True
 
 
-def enqueue(platform: Platform, run: FlowRun, *, now: datetime | None = None) -> None:
-    """Send the run's message, delayed until its start (at most 15 minutes ahead).
-    Raises NotInPoolNamespace, sending nothing, for a run whose id is not its pool's."""
+def enqueue(
+    platform: Platform, run: FlowRun, *, now: datetime | None = None, recorded: bool = False
+) -> None:
+    """Send the run's message, delayed until its start (at most 15 minutes ahead), then
+    record `enqueued_at` on the run, unless `recorded` (it was created with it:
+    `schedule_flow_run(sending=True)`). Raises NotInPoolNamespace, sending nothing, for a
+    run whose id is not its pool's."""
     problem = namespace_problem(run)
     if problem is not None:
         raise NotInPoolNamespace(problem)
@@ -138,15 +151,23 @@ def enqueue(platform: Platform, run: FlowRun, *, now: datetime | None = None) ->
     delay = 0.0
     if run.expected_start_time is not None:
         delay = (run.expected_start_time - now).total_seconds()
-    platform.queues.send(
-        run.work_pool_name or "default",
-        run.work_queue_name or "default",
-        FlowRunMessage(
-            flow_run_id=run.id, deployment=run.deployment_name, attempt=run.run_count + 1
-        ),
-        delay_seconds=delay,
-    )
-    platform.services.backend.update_flow_run(run.id, enqueued_at=now)
+    try:
+        platform.queues.send(
+            run.work_pool_name or "default",
+            run.work_queue_name or "default",
+            FlowRunMessage(
+                flow_run_id=run.id, deployment=run.deployment_name, attempt=run.run_count + 1
+            ),
+            delay_seconds=delay,
+        )
+    except Exception:
+        if recorded:
+            # Not sent after all: a run without `enqueued_at` is sent by the next tick's
+            # orphan pass, without waiting for it to turn Late.
+            platform.services.backend.update_flow_run(run.id, enqueued_at=None)
+        raise
+    if not recorded:
+        platform.services.backend.update_flow_run(run.id, enqueued_at=now)
 
 
 def run_deployment(
@@ -176,9 +197,10 @@ def run_deployment(
         flow_run_name=flow_run_name,
         tags=tags,
         idempotency_key=idempotency_key,
+        sending=True,
     )
     if created or run.enqueued_at is None:
-        enqueue(platform, run)
+        enqueue(platform, run, recorded=created)
     return wait_for_flow_run(run.id, timeout=timeout, poll_interval=poll_interval)
 
 
