@@ -99,8 +99,9 @@ def main() -> dict[str, Any]:
                     deployment,
                     scheduled_time=start + timedelta(seconds=i * SPACING),
                     parameters={"i": i},
+                    sending=True,  # as the scheduler: created with its send recorded
                 )
-                enqueue(platform, run)
+                enqueue(platform, run, recorded=True)
                 ids.append(run.id)
                 due[run.id] = run.expected_start_time
             deadline = time.monotonic() + 5 + RUNS * SPACING + 120

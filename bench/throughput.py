@@ -238,10 +238,10 @@ def main() -> dict[str, Any]:
                 due = clock.now() + timedelta(seconds=LEAD_SECONDS)
                 ids = []
                 for i in range(RUNS):
-                    run, _ = schedule_flow_run(
-                        platform, deployment, scheduled_time=due, parameters={"i": i}
+                    run, _ = schedule_flow_run(  # as the scheduler does it
+                        platform, deployment, scheduled_time=due, parameters={"i": i}, sending=True
                     )
-                    enqueue(platform, run)
+                    enqueue(platform, run, recorded=True)
                     ids.append(run.id)
                 router.target = scratch
                 pending = set(ids)
