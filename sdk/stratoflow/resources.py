@@ -244,7 +244,16 @@ def events_day_partition(day: date | str) -> str:
 
 
 def state_partition(state_type: str) -> str:
+    """`by_state` partition of the final runs of one state type (sort key: the time of
+    that state, backends/aws/items.state_sort_time)."""
     return f"STATE#{state_type}"
+
+
+ACTIVE_RUNS_PARTITION = "STATE#ACTIVE"
+"""`by_state` partition of every flow run that is not final (sort key: its creation time,
+which no transition changes: backends/aws/items.state_index_keys). No state type is
+called ACTIVE. Runs written before were in `STATE#<type>` partitions whatever their
+state; readers still look there (flow_run_lists.py)."""
 
 
 def deployment_partition(deployment_name: str) -> str:

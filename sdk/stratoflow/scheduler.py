@@ -67,9 +67,11 @@ class Scheduler:
         now = now or self.platform.services.clock.now()
         report = TickReport()
         self._schedule_deployments(now, report, time_left)
-        self._enqueue_orphans(now, report)
-        self._mark_late(now, report)
-        report.swept = sweep(self.platform, now)
+        # One read of the runs that are not final serves every pass below.
+        with self.platform.services.backend.active_runs_snapshot():
+            self._enqueue_orphans(now, report)
+            self._mark_late(now, report)
+            report.swept = sweep(self.platform, now)
         report.errors.extend(report.swept.task_runs.errors)
         # Proactive automations. Imported here, not at the top: the automations engine
         # (its models, templates, actions) is most of what the scheduler Lambda would

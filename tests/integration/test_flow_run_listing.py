@@ -1,6 +1,7 @@
-"""Where a flow run is listed (backends/aws/flow_run_lists.py): on `by_state` while it is
-not final, on `by_time` and `by_deployment` too from its first final state on; every
-listing by time or by deployment still shows every run once, newest first."""
+"""Where a flow run is listed (backends/aws/flow_run_lists.py): on `by_state` in
+`STATE#ACTIVE` by its creation time while it is not final (its transitions rewrite that
+entry in place), in `STATE#<type>` and on `by_time` and `by_deployment` from its first
+final state on; every listing still shows every run once, in its order."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from stratoflow import runs
 from stratoflow.backends.aws.items import from_item
 from stratoflow.deployments.runs import schedule_flow_run
 from stratoflow.models import FlowRun
-from stratoflow.states import Completed, Pending, Running, Scheduled, State
+from stratoflow.states import Completed, Pending, Running, Scheduled, State, StateType
 
 # Runs are created at the installation's clock, listed back from the wall clock's day.
 pytestmark = pytest.mark.date_sensitive
@@ -60,13 +61,15 @@ def _move(found: Installation, run: FlowRun, *states: State) -> None:
 def test_a_run_is_listed_by_time_and_deployment_once_it_is_final(installation: Installation):
     installation.platform.deployments.put(make_deployment("listed"))
     run = _scheduled(installation, "listed", 0)
-    assert not LISTING_KEYS & set(_item(installation, run.id))
-    assert _item(installation, run.id)["gsi2pk"] == "STATE#SCHEDULED"
+    created = _item(installation, run.id)
+    assert not LISTING_KEYS & set(created)
+    assert (created["gsi2pk"], created["gsi2sk"]) == ("STATE#ACTIVE", created["created"])
 
     _move(installation, run, Pending(), Running())
     item = _item(installation, run.id)
     assert not LISTING_KEYS & set(item)
-    assert item["gsi2pk"] == "STATE#RUNNING"
+    # The same keys as at its creation: each transition rewrote the entry in place.
+    assert (item["gsi2pk"], item["gsi2sk"]) == ("STATE#ACTIVE", created["created"])
     # Not on the creation-time indexes, yet listed by every listing.
     assert [r.id for r in runs.read_flow_runs()] == [run.id]
     assert [r.id for r in runs.query_flow_runs(deployment="listed")] == [run.id]
@@ -116,8 +119,70 @@ def test_a_run_taken_back_out_of_a_final_state_is_listed_once(installation: Inst
         run.id, dataclasses.replace(Scheduled(), timestamp=installation.clock.now()), force=True
     )
     item = _item(installation, run.id)
-    assert set(item) >= LISTING_KEYS and item["gsi2pk"] == "STATE#SCHEDULED"
+    assert set(item) >= LISTING_KEYS and item["gsi2pk"] == "STATE#ACTIVE"
     listed = runs.read_flow_runs()
     assert [r.id for r in listed] == [run.id]
     assert listed[0].state is not None and listed[0].state.name == "Scheduled"
     assert [r.id for r in runs.query_flow_runs(deployment="again")] == [run.id]
+
+
+def test_active_runs_are_ordered_and_filtered_by_state_as_the_index_did(
+    installation: Installation,
+):
+    installation.platform.deployments.put(make_deployment("ordered"))
+    backend = installation.services.backend
+    start = installation.clock.now()
+    made = []
+    for minutes in (30, 10, 20):  # created in this order, due in another
+        run, _ = schedule_flow_run(
+            installation.platform,
+            installation.platform.deployments.get("ordered"),
+            scheduled_time=start + timedelta(minutes=minutes),
+        )
+        made.append(run)
+        installation.clock.advance(1)
+    _move(installation, made[2], Pending())
+
+    scheduled = backend.list_flow_runs_by_state(StateType.SCHEDULED)
+    assert [r.id for r in scheduled] == [made[1].id, made[0].id]  # soonest due first
+    due_soon = backend.list_flow_runs_by_state(
+        StateType.SCHEDULED, until=start + timedelta(minutes=15)
+    )
+    assert [r.id for r in due_soon] == [made[1].id]
+    later = backend.list_flow_runs_by_state(
+        StateType.SCHEDULED, since=start + timedelta(minutes=15), limit=1
+    )
+    assert [r.id for r in later] == [made[0].id]
+    assert [r.id for r in backend.list_flow_runs_by_state(StateType.PENDING)] == [made[2].id]
+    assert backend.list_flow_runs_by_state(StateType.RUNNING) == []
+
+
+def test_runs_written_in_the_earlier_layout_are_still_found(installation: Installation):
+    """An item written before `STATE#ACTIVE`: in `STATE#<type>` and on every index from
+    its creation. The sweeps and listings still find it, and its next transition moves it."""
+    installation.platform.deployments.put(make_deployment("legacy"))
+    run = _scheduled(installation, "legacy", 0)
+    backend = installation.services.backend
+    due = run.expected_start_time
+    assert due is not None
+    backend.dynamodb.update_item(  # type: ignore[attr-defined]
+        TableName=backend.table,  # type: ignore[attr-defined]
+        Key={"pk": {"S": f"FLOWRUN#{run.id}"}, "sk": {"S": "META"}},
+        UpdateExpression="SET gsi2pk = :p, gsi2sk = :s, gsi3pk = :tp, gsi3sk = :ts, "
+        "gsi1pk = :dp, gsi1sk = :ts",
+        ExpressionAttributeValues={
+            ":p": {"S": "STATE#SCHEDULED"},
+            ":s": {"S": f"{due.isoformat()}#{run.id}"},
+            ":tp": {"S": f"FLOWRUNS#{run.created.date().isoformat()}"},  # type: ignore[union-attr]
+            ":ts": {"S": f"{run.created.isoformat()}#{run.id}"},  # type: ignore[union-attr]
+            ":dp": {"S": "DEPLOYMENT#legacy"},
+        },
+    )
+
+    assert [r.id for r in backend.list_flow_runs_by_state(StateType.SCHEDULED)] == [run.id]
+    assert [r.id for r in runs.read_flow_runs()] == [run.id]
+    assert [r.id for r in runs.query_flow_runs(deployment="legacy")] == [run.id]
+    _move(installation, run, Pending())
+    assert _item(installation, run.id)["gsi2pk"] == "STATE#ACTIVE"
+    assert [r.id for r in backend.list_flow_runs_by_state(StateType.PENDING)] == [run.id]
+    assert backend.list_flow_runs_by_state(StateType.SCHEDULED) == []

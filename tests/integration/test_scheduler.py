@@ -427,7 +427,8 @@ def put_deployments(found: Installation, count: int, cron_of: Callable[[int], st
 
 
 def count_scheduled(found: Installation) -> int:
-    """Scheduled runs in the table, counted by DynamoDB (no item is read back)."""
+    """Scheduled runs in the table, counted by DynamoDB (no item is read back): the runs
+    that are not final are in one `by_state` partition, told apart by `state_type`."""
     index = resources.BY_STATE
     pages = (
         found.session.client("dynamodb")
@@ -436,8 +437,12 @@ def count_scheduled(found: Installation) -> int:
             TableName=get_settings().table_name,
             IndexName=index.name,
             KeyConditionExpression="#p = :p",
-            ExpressionAttributeNames={"#p": index.partition_key},
-            ExpressionAttributeValues={":p": {"S": resources.state_partition("SCHEDULED")}},
+            FilterExpression="#t = :t",
+            ExpressionAttributeNames={"#p": index.partition_key, "#t": "state_type"},
+            ExpressionAttributeValues={
+                ":p": {"S": resources.ACTIVE_RUNS_PARTITION},
+                ":t": {"S": "SCHEDULED"},
+            },
             Select="COUNT",
         )
     )

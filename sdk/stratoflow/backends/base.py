@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -90,6 +91,11 @@ class Backend(Protocol):
         self, deployment_name: str, *, limit: int | None = None
     ) -> list[FlowRun]:
         """A deployment's runs, newest first."""
+
+    def active_runs_snapshot(self) -> AbstractContextManager[None]:
+        """Within it, this thread's listings of runs that are not final may come from one
+        read (the scheduler's tick: its passes tolerate a view a few seconds old, since
+        their writes are conditional on the version they read)."""
 
     def delete_flow_run(self, flow_run_id: str, *, only_in: StateType | None = None) -> bool:
         """Delete a run (and its task runs); with `only_in`, only while it is in that

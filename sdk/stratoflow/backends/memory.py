@@ -5,13 +5,15 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from stratoflow.exceptions import ObjectNotFound, TaskRunStopped
 from stratoflow.models import FlowRun, LogEntry, TaskRun
 from stratoflow.orchestration.cancelling import cancelled_instead, stopped_message
+from stratoflow.orchestration.ordering import in_window, state_sort_moment
 from stratoflow.orchestration.transitions import TransitionResult, apply_transition
 from stratoflow.states import State, StateType
 
@@ -135,13 +137,15 @@ class MemoryBackend:
     ) -> list[FlowRun]:
         with self._lock:
             runs = [r for r in self._flow_runs.values() if r.state and r.state.type is state_type]
-        keyed = sorted(((_sort_time(r), r) for r in runs), key=lambda pair: pair[0])
-        chosen = [
-            r
-            for moment, r in keyed
-            if (until is None or moment <= until) and (since is None or moment >= since)
-        ]
+        keyed = sorted(
+            ((state_sort_moment(r, r.state), r) for r in runs if r.state is not None),
+            key=lambda pair: pair[0],
+        )
+        chosen = [r for moment, r in keyed if in_window(moment, since, until)]
         return chosen[:limit] if limit is not None else chosen
+
+    def active_runs_snapshot(self) -> AbstractContextManager[None]:
+        return nullcontext()  # every read is of memory already
 
     def list_flow_runs_of_deployment(
         self, deployment_name: str, *, limit: int | None = None
@@ -220,16 +224,3 @@ class MemoryBackend:
 
     def flush(self) -> None:
         """Nothing to do: every write is already visible."""
-
-
-def _sort_time(run: FlowRun) -> datetime:
-    state = run.state
-    assert state is not None
-    moment: Any = state.timestamp
-    if state.type is StateType.SCHEDULED:
-        moment = state.details.get("scheduled_time") or run.expected_start_time or moment
-    elif state.type is StateType.PAUSED:
-        moment = state.details.get("pause_timeout") or moment
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    return moment.astimezone(UTC)  # type: ignore[no-any-return]

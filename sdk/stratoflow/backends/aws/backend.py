@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -278,6 +279,9 @@ class AwsBackend:
         since: datetime | None = None,
     ) -> list[FlowRun]:
         return self.lists.by_state(state_type, until=until, limit=limit, since=since)
+
+    def active_runs_snapshot(self) -> AbstractContextManager[None]:
+        return self.lists.snapshot()
 
     def list_flow_runs_of_deployment(
         self, deployment_name: str, *, limit: int | None = None

@@ -1,25 +1,27 @@
 """Listing flow runs from the state table's indexes.
 
-Where a run is listed (docs/performance.md, "Run H"):
-- `by_state` (`STATE#<type>`): always, by its current state's type; the sweeps and the
-  scheduler read it, and so do listings by state.
+Where a run is listed (items.state_index_keys; docs/aws-backend.md):
+- `by_state`: while it is not final, in `STATE#ACTIVE` (sort key: its creation time, so
+  that its transitions rewrite the entry in place); once final, in `STATE#<type>` by
+  the time of that state.
 - `by_time` (`FLOWRUNS#<UTC day of creation>`) and `by_deployment`
-  (`DEPLOYMENT#<name>`), both by creation time: from its first final state on. A run's
-  item is on every index it has keys for, and these two project ALL attributes, so
-  each write of a run in them rewrote both copies: a run that is not listed there
-  while it moves through Scheduled, Pending and Running costs two write units less at
-  each of its writes. Items written before carry these keys from their creation; a run
-  taken back out of a final state (a retry from the UI) keeps them.
+  (`DEPLOYMENT#<name>`), both by creation time: from its first final state on. Each
+  index projects ALL attributes, so each write of a run there rewrote both copies.
 
-So a listing by time or by deployment is the merge of that index with the runs that are
-not final yet, read from `by_state` (five partitions: the active runs, a bounded set),
-newest first by creation time, each run once.
+So the runs of an active state type are the `STATE#ACTIVE` partition filtered and
+ordered here (plus the `STATE#<type>` partitions of active types, where runs written
+before this layout are); and a listing by time or by deployment is the merge of its
+index with the active runs, newest first by creation time, each run once. The active
+runs are a bounded set (what is scheduled within the scheduler's window, running,
+paused); within `snapshot()` (the scheduler's tick) they are read once.
 """
 
 from __future__ import annotations
 
 import heapq
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +29,7 @@ from stratoflow import resources
 from stratoflow.backends.aws.items import flow_run_from_item, to_attribute
 from stratoflow.backends.aws.own_keys import OwnItems, string_attribute
 from stratoflow.models import FlowRun
+from stratoflow.orchestration.ordering import in_window, state_sort_moment
 from stratoflow.states import StateType
 
 if TYPE_CHECKING:
@@ -103,6 +106,21 @@ class FlowRunLists:
         self.dynamodb = dynamodb
         self.table = table
         self.results = results
+        self._local = threading.local()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Within it, this thread reads the active runs once: the scheduler's tick, whose
+        passes all read them and tolerate a view a few seconds old (their writes are
+        conditional on the version they read)."""
+        if getattr(self._local, "active", None) is not None:
+            yield  # nested: the outer snapshot holds
+            return
+        self._local.active = self._read_active()
+        try:
+            yield
+        finally:
+            self._local.active = None
 
     def by_state(
         self,
@@ -112,11 +130,34 @@ class FlowRunLists:
         limit: int | None = None,
         since: datetime | None = None,
     ) -> list[FlowRun]:
-        """Runs whose current state has this type, by their `by_state` sort time
-        (`items.state_sort_time`), from `since` to `until`."""
+        """Runs whose current state has this type, oldest first by
+        `ordering.state_sort_moment`, from `since` to `until`."""
+        if state_type in ACTIVE_STATE_TYPES:
+            keyed = sorted(
+                (
+                    (state_sort_moment(run, run.state), run)
+                    for run in self.active()
+                    if run.state is not None and run.state.type is state_type
+                ),
+                key=lambda pair: pair[0],
+            )
+            chosen = [run for moment, run in keyed if in_window(moment, since, until)]
+            return chosen[:limit] if limit is not None else chosen
+        return self._in_partition(
+            resources.state_partition(state_type.value), until=until, since=since, limit=limit
+        )
+
+    def _in_partition(
+        self,
+        partition: str,
+        *,
+        until: datetime | None = None,
+        limit: int | None = None,
+        since: datetime | None = None,
+    ) -> list[FlowRun]:
         index = resources.BY_STATE
         condition = "#p = :p"
-        values: dict[str, Any] = {":p": to_attribute(resources.state_partition(state_type.value))}
+        values: dict[str, Any] = {":p": to_attribute(partition)}
         upper = f"{until.astimezone(UTC).isoformat()}#~" if until is not None else None
         lower = since.astimezone(UTC).isoformat() if since is not None else None
         if lower is not None and upper is not None:
@@ -143,16 +184,24 @@ class FlowRunLists:
         )
 
     def active(self) -> list[FlowRun]:
-        """Every run that is not final (one Query per active state type). A run that
-        changed partitions under the (eventually consistent) index may show twice: the
-        copy of the higher version is kept."""
+        """Every run that is not final (the snapshot's, within `snapshot()`)."""
+        held: list[FlowRun] | None = getattr(self._local, "active", None)
+        return list(held) if held is not None else self._read_active()
+
+    def _read_active(self) -> list[FlowRun]:
+        """`STATE#ACTIVE`, then the active types' `STATE#<type>` partitions (runs written
+        before that partition existed; a transition moves them). A run that moved under
+        the (eventually consistent) index may show twice: the copy of the higher version
+        is kept, and a copy no longer active is dropped."""
         found: dict[str, FlowRun] = {}
-        for state_type in ACTIVE_STATE_TYPES:
-            for run in self.by_state(state_type):
+        partitions = [resources.ACTIVE_RUNS_PARTITION]
+        partitions += [resources.state_partition(t.value) for t in ACTIVE_STATE_TYPES]
+        for partition in partitions:
+            for run in self._in_partition(partition):
                 known = found.get(run.id)
                 if known is None or known.version < run.version:
                     found[run.id] = run
-        return list(found.values())
+        return [run for run in found.values() if run.state is None or not run.state.is_final()]
 
     def newest(
         self,

@@ -6,6 +6,7 @@ Timestamps are ISO 8601 strings (they sort), counters are numbers, free-form val
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from pydantic_core import to_jsonable_python
 from stratoflow import resources
 from stratoflow.backends.aws.result_refs import ResultRefs, flow_run_owner, task_run_owner
 from stratoflow.models import FlowRun, TaskRun
+from stratoflow.orchestration.ordering import state_sort_moment
 from stratoflow.results import ResultRecord
 from stratoflow.states import State, StateType
 from stratoflow.stored_history import history_attributes, history_of
@@ -167,17 +169,38 @@ def _history(states: list[State], own: Mapping[str, str] | None = None) -> list[
 
 
 def state_sort_time(run: FlowRun, state: State) -> str:
-    """The by_state index orders scheduled runs by when they should start (for the late
-    and enqueue sweeps), paused runs by when their pause times out (for the sweep that
-    fails them), other states by when they were entered."""
-    moment: Any = state.timestamp
-    if state.type is StateType.SCHEDULED:
-        moment = state.details.get("scheduled_time") or run.expected_start_time or moment
-    elif state.type is StateType.PAUSED:
-        moment = state.details.get("pause_timeout") or moment
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    return str(moment.astimezone(UTC).isoformat())
+    """A final run's `by_state` sort key (orchestration.ordering.state_sort_moment)."""
+    return state_sort_moment(run, state).isoformat()
+
+
+def state_index_keys(run: FlowRun, state: State) -> dict[str, str]:
+    """Where a run is on `by_state` (and, once final, on `by_time` and `by_deployment`).
+
+    A run that is not final is in one partition, `STATE#ACTIVE`, sorted by its creation:
+    keys no transition between Scheduled, Pending, Running, Paused and Cancelling
+    changes, so such a transition rewrites its entry in place (one write unit) instead
+    of deleting it from one partition and putting it in another (two). Its readers
+    (flow_run_lists.py) order and filter the active runs by state in memory. A final run
+    is in `STATE#<type>`, sorted by `state_sort_time`, and listed by time and deployment
+    from then on (not removed when a run leaves a final state: a retry keeps them)."""
+    if not state.is_final():
+        return {
+            resources.BY_STATE.partition_key: resources.ACTIVE_RUNS_PARTITION,
+            resources.BY_STATE.sort_key: _utc(run.created).isoformat(),
+        }
+    return {
+        resources.BY_STATE.partition_key: resources.state_partition(state.type.value),
+        # Index sort keys need not be unique: no `#<id>` tie-breaker (37 bytes a key,
+        # three keys: it kept the item over the 1 KB of one write unit). Items written
+        # before carry one; both sort by time.
+        resources.BY_STATE.sort_key: state_sort_time(run, state),
+        **listing_keys(run),
+    }
+
+
+def _utc(moment: datetime | None) -> datetime:
+    moment = moment or datetime.now(UTC)
+    return moment.astimezone(UTC) if moment.tzinfo is not None else moment
 
 
 def flow_run_state_attributes(run: FlowRun) -> dict[str, Any]:
@@ -198,23 +221,15 @@ def flow_run_state_attributes(run: FlowRun) -> dict[str, Any]:
         "start_time": _iso(run.start_time),
         "end_time": _iso(run.end_time),
         "result": result_to_map(run.result_record),
-        resources.BY_STATE.partition_key: resources.state_partition(state.type.value),
-        # Index sort keys need not be unique: no `#<id>` tie-breaker (37 bytes a key,
-        # three keys: it kept the item over the 1 KB of one write unit). Items written
-        # before carry one; both sort by time.
-        resources.BY_STATE.sort_key: state_sort_time(run, state),
-        # Listed by time and by deployment from its first final state on (not removed
-        # when a run leaves one: a retry from scratch keeps them): flow_run_lists.py.
-        **(listing_keys(run) if state.is_final() else {}),
+        **state_index_keys(run, state),
     }
 
 
-def listing_keys(run: FlowRun, created: datetime | None = None) -> dict[str, str]:
+def listing_keys(run: FlowRun) -> dict[str, str]:
     """The `by_time` and `by_deployment` keys of a run: both by creation time."""
-    created = created or run.created or datetime.now(UTC)
     # Index keys in UTC: ISO strings with different offsets do not sort by instant, and
     # the day partitions are the UTC days list_flow_runs reads.
-    indexed = created.astimezone(UTC) if created.tzinfo is not None else created
+    indexed = _utc(run.created)
     keys = {
         resources.BY_TIME.partition_key: resources.flow_runs_day_partition(
             indexed.date().isoformat()
@@ -230,7 +245,10 @@ def listing_keys(run: FlowRun, created: datetime | None = None) -> dict[str, str
 
 
 def flow_run_to_item(run: FlowRun) -> dict[str, Any]:
-    created = run.created or datetime.now(UTC)
+    if run.created is None:  # one instant for the attribute and the index keys
+        run = dataclasses.replace(run, created=datetime.now(UTC))
+    created = run.created
+    assert created is not None
     values: dict[str, Any] = {
         **resources.flow_run_key(run.id),
         # No `id` nor `entity`: the key says both (every byte counts: a run's item stays
@@ -256,7 +274,7 @@ def flow_run_to_item(run: FlowRun) -> dict[str, Any]:
     }
     if run.state is None:
         # No state, so on no `by_state` partition: listed by time from the start.
-        values.update(listing_keys(run, created))
+        values.update(listing_keys(run))
     else:
         values.update(flow_run_state_attributes(run))
     return to_item(values)
