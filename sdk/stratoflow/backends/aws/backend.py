@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from stratoflow import resources
+from stratoflow.backends.aws.changed_runs import ChangedRun, flow_runs_changed_since
 from stratoflow.backends.aws.flow_run_lists import FlowRunLists
 from stratoflow.backends.aws.heartbeats import read_heartbeats, write_heartbeat
 from stratoflow.backends.aws.held_task_runs import HeldTaskRuns
@@ -278,6 +279,13 @@ class AwsBackend:
         since: datetime | None = None,
     ) -> list[FlowRun]:
         return self.lists.by_state(state_type, until=until, limit=limit, since=since)
+
+    def list_flow_runs_changed_since(self, moment: datetime) -> Iterator[ChangedRun]:
+        """Every flow run whose state may have changed at or after `moment`, with its item
+        (deserialized, with its state history): SCHEDULED and PAUSED runs first, then the
+        others latest change first (changed_runs.py). For the flow-run events derived on
+        read (stratoflow.events.on_read)."""
+        return flow_runs_changed_since(self.dynamodb, self.table, moment)
 
     def list_flow_runs_of_deployment(
         self, deployment_name: str, *, limit: int | None = None
