@@ -69,7 +69,8 @@ def test_events_are_listed_with_links_to_their_resources(ui: Ui) -> None:
     follow = "/events?any_resource=stratoflow.deployment.nightly-etl"
     assert f'href="{follow}"' in row
     assert "&#34;rows&#34;: 12" in row
-    assert f'href="/events/{event.id}"' in row
+    # The link names the run: a state event that was not stored is derived from it.
+    assert f'href="/events/{event.id}?flow_run={run_id}"' in row
 
 
 def test_filters_by_name_resource_related_resource_and_window(ui: Ui) -> None:

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from stratoflow import resources
 from stratoflow.events import labels
 from stratoflow.events.label_names import RESOURCE_ID, RESOURCE_NAME
@@ -195,8 +197,8 @@ def _run_events(
             names += _pause_aliases(previous, state)
         for event_name in names:
             suffix = "" if event_name == state.name else f"/{event_name}"
-            events.append(
-                Event(
+            try:
+                event = Event(
                     id=event_id(resource_id, f"{state.version}{suffix}"),
                     occurred=state.timestamp,
                     event=f"stratoflow.{kind}.{event_name}",
@@ -211,7 +213,11 @@ def _run_events(
                     payload=_state_payload(previous, state),
                     follows=event_id(resource_id, str(previous.version)) if previous else None,
                 )
-            )
+            except ValidationError as exc:  # a state name too long for an event name, ...
+                raise UnreadableRecord(
+                    f"The state of {kind} {run_id!r} makes no valid event: {exc}"[:300]
+                ) from None
+            events.append(event)
     return events
 
 
