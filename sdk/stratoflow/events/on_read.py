@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from stratoflow import resources
 from stratoflow.backends.aws.backend import AwsBackend
@@ -82,13 +82,19 @@ def merged(stored: Iterable[Event], derived: Iterable[Event], limit: int) -> lis
     return sorted(by_id.values(), key=_key, reverse=True)[:limit]
 
 
+class ChangedRuns(Protocol):
+    """Where the runs come from (`AwsBackend`)."""
+
+    def list_flow_runs_changed_since(self, moment: datetime) -> Iterator[ChangedRun]: ...
+
+
 class EventsWithDerived:
     """An event store (`EventStoreLike`) whose queries also return the flow-run state
     events derived from the runs that changed in the window (see the module docstring)."""
 
-    def __init__(self, store: EventStoreLike, backend: AwsBackend) -> None:
+    def __init__(self, store: EventStoreLike, runs: ChangedRuns) -> None:
         self.store = store
-        self.backend = backend
+        self.runs = runs
 
     def put(self, event: Event, *, derived: bool) -> bool:
         return self.store.put(event, derived=derived)
@@ -112,7 +118,7 @@ class EventsWithDerived:
         if not (_may_hold(name) and _may_hold(resource)):
             return stored
         start = _aware(since)
-        changed = self.backend.list_flow_runs_changed_since(start - CLOCK_SKEW)
+        changed = self.runs.list_flow_runs_changed_since(start - CLOCK_SKEW)
         derived = newest_derived(
             changed,
             start,
