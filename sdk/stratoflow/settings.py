@@ -149,7 +149,7 @@ class Settings(BaseSettings):
     store_task_run_events: bool = Field(
         default=False,
         description="Store the `stratoflow.task-run.*` events derived from task runs' state "
-        "changes, as the flow-run ones are. Off (the default): automations and "
+        "changes. Off (the default): automations and "
         "`wait_for_event` still see them as they happen, and `strato events ls --flow-run "
         "<id>` derives them from the task runs on read; storing them costs ~$7.50 per "
         "million task runs (docs/performance.md).",
