@@ -138,10 +138,18 @@ class Settings(BaseSettings):
         "cloudpickle (signed; docs/security.md) for every run of this process. Per flow or "
         "task: result_serializer='cloudpickle'; per deployment: `pickle_results: true`.",
     )
+    store_flow_run_events: bool = Field(
+        default=False,
+        description="Store the `stratoflow.flow-run.<State>` events derived from flow runs' "
+        "state changes. Off (the default): automations and `wait_for_event` still see them "
+        "as they happen, and `strato events ls` and the UI derive them from the flow runs on "
+        "read; storing them costs ~$5 per million deployed flow runs (docs/events.md). Set it "
+        "alike for the automations function and for the processes that read events.",
+    )
     store_task_run_events: bool = Field(
         default=False,
         description="Store the `stratoflow.task-run.*` events derived from task runs' state "
-        "changes, as the flow-run ones are. Off (the default): automations and "
+        "changes. Off (the default): automations and "
         "`wait_for_event` still see them as they happen, and `strato events ls --flow-run "
         "<id>` derives them from the task runs on read; storing them costs ~$7.50 per "
         "million task runs (docs/performance.md).",

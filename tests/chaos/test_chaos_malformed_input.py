@@ -9,17 +9,20 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from stratoflow import platform as platform_module
 from stratoflow.backends.aws.items import to_item
 from stratoflow.deployments.runs import run_deployment
 from stratoflow.dev.event_sources import StreamSource, sqs_event
 from stratoflow.dev.lambda_runtime import invoke
 from stratoflow.events.store import EventStore
 from stratoflow.models import FlowRun
+from stratoflow.settings import get_settings
 from stratoflow.states import Completed, Pending, Running
 from stratoflow.workers.messages import MAX_BODY_BYTES, FlowRunMessage
 from stratoflow.workers.queues import REASON_ATTRIBUTE
@@ -192,6 +195,18 @@ class StreamFromNow(StreamSource):
                 )["ShardIterator"]
 
 
+@pytest.fixture
+def flow_run_events_stored(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The stream handler stores flow-run events (STRATOFLOW_STORE_FLOW_RUN_EVENTS): the
+    stream tests see which records it processed by the events it stored."""
+    monkeypatch.setenv("STRATOFLOW_STORE_FLOW_RUN_EVENTS", "true")
+    get_settings.cache_clear()
+    monkeypatch.setattr(platform_module, "_platform", None)  # the handler's, rebuilt
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
 def write_a_run(stack: Stack) -> FlowRun:
     backend = stack.platform.backend
     run = FlowRun(
@@ -224,6 +239,7 @@ def write_poison(stack: Stack, what: str) -> str:
     return run_id
 
 
+@pytest.mark.usefixtures("flow_run_events_stored")
 def test_poison_stream_records_are_reported_retried_dropped_and_the_shard_moves_on(
     stack: Stack,
 ) -> None:
@@ -285,6 +301,7 @@ def test_poison_stream_records_are_reported_retried_dropped_and_the_shard_moves_
     )
 
 
+@pytest.mark.usefixtures("flow_run_events_stored")
 def test_garbage_records_handed_to_the_stream_handler_fail_alone(stack: Stack) -> None:
     """Records no stream would send (no images, an unknown event name, a non-map state)
     next to a good one: each bad one is a batch item failure, the good one is stored."""

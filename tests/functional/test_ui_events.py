@@ -5,13 +5,17 @@ installation."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from html import unescape
 
+from stratoflow import resources
+from stratoflow.backends.aws.items import from_item, to_item
 from stratoflow.events import labels
+from stratoflow.events.derive import flow_run_state_events
 from stratoflow.events.emit import event_store_for
 from stratoflow.events.models import Event, Resource
-from tests.functional._ui import Ui, installation, ui  # noqa: F401
+from stratoflow.states import Completed, Pending, Running
+from tests.functional._ui import Ui, add_run, installation, ui  # noqa: F401
 
 
 def _put(ui: Ui, event: Event) -> Event:
@@ -69,7 +73,8 @@ def test_events_are_listed_with_links_to_their_resources(ui: Ui) -> None:
     follow = "/events?any_resource=stratoflow.deployment.nightly-etl"
     assert f'href="{follow}"' in row
     assert "&#34;rows&#34;: 12" in row
-    assert f'href="/events/{event.id}"' in row
+    # The link names the run: a state event that was not stored is derived from it.
+    assert f'href="/events/{event.id}?flow_run={run_id}"' in row
 
 
 def test_filters_by_name_resource_related_resource_and_window(ui: Ui) -> None:
@@ -134,3 +139,45 @@ def test_an_events_page_shows_it_whole(ui: Ui) -> None:
     assert page.status == 200 and f'data-event-id="{spaced.id}"' in page.text
     missing = ui.browser().get("/events/no-such-event")
     assert missing.status == 404 and "events are kept 7 days" in missing.text
+
+
+def test_a_runs_state_events_are_listed_and_shown_without_being_stored(ui: Ui) -> None:
+    """Flow-run state events are not stored by default: the pages derive them from the
+    run (the same events the stream hands the automations)."""
+    states = (Pending(), Running(), Completed())
+    for seconds, state in enumerate(states, start=1):  # after its Scheduled state, in order
+        state.timestamp = datetime.now(UTC) + timedelta(seconds=seconds)
+    run = add_run(ui.installation, name="quiet-heron", states=states)
+    _event(ui, "acme.report.sent", "acme.report.42")
+    backend = ui.installation.services.backend
+    item = backend.dynamodb.get_item(  # type: ignore[attr-defined]
+        TableName=backend.table,  # type: ignore[attr-defined]
+        Key=to_item(resources.flow_run_key(run.id)),
+    )["Item"]
+    derived = flow_run_state_events(from_item(item))
+    assert [e.event for e in derived] == [
+        f"stratoflow.flow-run.{s}" for s in ("Scheduled", "Pending", "Running", "Completed")
+    ]
+    assert not [e for e in derived if event_store_for(ui.installation.services).get(e.id)]
+    browser = ui.browser(role="viewer")
+
+    html = browser.get("/events").text
+    listed = _ids(html)
+    assert [i for i in listed if i in {e.id for e in derived}] == [e.id for e in reversed(derived)]
+    assert len(listed) == len(derived) + 1
+    only = _ids(browser.get("/events?name=stratoflow.flow-run.Completed").text)
+    assert only == [derived[-1].id]
+    involving = _ids(browser.get(f"/events?any_resource={labels.flow_run_id(run.id)}").text)
+    assert set(involving) == {e.id for e in derived}
+
+    # An event's page: its link names the run it is derived from.
+    link = f"/events/{derived[-1].id}?flow_run={run.id}"
+    assert f'href="{link}"' in html
+    page = browser.get(link)
+    assert page.status == 200
+    assert 'id="event-name">stratoflow.flow-run.Completed<' in page.text
+    assert f'href="/events/{derived[-2].id}?flow_run={run.id}" id="event-follows"' in page.text
+    before = browser.get(f"/events/{derived[-2].id}?flow_run={run.id}")
+    assert before.status == 200 and "stratoflow.flow-run.Running" in before.text
+    missing = browser.get(f"/events/{derived[-1].id}")  # no run named: nothing to derive from
+    assert missing.status == 404 and "from the run" in missing.text

@@ -195,6 +195,7 @@ def test_a_runs_page_shows_tasks_gantt_parameters_result_logs_and_events(ui: Ui)
     assert "extracting 3 rows" in html and "loading 4 rows" in html
     assert "acme.pipeline.started" in html  # its own event
     assert "stratoflow.task-run.Completed" in html  # its task runs' events, derived
+    assert "stratoflow.flow-run.Completed" in html  # its own state events, derived
     assert 'id="log-end"' in html  # final: no live tail
     assert 'id="cancel-run"' not in html  # final: nothing to cancel
 

@@ -387,19 +387,22 @@ def test_stream_handler_derives_stores_and_hands_over_events(aws: Aws, handler: 
     response = handler.handler({"Records": records}, FakeLambdaContext())
 
     assert response == {"batchItemFailures": []}
-    task_run_events = [f"stratoflow.task-run.{s}" for s in ("Pending", "Running", "Completed")]
+    run_events = [
+        *(f"stratoflow.flow-run.{s}" for s in ("Scheduled", "Pending", "Running", "Completed")),
+        *(f"stratoflow.task-run.{s}" for s in ("Pending", "Running", "Completed")),
+    ]
     expected = sorted(
         [
-            *(f"stratoflow.flow-run.{s}" for s in ("Scheduled", "Pending", "Running", "Completed")),
             "stratoflow.deployment.created",
             "stratoflow.deployment.paused",
             "stratoflow.work-queue.paused",
         ]
     )
-    # Task runs' events are handed to the engine, not stored (STRATOFLOW_STORE_TASK_RUN_EVENTS).
+    # Runs' state events are handed to the engine, not stored
+    # (STRATOFLOW_STORE_FLOW_RUN_EVENTS, STRATOFLOW_STORE_TASK_RUN_EVENTS).
     assert stored_names(aws) == expected
     handed = [e for batch in RecordingEngine.batches for e in batch]
-    assert sorted(e.event for e in handed) == sorted([*expected, *task_run_events])
+    assert sorted(e.event for e in handed) == sorted([*expected, *run_events])
     completed = next(e for e in handed if e.event == "stratoflow.flow-run.Completed")
     assert completed.resource.id == "stratoflow.flow-run.run-1"
     assert {r.role for r in completed.related} == {
@@ -495,32 +498,35 @@ def test_a_poison_record_fails_alone(aws: Aws, handler: Any) -> None:
     assert response == {
         "batchItemFailures": [{"itemIdentifier": poison["dynamodb"]["SequenceNumber"]}]
     }
-    names = stored_names(aws)
+    names = {e.event for batch in RecordingEngine.batches for e in batch}
     assert "stratoflow.flow-run.Pending" not in names  # the poisoned record's event
     assert "stratoflow.flow-run.Completed" in names
 
 
 def test_process_stream_batch_reads_get_records_output_and_may_skip_the_engine(
-    aws: Aws,
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What the local runtime does: GetRecords' records as they come (datetimes, bytes)."""
+    monkeypatch.setenv("STRATOFLOW_STORE_FLOW_RUN_EVENTS", "true")  # to see them derived
     write_a_run(aws)
     records = aws.new_records(raw=True)
     assert isinstance(records[0]["dynamodb"]["ApproximateCreationDateTime"], datetime)
-    response = process_stream_batch(records, aws.platform, engine_factory=None)
+    platform = build_platform(aws.services, load_settings())
+    response = process_stream_batch(records, platform, engine_factory=None)
     assert response == {"batchItemFailures": []}
     events = aws.store.query(T0 - timedelta(days=1), name="stratoflow.flow-run.Running")
     assert [e.event for e in events] == ["stratoflow.flow-run.Running"]
-    assert process_stream_batch([], aws.platform, engine_factory=None) == {"batchItemFailures": []}
+    assert process_stream_batch([], platform, engine_factory=None) == {"batchItemFailures": []}
 
 
 def test_the_handler_runs_the_real_automations_engine(aws: Aws) -> None:
     """The handler's default wiring: AutomationEngine(platform) (no automations defined)."""
     write_a_run(aws)
+    aws.platform.deployments.put(deployment())
     emit_event("acme.model.trained", {"stratoflow.resource.id": "acme.model.churn"})
     response = load_handler().handler({"Records": aws.new_records()}, FakeLambdaContext())
     assert response == {"batchItemFailures": []}
-    assert "stratoflow.flow-run.Completed" in stored_names(aws)
+    assert "stratoflow.deployment.created" in stored_names(aws)
 
 
 def test_asset_events_are_emitted_events_the_stream_hands_over(aws: Aws, handler: Any) -> None:

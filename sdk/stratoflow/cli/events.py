@@ -82,17 +82,20 @@ def list_events(
         str | None,
         typer.Option(
             "--flow-run",
-            help="Only this flow run's events and its task runs' (derived from the task "
-            "runs when they are not stored).",
+            help="Only this flow run's events and its task runs' (derived from the runs "
+            "when they are not stored).",
         ),
     ] = None,
 ) -> None:
-    """List stored events, newest first (the AWS backend keeps them for
-    STRATOFLOW_EVENT_RETENTION_DAYS days). Task runs' state events are stored only with
-    STRATOFLOW_STORE_TASK_RUN_EVENTS=true; `--flow-run ID` shows them either way."""
+    """List events, newest first (the AWS backend keeps them for
+    STRATOFLOW_EVENT_RETENTION_DAYS days). Flow runs' state events are derived from the
+    runs when they are not stored (STRATOFLOW_STORE_FLOW_RUN_EVENTS); task runs' are
+    stored only with STRATOFLOW_STORE_TASK_RUN_EVENTS=true, and `--flow-run ID` shows
+    them either way."""
+    # Imported here: `strato --help` need not load boto3 and the backend.
     from stratoflow.backends.aws.backend import AwsBackend
     from stratoflow.context import get_services
-    from stratoflow.events.emit import event_store_for
+    from stratoflow.events.on_read import event_reader_for, flow_run_events
 
     with one_line_errors():
         services = get_services()
@@ -106,12 +109,10 @@ def list_events(
     end = parse_when(until, now, option="--until") if until is not None else None
     with one_line_errors():
         if flow_run is None:
-            events = event_store_for(services).query(
+            events = event_reader_for(services).query(
                 start, end, name=name, resource=resource, limit=limit
             )
         else:
-            from stratoflow.events.on_read import flow_run_events
-
             events = flow_run_events(services, flow_run, start, end, name=name, limit=limit)
     if as_json:
         print_json([event.model_dump(mode="json") for event in events])

@@ -7,7 +7,7 @@ event to the flow run or task run it is emitted from).
 from __future__ import annotations
 
 from stratoflow.events.label_names import RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE
-from stratoflow.events.models import Resource
+from stratoflow.events.models import Event, Resource
 
 PREFIX = "stratoflow"
 STATE_TYPE = "stratoflow.state-type"
@@ -17,6 +17,18 @@ STATE_MESSAGE = "stratoflow.state-message"
 
 def flow_run_id(run_id: str) -> str:
     return f"{PREFIX}.flow-run.{run_id}"
+
+
+def flow_run_of(event: Event) -> str | None:
+    """The id of the flow run `event` is about: its resource's (a flow run's state events)
+    or its related flow run's (a task run's state events, an event emitted in a run)."""
+    prefix = flow_run_id("")
+    for resource in (event.resource, *event.related):
+        if resource is event.resource or resource.role == "flow-run":
+            run_id = resource.id.removeprefix(prefix)
+            if run_id != resource.id and run_id:
+                return run_id
+    return None
 
 
 def task_run_id(run_id: str) -> str:

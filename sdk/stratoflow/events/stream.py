@@ -2,11 +2,12 @@
 
 Shared by `functions/automations/handler.py` and the local runtime, which feeds it the
 records it reads from the emulator's stream. Per record: deserialize it (powertools'
-`DynamoDBRecord`), derive its events (`derive.py`), store the derived ones (a
-conditional put: a redelivered record stores nothing new), then hand the record's events
-to the automations engine. A record that raises is reported as a batch item failure
-(powertools `BatchProcessor`): the event source mapping retries from it, a bounded
-number of times, then sends it to the failure destination (see docs/events.md).
+`DynamoDBRecord`), derive its events (`derive.py`), store the derived ones the settings
+keep (a conditional put: a redelivered record stores nothing new; by default run state
+and heartbeat events are not stored, readers derive them: `on_read.py`), then hand the
+record's events to the automations engine. A record that raises is reported as a batch
+item failure (powertools `BatchProcessor`): the event source mapping retries from it, a
+bounded number of times, then sends it to the failure destination (see docs/events.md).
 
 The engine may see an event more than once (a retried record, a replayed batch); event
 ids are stable, so it can recognise one it has handled.
@@ -32,6 +33,7 @@ from stratoflow.events.derive import (
     StreamChange,
     derive_events,
     is_event_item,
+    is_flow_run_item,
     is_task_run_item,
 )
 from stratoflow.events.models import Event
@@ -85,6 +87,7 @@ class StreamProcessor:
         engine: EventHandler | None,
         waits: EventHandler | None = None,
         *,
+        store_flow_run_events: bool = True,
         store_task_run_events: bool = True,
         store_heartbeat_events: bool = True,
     ) -> None:
@@ -94,6 +97,8 @@ class StreamProcessor:
         """Flow runs waiting for events (`stratoflow.wait_for_event`): handed the whole
         batch's events at its end (`deliver_waits`), one Query per event name."""
         self._for_waits: list[Event] = []
+        self.store_flow_run_events = store_flow_run_events
+        """Off: flow runs' state events are handed on, not stored (derived on read)."""
         self.store_task_run_events = store_task_run_events
         """Off: task runs' state events are handed on, not stored (derived on read)."""
         self.store_heartbeat_events = store_heartbeat_events
@@ -103,12 +108,9 @@ class StreamProcessor:
         try:
             change = change_from_record(record)
             events = derive_events(change)
-            if not is_event_item(change) and (
-                self.store_task_run_events or not is_task_run_item(change)
-            ):
-                for event in events:
-                    if self.store_heartbeat_events or event.event != HEARTBEAT_EVENT:
-                        self.store.put(event, derived=True)  # False: stored before (a replay)
+            for event in events:
+                if self._stores(change, event):
+                    self.store.put(event, derived=True)  # False: stored before (a replay)
             if events and self.engine is not None:
                 self.engine.handle(events, now=None)
             if events and self.waits is not None:
@@ -123,6 +125,18 @@ class StreamProcessor:
             )
             raise
         return len(events)
+
+    def _stores(self, change: StreamChange, event: Event) -> bool:
+        """Whether `event`, derived from `change`, is stored (every one is handed on)."""
+        if is_event_item(change):
+            return False  # an emitted event: its item is the stored event
+        if is_task_run_item(change):
+            return self.store_task_run_events
+        if event.event == HEARTBEAT_EVENT:  # on a heartbeat item, or an older run item
+            return self.store_heartbeat_events
+        if is_flow_run_item(change):
+            return self.store_flow_run_events
+        return True
 
     def deliver_waits(self) -> None:
         """Hand the batch's events to the waiting runs (a failure fails the invocation,
@@ -161,6 +175,7 @@ def process_stream_batch(
         store,
         engine,
         EventWaits(platform),
+        store_flow_run_events=platform.settings.store_flow_run_events,
         store_task_run_events=platform.settings.store_task_run_events,
         store_heartbeat_events=platform.settings.store_heartbeat_events,
     )

@@ -103,8 +103,10 @@ def automation_url(automation_id: str, suffix: str = "") -> str:
     return f"/automations/{quote(automation_id, safe='')}{suffix}"
 
 
-def event_url(event_id: str) -> str:
-    return f"/events/{quote(event_id, safe='')}"
+def event_url(event_id: str, flow_run_id: str | None = None) -> str:
+    """An event's page; `flow_run_id`: the run it is about, from whose items the page
+    derives it when it was not stored (stratoflow.events.on_read.find_event)."""
+    return with_query(f"/events/{quote(event_id, safe='')}", {"flow_run": flow_run_id})
 
 
 def navigate_boosted(event: Mapping[str, Any], response: dict[str, Any]) -> dict[str, Any]:

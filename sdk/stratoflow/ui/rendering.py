@@ -21,6 +21,7 @@ from typing import Any
 import jinja2
 from aws_lambda_powertools.event_handler import Response
 
+from stratoflow.events.labels import flow_run_of
 from stratoflow.states import State
 from stratoflow.ui.http import (
     automation_url,
@@ -99,6 +100,7 @@ def environment() -> jinja2.Environment:
         work_pool_url=work_pool_url,
         automation_url=automation_url,
         event_url=event_url,
+        flow_run_of=flow_run_of,
     )
     env.filters.update(
         when=when,

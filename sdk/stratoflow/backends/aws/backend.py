@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from functools import cached_property
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from stratoflow import resources
+from stratoflow.backends.aws.changed_runs import ChangedRun, flow_runs_changed_since
 from stratoflow.backends.aws.flow_run_lists import FlowRunLists
 from stratoflow.backends.aws.heartbeats import read_heartbeats, write_heartbeat
 from stratoflow.backends.aws.held_task_runs import HeldTaskRuns
@@ -282,6 +283,13 @@ class AwsBackend:
 
     def active_runs_snapshot(self) -> AbstractContextManager[None]:
         return self.lists.snapshot()
+
+    def list_flow_runs_changed_since(self, moment: datetime) -> Iterator[ChangedRun]:
+        """Every flow run whose state may have changed at or after `moment`, with its item
+        (deserialized, with its state history): the runs that are not final first, then
+        the final ones latest change first (changed_runs.py). For the flow-run events
+        derived on read (stratoflow.events.on_read)."""
+        return flow_runs_changed_since(self.dynamodb, self.table, moment)
 
     def list_flow_runs_of_deployment(
         self, deployment_name: str, *, limit: int | None = None

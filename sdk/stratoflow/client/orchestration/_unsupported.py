@@ -49,7 +49,8 @@ _INSTEAD = {
     "read_latest_artifacts": "stratoflow.artifacts.list_artifacts() lists the newest "
     "version of each key",
     "create_logs": "get_run_logger() inside a run writes its logs",
-    "read_events": "read events with `strato events ls` or stratoflow.events.store",
+    "read_events": "read events with `strato events ls` or "
+    "stratoflow.events.on_read.event_reader_for(services).query(...)",
     "read_block_document_by_name": "Block.load(name) (stratoflow.blocks) loads a block",
 }
 

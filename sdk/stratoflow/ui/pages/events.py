@@ -1,7 +1,8 @@
 """Events: filtered by name prefix, resource and time window, newest first, a page at a
-time (the event store's query, as `strato events ls`). Each event's resource and related
-resources link to their pages (a flow run, a deployment, a work pool, ...) and to the
-events that involve them; payloads are shown as escaped text.
+time (the event store's query with the flow-run events derived on read, as `strato
+events ls`: stratoflow.events.on_read). Each event's resource and related resources
+link to their pages (a flow run, a deployment, a work pool, ...) and to the events that
+involve them; payloads are shown as escaped text.
 
 Pages follow a cursor, the last event shown (its time and id, the store's order), so
 that events arriving meanwhile do not shift them. `any_resource` (an event whose
@@ -19,8 +20,8 @@ from aws_lambda_powertools.event_handler import Response
 
 from stratoflow.context import get_services
 from stratoflow.events import labels
-from stratoflow.events.emit import event_store_for
 from stratoflow.events.models import Event, Resource
+from stratoflow.events.on_read import event_reader_for, find_event
 from stratoflow.events.store import EventStoreLike, sort_time
 from stratoflow.exceptions import ObjectNotFound
 from stratoflow.settings import get_settings
@@ -235,7 +236,7 @@ def list_events() -> Response[str]:
     services = get_services()
     event = router.current_event
     where = EventFilter.from_query(lambda name: query_value(event, name))
-    page = read_page(event_store_for(services), where, services.clock.now())
+    page = read_page(event_reader_for(services), where, services.clock.now())
     return render(
         "events/list.html",
         active="events",
@@ -250,11 +251,14 @@ def list_events() -> Response[str]:
 @router.get("/events/<event_id>")
 def event_page(event_id: str) -> Response[str]:
     event_id = path_value(event_id)
-    found = event_store_for(get_services()).get(event_id)
+    # A flow run's state event that was not stored is derived from the run the link names.
+    flow_run_id = _bounded(query_value(router.current_event, "flow_run"))
+    found = find_event(get_services(), event_id, flow_run_id)
     if found is None:
         raise ObjectNotFound(
             f"No event {event_id!r}: events are kept "
-            f"{get_settings().event_retention_days} days (STRATOFLOW_EVENT_RETENTION_DAYS)."
+            f"{get_settings().event_retention_days} days (STRATOFLOW_EVENT_RETENTION_DAYS); "
+            "a flow run's state events are found from the run's page or the events list."
         )
     return render(
         "events/page.html",
