@@ -301,3 +301,100 @@ def test_the_cancellation_check_of_a_running_run_is_eventually_consistent(
     process.returncode = 0
     poller.step()
     assert len(poller.processes) == 0
+
+
+# Deleting the messages of ended runs
+
+
+@dataclass
+class Held:
+    """Processes that run until told to exit; their runs are set Running at the start."""
+
+    found: Installation
+    processes: dict[str, StillRunning] = field(default_factory=dict)
+
+    def __call__(self, command: list[str], env: Mapping[str, str]) -> StillRunning:
+        self.found.services.backend.set_flow_run_state(command[-1], Running())
+        self.processes[command[-1]] = StillRunning()
+        return self.processes[command[-1]]
+
+    def exit(self, run_id: str) -> None:
+        self.found.services.backend.set_flow_run_state(run_id, Completed())
+        self.processes[run_id].returncode = 0
+
+
+def deletes(poller: Poller) -> list[tuple[str, int]]:
+    """The delete requests the poller makes: (operation, messages)."""
+    made: list[tuple[str, int]] = []
+
+    def count(params: Mapping[str, Any], model: Any, **_: Any) -> None:
+        if model.name.startswith("DeleteMessage"):
+            made.append((model.name, len(params.get("Entries", [None]))))
+
+    poller.sqs.meta.events.register("provide-client-params.sqs", count)
+    return made
+
+
+def in_flight(found: Installation) -> int:
+    attributes = found.session.client("sqs").get_queue_attributes(
+        QueueUrl=found.platform.queues.url("default", "default"),
+        AttributeNames=["ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def test_the_messages_of_runs_that_end_together_are_deleted_in_one_request(
+    found: Installation,
+) -> None:
+    runs = [new_run(found) for _ in range(3)]
+    spawn = Held(found)
+    poller = poller_for(found, spawn)
+    made = deletes(poller)
+    poller.start()
+    while len(poller.processes) < len(runs):
+        poller.step()
+    for run in runs:
+        spawn.exit(run.id)
+    poller.supervise()
+    assert made == [("DeleteMessageBatch", 3)]
+    assert in_flight(found) == 0
+
+
+def test_an_ended_runs_message_waits_a_moment_for_others_while_runs_run(
+    found: Installation,
+) -> None:
+    first, second = new_run(found), new_run(found)
+    spawn = Held(found)
+    poller = poller_for(found, spawn)
+    made = deletes(poller)
+    poller.start()
+    while len(poller.processes) < 2:
+        poller.step()
+    spawn.exit(first.id)
+    poller.supervise()
+    assert made == [] and len(poller.deletions) == 1  # the other run still runs
+    assert in_flight(found) == 2  # still invisible: no other worker gets it meanwhile
+    found.clock.advance(poller.options.delete_within)
+    poller.supervise()
+    assert made == [("DeleteMessageBatch", 1)]
+    spawn.exit(second.id)
+    poller.supervise()  # nothing left running: at once
+    assert made == [("DeleteMessageBatch", 1)] * 2
+    assert in_flight(found) == 0
+
+
+def test_a_stopping_poller_deletes_the_messages_still_waiting(found: Installation) -> None:
+    first, second = new_run(found), new_run(found)
+    spawn = Held(found)
+    poller = poller_for(found, spawn)
+    poller.start()
+    while len(poller.processes) < 2:
+        poller.step()
+    spawn.exit(first.id)
+    poller.supervise()
+    assert len(poller.deletions) == 1
+    spawn.exit(second.id)
+    poller.request_stop()
+    poller.run()  # stops at once: the shutdown
+    assert len(poller.deletions) == 0
+    assert in_flight(found) == 0

@@ -35,6 +35,7 @@ from stratoflow.orchestration.claims import claim_flow_run
 from stratoflow.platform import Platform
 from stratoflow.states import Cancelled
 from stratoflow.workers import registry
+from stratoflow.workers.deletions import Deletions
 from stratoflow.workers.forkspawn import spawner_for
 from stratoflow.workers.handoff import encode_handoff
 from stratoflow.workers.messages import FlowRunMessage
@@ -78,6 +79,9 @@ class PollerOptions:
     shutdown_grace: float = 30.0
     kill_grace: float = 10.0
     """After SIGTERM, a process gets this long before SIGKILL."""
+    delete_within: float = 1.0
+    """The message of an ended run is deleted within this long, together with the others
+    ended meanwhile (stratoflow.workers.deletions; 0: each at once)."""
     defer_seconds: int = 10
     """A run waiting for a concurrency slot is offered again after this long."""
     idle_sleep: float = 1.0
@@ -116,6 +120,7 @@ class Poller:
             lease_seconds=platform.settings.concurrency_lease_seconds,
             cache_for=options.pool_refresh_every,
         )
+        self.deletions = Deletions(self.sqs, self.clock, within=options.delete_within)
         self.processes = RunProcesses(
             platform,
             clock=self.clock,
@@ -125,6 +130,7 @@ class Poller:
             extend_every=options.extend_every,
             state_check_every=options.state_check_every,
             kill_grace=options.kill_grace,
+            deletions=self.deletions,
         )
         self.pool: WorkPoolSpec | None = None
         self.received = 0
@@ -451,6 +457,8 @@ class Poller:
         self.processes.supervise()
         if len(self.processes) < before:
             self._freed.set()
+        # Ended runs' messages wait for others to end meanwhile, not when none is left.
+        self.deletions.flush(everything=self.running == 0)
         with self._lock:
             now = self.clock.now()
             if now >= self._next_heartbeat:
@@ -478,6 +486,7 @@ class Poller:
             if self.running:
                 self.sleep(min(self.options.supervise_every, 1.0))
         self.processes.hand_back_all()
+        self.deletions.flush(everything=True)
         close_spare = getattr(self.spawn, "close", None)
         if close_spare is not None:
             close_spare()  # the fork server, or the warm processes waiting for a run

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
     from stratoflow.backends.base import Backend
+    from stratoflow.workers.deletions import Deletions
 
 logger = logging.getLogger("stratoflow.workers")
 
@@ -127,6 +128,7 @@ class RunProcesses:
         extend_every: float,
         state_check_every: float,
         kill_grace: float,
+        deletions: Deletions | None = None,
     ) -> None:
         self.platform = platform
         self.backend = platform.services.backend
@@ -138,6 +140,8 @@ class RunProcesses:
         self.extend_every = timedelta(seconds=extend_every)
         self.state_check_every = timedelta(seconds=state_check_every)
         self.kill_grace = kill_grace
+        self.deletions = deletions
+        """Where the messages of ended runs go to be deleted together (None: at once)."""
         self._running: dict[str, RunProcess] = {}
         self._lock = threading.RLock()
 
@@ -222,7 +226,7 @@ class RunProcesses:
         reported = code in REPORTED_EXITS and job.kill_at is None
         if reported:
             logger.info("Flow run %s process exited (%s)", job.run_id, code)
-            delete_message(self.sqs, job.queue_url, job.receipt)
+            self._delete(job)
             return
         try:
             state = self.backend.read_flow_run(job.run_id).state
@@ -243,7 +247,13 @@ class RunProcesses:
         else:
             name = state.name if state else "gone"
             logger.info("Flow run %s process exited (%s), run %s", job.run_id, code, name)
-        delete_message(self.sqs, job.queue_url, job.receipt)
+        self._delete(job)
+
+    def _delete(self, job: RunProcess) -> None:
+        if self.deletions is not None:
+            self.deletions.add(job.queue_url, job.receipt)
+        else:
+            delete_message(self.sqs, job.queue_url, job.receipt)
 
     def _hand_back(self, job: RunProcess) -> None:
         logger.info("Handing flow run %s back to its queue", job.run_id)
