@@ -398,8 +398,11 @@ class Poller:
             ],
             deployment_limit_name(run.deployment_name) if run.deployment_name else None,
         )
-        cancel_new = deployment is not None and deployment.collision_strategy == "cancel-new"
-        if taken == "deployment" and deployment is not None and cancel_new:
+        if (
+            taken == "deployment"
+            and deployment is not None
+            and deployment.collision_strategy == "cancel-new"
+        ):
             self._cancel_new(run_id, deployment, url, receipt)
             return
         if not isinstance(taken, LeaseHolding):
