@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -69,6 +69,16 @@ class FlowRun:
     def retries_used(self) -> int:
         """Attempts beyond the first that were retries (not continuations)."""
         return max(self.run_count - 1 - self.continuations, 0)
+
+
+def assign_flow_run(target: FlowRun, source: FlowRun) -> None:
+    """Make `target` equal to `source` in place (a caller's copy of a run catching up
+    with a newer read of it)."""
+    for name in _FLOW_RUN_FIELDS:
+        setattr(target, name, getattr(source, name))
+
+
+_FLOW_RUN_FIELDS = tuple(f.name for f in fields(FlowRun))
 
 
 @dataclass(slots=True)

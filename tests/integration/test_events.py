@@ -18,12 +18,14 @@ import boto3
 import botocore.loaders
 import botocore.session
 import pytest
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from moto import mock_aws
 from typer.testing import CliRunner
 
 from stratoflow import emit_event, flow, resources, task
 from stratoflow import platform as platform_module
 from stratoflow.assets import add_asset_metadata, materialize
+from stratoflow.automations.engine import AutomationEngine
 from stratoflow.backends.aws import AwsBackend, build_aws_services
 from stratoflow.backends.aws.items import to_item
 from stratoflow.cli import app
@@ -32,10 +34,11 @@ from stratoflow.clock import FakeClock
 from stratoflow.context import Services, set_process_services
 from stratoflow.deployments.models import BundleInfo, Deployment
 from stratoflow.durable.event_waits import register_waiter
+from stratoflow.events.derive import derive_events
 from stratoflow.events.documents import document_of
 from stratoflow.events.models import Event, Resource
 from stratoflow.events.store import EventStore
-from stratoflow.events.stream import process_stream_batch
+from stratoflow.events.stream import change_from_record, process_stream_batch
 from stratoflow.models import FlowRun, TaskRun
 from stratoflow.platform import Platform, build_platform
 from stratoflow.resources import provision
@@ -527,6 +530,30 @@ def test_the_handler_runs_the_real_automations_engine(aws: Aws) -> None:
     response = load_handler().handler({"Records": aws.new_records()}, FakeLambdaContext())
     assert response == {"batchItemFailures": []}
     assert "stratoflow.deployment.created" in stored_names(aws)
+
+
+def test_a_batch_lists_the_automations_once_not_once_per_record(aws: Aws) -> None:
+    """The stream hands each record's events to the engine on their own; the engine
+    lists the enabled automations once per batch (one Query, not one per record)."""
+    write_a_run(aws)
+    records = aws.new_records()
+    listings: list[str] = []
+
+    def count(params: dict[str, Any], **_: Any) -> None:
+        values = params.get("ExpressionAttributeValues") or {}
+        if values.get(":p") == {"S": resources.AUTOMATIONS_PARTITION}:
+            listings.append(params.get("IndexName", ""))
+
+    events = aws.backend.dynamodb.meta.events
+    events.register("provide-client-params.dynamodb.Query", count)
+    try:
+        response = process_stream_batch(records, aws.platform, engine_factory=AutomationEngine)
+    finally:
+        events.unregister("provide-client-params.dynamodb.Query", count)
+    assert response == {"batchItemFailures": []}
+    with_events = [r for r in records if derive_events(change_from_record(DynamoDBRecord(r)))]
+    assert len(with_events) > 1
+    assert listings == [resources.BY_TIME.name]
 
 
 def test_asset_events_are_emitted_events_the_stream_hands_over(aws: Aws, handler: Any) -> None:

@@ -32,8 +32,10 @@ from stratoflow.engine.flow_engine import request_cancellation
 from stratoflow.models import FlowRun
 from stratoflow.provisioning import provision_work_queue
 from stratoflow.states import AwaitingRetry, Completed, Running, StateType
+from stratoflow.workers.handoff import decode_handoff
 from stratoflow.workers.messages import FlowRunMessage
 from stratoflow.workers.poller import Poller, PollerOptions
+from stratoflow.workers.processes import HANDOFF_OPTION, handoff_of
 from stratoflow.workers.queues import PREFETCH_LEAD_SECONDS, REASON_ATTRIBUTE
 from stratoflow.workers.registry import list_workers
 
@@ -201,9 +203,20 @@ def test_a_run_is_claimed_and_started_with_the_execute_command(world: World):
     run = world.run("hello")
     poller = world.poller()
     poller.run(until=poller.idle)
-    assert world.spawn.commands == [
-        [sys.executable, "-m", "stratoflow.cli", "flow-run", "execute", run.id]
+    [command] = world.spawn.commands
+    handoff = handoff_of(command)
+    assert handoff is not None
+    assert command == [
+        *[sys.executable, "-m", "stratoflow.cli", "flow-run", "execute"],
+        *[HANDOFF_OPTION, handoff, run.id],
     ]
+    # The process is handed the run as claimed (and written) and its deployment.
+    given = decode_handoff(handoff, run.id, world.backend.results)
+    assert given is not None and given.deployment is not None
+    assert given.deployment == world.platform.deployments.get("hello")
+    claimed = [s for s in world.backend.read_flow_run(run.id).state_history if s.is_pending()]
+    assert given.run.state == claimed[0]
+    assert given.run.version == 2 and given.run.state_history[-1].is_scheduled()
     history = [s.name for s in world.backend.read_flow_run(run.id).state_history]
     assert history[:2] == ["Scheduled", "Pending"]
     assert world.state(run).type is StateType.COMPLETED

@@ -305,6 +305,37 @@ def test_an_automation_that_pauses_itself_stops_within_the_batch(h: Harness):
     assert len(h.handle(h.event(FAILED, 0), h.event(FAILED, 1))) == 1
 
 
+def test_a_batch_lists_the_automations_once_across_its_records(h: Harness) -> None:
+    """The stream hands each record to `handle` on its own, within `engine.batch()`."""
+    h.add(EventTrigger(expect=[FAILED], threshold=2))
+    h.store.queries = 0
+    with h.engine.batch():
+        assert h.handle(h.event(FAILED, 0)) == []
+        h.add(EventTrigger(expect=[FAILED]), name="late")  # counts from the next batch
+        assert len(h.handle(h.event(FAILED, 1))) == 1
+    assert h.store.queries == 1
+    assert [c["automation"] for c in h.recorder.calls] == ["auto"]
+    assert len(h.handle(h.event(FAILED, 2))) == 1  # "late" fires; "auto" starts again
+    assert h.store.queries == 2  # outside a batch: a listing per call, as before
+
+
+def test_an_automation_paused_by_an_action_in_a_batch_is_listed_again(h: Harness) -> None:
+    h.add(EventTrigger(expect=[FAILED]), actions=[PauseAutomation()])
+
+    class Pausing(Recorder):
+        def run(self, action: Action, context: ActionContext, label: str) -> str:
+            super().run(action, context, label)
+            assert context.automation.id is not None
+            h.store.set_enabled(context.automation.id, False)
+            return "paused"
+
+    h.recorder = Pausing()
+    h.engine = h.new_engine()
+    with h.engine.batch():
+        assert len(h.handle(h.event(FAILED, 0))) == 1
+        assert h.handle(h.event(FAILED, 1)) == []  # paused: the next record sees it
+
+
 # Proactive
 
 

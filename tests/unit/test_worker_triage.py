@@ -3,6 +3,7 @@ that survive a benign concurrent change, on the memory backend."""
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from stratoflow.backends.memory import MemoryBackend
-from stratoflow.exceptions import ConflictError
+from stratoflow.exceptions import ConflictError, ObjectNotFound
 from stratoflow.models import FlowRun
 from stratoflow.orchestration.claims import claim_flow_run
 from stratoflow.states import (
@@ -192,6 +193,81 @@ def test_of_two_claims_one_wins():
     assert state is not None
     assert state.type is StateType.PENDING
     assert state.details["worker"] == "a"
+
+
+# The first read is eventually consistent: only a Ready is taken from it
+
+
+class StaleFirst(MemoryBackend):
+    """A backend whose eventually consistent reads return an older copy of some runs (or
+    nothing: a run created a moment ago), as DynamoDB's may."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stale: dict[str, FlowRun | None] = {}
+        self.reads: list[bool] = []
+
+    def read_flow_run(self, flow_run_id: str, *, consistent: bool = True) -> FlowRun:
+        self.reads.append(consistent)
+        if not consistent and flow_run_id in self.stale:
+            older = self.stale[flow_run_id]
+            if older is None:
+                raise ObjectNotFound(f"No flow run with id {flow_run_id!r}")
+            return older
+        return super().read_flow_run(flow_run_id)
+
+
+def test_a_ready_run_is_decided_on_one_eventually_consistent_read() -> None:
+    backend = StaleFirst()
+    run = scheduled_run(backend)
+    assert isinstance(decide(backend, run.id), Ready)
+    assert backend.reads == [False]
+
+
+def test_a_run_the_stale_read_does_not_show_yet_is_read_again_and_run() -> None:
+    backend = StaleFirst()
+    run = scheduled_run(backend)
+    backend.stale[run.id] = None
+    assert isinstance(decide(backend, run.id), Ready)
+    assert backend.reads == [False, True]
+
+
+def test_a_retry_behind_a_stale_running_state_is_read_again_and_run() -> None:
+    backend = StaleFirst()
+    run = scheduled_run(backend)
+    for state in (Pending(), Running()):
+        backend.set_flow_run_state(run.id, state)
+    backend.stale[run.id] = copy.deepcopy(backend.read_flow_run(run.id))
+    backend.set_flow_run_state(run.id, AwaitingRetry(scheduled_time=NOW.isoformat()))
+    backend.reads.clear()
+    decision = decide(backend, run.id)
+    assert isinstance(decision, Ready)
+    assert decision.run.state_name == "AwaitingRetry"
+    assert backend.reads == [False, True]
+
+
+@pytest.mark.parametrize("later", [[Cancelling()], [Pending()], [Pending(), Running()]])
+def test_a_stale_ready_never_claims_a_run_that_moved_on(later: list[Any]) -> None:
+    """A stale read may say Ready; the claim is conditional on the version it read."""
+    backend = StaleFirst()
+    run = scheduled_run(backend)
+    backend.stale[run.id] = copy.deepcopy(run)
+    for state in later:
+        backend.set_flow_run_state(run.id, state)
+    decision = decide(backend, run.id)
+    assert isinstance(decision, Ready)  # from the stale read
+    assert claim_flow_run(backend, run.id, worker="w", read=decision.run) is None
+    assert backend.read_flow_run(run.id).state_name == later[-1].name
+
+
+def test_a_cancellation_is_decided_on_a_consistent_read_only() -> None:
+    backend = StaleFirst()
+    run = scheduled_run(backend)
+    backend.set_flow_run_state(run.id, Cancelling())
+    backend.reads.clear()
+    assert isinstance(decide(backend, run.id), Drop)
+    assert backend.reads[:2] == [False, True]  # then the memory backend's own, to write
+    assert backend.read_flow_run(run.id).state_name == "Cancelled"
 
 
 def test_the_flow_run_id_is_found_in_a_tasks_container_command():

@@ -10,8 +10,9 @@ never fires twice.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -112,8 +113,24 @@ class AutomationEngine:
         self.store = store
         self.actions: ActionRunner = actions or ActionExecutor(platform, store)
         self._changed_automations = False
+        self._in_batch = False
+        self._listed: list[Automation] | None = None
+        """The enabled automations as listed in this batch (`batch`)."""
 
     # Entry points
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Within: the enabled automations are listed once, by the first call that needs
+        them, and again only after one of this engine's actions paused or resumed one.
+        The stream handler hands each record of a batch to `handle` on its own (a record
+        that fails is retried alone); listing per call was one Query per record. An
+        automation created, changed or deleted meanwhile counts from the next batch."""
+        self._in_batch, self._listed = True, None
+        try:
+            yield
+        finally:
+            self._in_batch, self._listed = False, None
 
     def handle(self, events: Iterable[Event], now: datetime | None = None) -> list[Firing]:
         """Count `events` into the buckets of every enabled automation; fire (and run the
@@ -190,9 +207,14 @@ class AutomationEngine:
     # Counting
 
     def _enabled(self) -> list[Automation]:
+        if self._listed is not None and not self._changed_automations:
+            return self._listed
         self._changed_automations = False
         records: Sequence[AutomationRecord] = self.store.list()
-        return [r.automation for r in records if r.enabled]
+        enabled = [r.automation for r in records if r.enabled]
+        if self._in_batch:
+            self._listed = enabled
+        return enabled
 
     def _on_event(self, automation: Automation, event: Event, now: datetime) -> list[Firing]:
         firings: list[Firing] = []

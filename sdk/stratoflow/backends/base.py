@@ -39,8 +39,10 @@ class Backend(Protocol):
 
     def create_flow_run(self, run: FlowRun) -> FlowRun: ...
 
-    def read_flow_run(self, flow_run_id: str) -> FlowRun:
-        """The run; raises ObjectNotFound for an unknown id."""
+    def read_flow_run(self, flow_run_id: str, *, consistent: bool = True) -> FlowRun:
+        """The run; raises ObjectNotFound for an unknown id. `consistent=False` may return
+        a slightly older version of the run (or none for a run just created), for half
+        the cost: only for readers to whom a stale run is harmless (say why)."""
 
     def list_flow_runs(
         self,
@@ -60,7 +62,12 @@ class Backend(Protocol):
         expected_version: int | None = None,
         transition_id: str | None = None,
         force: bool = False,
-    ) -> TransitionResult: ...
+        seen: FlowRun | None = None,
+    ) -> TransitionResult:
+        """Move the run to `state` through the transition table, with optimistic
+        concurrency on its version. `seen`: the caller's own read of the run, used instead
+        of reading it again (a stale one costs a conflict and a fresh read); on success it
+        is the run as written, after a conflict the newest read."""
 
     def adopt_flow_run(self, run: FlowRun) -> None:
         """This process now runs `run`: its later transitions write this object's fields

@@ -11,7 +11,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from stratoflow.exceptions import ObjectNotFound, TaskRunStopped
-from stratoflow.models import FlowRun, LogEntry, TaskRun
+from stratoflow.models import FlowRun, LogEntry, TaskRun, assign_flow_run
 from stratoflow.orchestration.cancelling import cancelled_instead, stopped_message
 from stratoflow.orchestration.ordering import in_window, state_sort_moment
 from stratoflow.orchestration.transitions import TransitionResult, apply_transition
@@ -68,7 +68,7 @@ class MemoryBackend:
             self._flow_runs[run.id] = run
         return run
 
-    def read_flow_run(self, flow_run_id: str) -> FlowRun:
+    def read_flow_run(self, flow_run_id: str, *, consistent: bool = True) -> FlowRun:
         try:
             return self._flow_runs[flow_run_id]
         except KeyError:
@@ -97,16 +97,21 @@ class MemoryBackend:
         expected_version: int | None = None,
         transition_id: str | None = None,
         force: bool = False,
+        seen: FlowRun | None = None,
     ) -> TransitionResult:
         with self._lock:
             run = self.read_flow_run(flow_run_id)
-            return apply_transition(
-                run,
-                state,
-                expected_version=expected_version,
-                transition_id=transition_id,
-                force=force,
-            )
+            try:
+                return apply_transition(
+                    run,
+                    state,
+                    expected_version=expected_version,
+                    transition_id=transition_id,
+                    force=force,
+                )
+            finally:
+                if seen is not None and seen is not run and seen.id == run.id:
+                    assign_flow_run(seen, run)  # the live record decides here; a copy follows it
 
     def adopt_flow_run(self, run: FlowRun) -> None:
         with self._lock:

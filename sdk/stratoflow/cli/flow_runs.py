@@ -31,6 +31,15 @@ def execute(
             "it): a run of another pool or queue is refused, exit code 3.",
         ),
     ] = None,
+    handoff: Annotated[
+        str | None,
+        typer.Option(
+            "--handoff",
+            hidden=True,
+            help="The run and its deployment as the poller that started this process "
+            "claimed and read them (JSON): not read again.",
+        ),
+    ] = None,
 ) -> None:
     """Run a claimed flow run of a deployment in this process (what every worker runs).
 
@@ -38,7 +47,8 @@ def execute(
     another state,
     3 nothing to do (unknown, already final, claimed by another worker, or not the
     `--from-queue` queue's run). With `-` as the id, the process gets ready first and
-    then reads the id from stdin (what the poller's warm processes do).
+    then reads the id from stdin (what the poller's warm processes do), and the handoff
+    from the next line.
     """
     import sys
 
@@ -53,10 +63,11 @@ def execute(
         flow_run_id = sys.stdin.readline().strip()
         if not flow_run_id:
             raise typer.Exit(EXIT_NOT_RUNNABLE)  # the worker stopped before using us
+        handoff = sys.stdin.readline().strip() or None
     # NotRunnable is a StratoflowError: caught before one_line_errors would make it exit 2.
     with one_line_errors():
         try:
-            state = execute_flow_run(flow_run_id, queue_name=from_queue)
+            state = execute_flow_run(flow_run_id, queue_name=from_queue, handoff=handoff)
         except NotRunnable as exc:
             err.print(f"Nothing to do: {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_NOT_RUNNABLE) from None

@@ -15,10 +15,11 @@ ids are stable, so it can recognise one it has handled.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -49,6 +50,14 @@ class EventHandler(Protocol):
     """What the automations engine offers the stream (`AutomationEngine(platform)`)."""
 
     def handle(self, events: Sequence[Event], now: datetime | None = None) -> Any: ...
+
+
+@runtime_checkable
+class BatchScoped(Protocol):
+    """An engine that can hold what it reads for the length of a batch
+    (`AutomationEngine.batch`: its automations, listed once instead of per record)."""
+
+    def batch(self) -> contextlib.AbstractContextManager[None]: ...
 
 
 EngineFactory = Callable[["Platform"], EventHandler]
@@ -182,10 +191,12 @@ def process_stream_batch(
     processor = BatchProcessor(
         event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False
     )
-    response = process_partial_response(
-        event={"Records": batch},
-        record_handler=handle,
-        processor=processor,
-    )
+    scope = engine.batch() if isinstance(engine, BatchScoped) else contextlib.nullcontext()
+    with scope:
+        response = process_partial_response(
+            event={"Records": batch},
+            record_handler=handle,
+            processor=processor,
+        )
     handle.deliver_waits()
     return dict(response)

@@ -22,17 +22,26 @@ def claim_flow_run(
     *,
     worker: str | None = None,
     now: datetime | None = None,
+    read: FlowRun | None = None,
 ) -> FlowRun | None:
     """The claimed run, or None when it is gone, not Scheduled, or claimed by another.
+
+    `read`: the caller's own read of the run (a worker's triage), claimed without reading
+    it again: the claim is conditional on the version read, so a stale copy only costs a
+    conflict and a fresh read. The run returned is that copy as written (no read either).
 
     A run that changed between the read and the write but is still Scheduled (marked
     Late, or its previous attempt's process wrote it once more) is claimed again.
     """
+    known = read if read is not None and read.id == flow_run_id else None
     for _ in range(CLAIM_ATTEMPTS):
-        try:
-            run = backend.read_flow_run(flow_run_id)
-        except ObjectNotFound:
-            return None
+        if known is not None:
+            run, known = known, None
+        else:
+            try:
+                run = backend.read_flow_run(flow_run_id)
+            except ObjectNotFound:
+                return None
         # The version before the state: a backend may hand out its live record (the memory
         # backend does), which another claimer can change meanwhile. A state read after
         # the version is as new or newer, and a newer one makes the write below conflict.
@@ -45,10 +54,15 @@ def claim_flow_run(
         if worker:
             claimed.details["worker"] = worker
         try:
-            backend.set_flow_run_state(flow_run_id, claimed, expected_version=seen_version)
+            backend.set_flow_run_state(
+                flow_run_id, claimed, expected_version=seen_version, seen=run
+            )
         except ConflictError:
-            continue  # read again: claimed by another worker, or still ours to claim
+            # Claimed by another worker, or still ours to claim: the backend read the run
+            # again to find out and left that read in `run` (`seen`); else read it here.
+            known = run if run.version != seen_version else None
+            continue
         except InvalidTransitionError:
             return None
-        return backend.read_flow_run(flow_run_id)
+        return run  # as written: the write was conditional on the version it was read at
     return None

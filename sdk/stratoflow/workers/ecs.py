@@ -108,6 +108,7 @@ class EcsDispatcher:
             decision.run.id,
             worker="ecs-dispatcher",
             now=self.platform.services.clock.now(),
+            read=decision.run,  # the triage's read: the claim is conditional on its version
         )
         if run is None:
             logger.info("Flow run %s was claimed by another worker", decision.run.id)

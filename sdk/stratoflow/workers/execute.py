@@ -18,6 +18,7 @@ from stratoflow.models import FlowRun
 from stratoflow.orchestration.claims import claim_flow_run
 from stratoflow.platform import Platform, get_platform
 from stratoflow.states import Failed, State, StateType
+from stratoflow.workers.handoff import decode_handoff
 from stratoflow.workers.heartbeat import Heartbeat
 from stratoflow.workers.messages import FlowRunMessage
 from stratoflow.workers.ownership import foreign_run_reason, run_pool_and_queue
@@ -37,18 +38,32 @@ def execute_flow_run(
     worker: str | None = None,
     queue_name: str | None = None,
     time_left: Callable[[], float] | None = None,
+    read: FlowRun | None = None,
+    handoff: str | None = None,
 ) -> State:
     """Claim the run if it is still Scheduled, then run it to a final state (or hand it
     back for a retry, a sleep, a suspension). With `time_left` (seconds left in the
     worker's time budget), the run hands itself back at a task boundary before the
     budget ends. Raises NotRunnable when there is nothing for this worker to do,
-    or when `queue_name` (the SQS queue whose message started this) is not the run's."""
+    or when `queue_name` (the SQS queue whose message started this) is not the run's.
+
+    The run is not read again when the caller has: `read` (the worker's own read, e.g.
+    its triage's), or `handoff` (what the poller that started this process claimed and
+    read: stratoflow.workers.handoff)."""
     platform = platform or get_platform()
     backend = platform.services.backend
-    try:
-        run = backend.read_flow_run(flow_run_id)
-    except ObjectNotFound:
-        raise NotRunnable(f"No flow run with id {flow_run_id!r}.") from None
+    deployment: Deployment | None = None
+    if handoff is not None:
+        given = decode_handoff(handoff, flow_run_id, platform.backend.results)
+        if given is not None:
+            read, deployment = given.run, given.deployment
+    if read is not None and read.id == flow_run_id:
+        run = read
+    else:
+        try:
+            run = backend.read_flow_run(flow_run_id)
+        except ObjectNotFound:
+            raise NotRunnable(f"No flow run with id {flow_run_id!r}.") from None
     if queue_name is not None:
         foreign = foreign_run_reason(run, prefix=platform.queues.prefix, queue_name=queue_name)
         if foreign is not None:
@@ -59,7 +74,7 @@ def execute_flow_run(
         raise NotRunnable(f"Flow run {flow_run_id} is already {state!r}.")
     if state.type is StateType.SCHEDULED:
         claimed = claim_flow_run(
-            backend, flow_run_id, worker=worker, now=platform.services.clock.now()
+            backend, flow_run_id, worker=worker, now=platform.services.clock.now(), read=run
         )
         if claimed is None:
             raise NotRunnable(f"Flow run {flow_run_id} was claimed by another worker.")
@@ -68,7 +83,7 @@ def execute_flow_run(
         raise NotRunnable(f"Flow run {flow_run_id} is {state!r}, not waiting to run.")
     # The run's code lives in a directory of its own, removed when the run ends.
     with ExitStack() as code:
-        loaded = _load(platform, run, code)
+        loaded = _load(platform, run, code, deployment)
         if isinstance(loaded, State):
             return loaded
         flow, deployment = loaded
@@ -93,17 +108,18 @@ def execute_flow_run(
 
 
 def _load(
-    platform: Platform, run: FlowRun, code: ExitStack
+    platform: Platform, run: FlowRun, code: ExitStack, deployment: Deployment | None = None
 ) -> tuple[Flow[..., object], Deployment] | State:
     """The run's flow from its deployment's code bundle, checked out into a fresh directory
-    that `code` removes, and the deployment; or the Failed state saying why not. The
-    deployment's bundle location and entrypoint are checked (BundleStore.check_ref,
-    load_flow's `root`)."""
+    that `code` removes, and the deployment (read, unless given); or the Failed state
+    saying why not. The deployment's bundle location and entrypoint are checked
+    (BundleStore.check_ref, load_flow's `root`)."""
     backend = platform.services.backend
     try:
         if run.deployment_name is None:
             raise ObjectNotFound(f"Flow run {run.id} has no deployment to load its code from.")
-        deployment = platform.deployments.get(run.deployment_name)
+        if deployment is None or deployment.name != run.deployment_name:
+            deployment = platform.deployments.get(run.deployment_name)
         bundle = deployment.bundle
         ref = BundleRef(bundle.bucket, bundle.key, bundle.sha256)
         directory = code.enter_context(platform.bundles.checkout(ref))

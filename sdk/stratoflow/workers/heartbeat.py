@@ -34,7 +34,10 @@ class Heartbeat:
         )
 
     def beat(self) -> None:
-        run = self.backend.read_flow_run(self.flow_run_id)
+        # Eventually consistent (half the read units, every beat of every running run): a
+        # cancellation a stale read misses is seen at the next beat (the worker's own
+        # check sees it meanwhile), and the beat needs only the run's labels.
+        run = self.backend.read_flow_run(self.flow_run_id, consistent=False)
         state = run.state
         if state is not None and state.type is StateType.CANCELLING and not self.cancelled.is_set():
             self.cancelled.set()

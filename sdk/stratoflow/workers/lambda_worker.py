@@ -66,7 +66,12 @@ def process_record(
     clock.sleep(seconds_until_due(decision.run, clock.now()))  # at most a few seconds
     try:
         return execute_flow_run(
-            decision.run.id, platform, worker=worker, queue_name=queue_name, time_left=time_left
+            decision.run.id,
+            platform,
+            worker=worker,
+            queue_name=queue_name,
+            time_left=time_left,
+            read=decision.run,  # the triage's read: the claim is conditional on its version
         )
     except NotRunnable as exc:
         logger.info("Nothing to do: %s", exc)

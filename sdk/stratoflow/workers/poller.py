@@ -35,7 +35,9 @@ from stratoflow.orchestration.claims import claim_flow_run
 from stratoflow.platform import Platform
 from stratoflow.states import Cancelled
 from stratoflow.workers import registry
+from stratoflow.workers.deletions import Deletions
 from stratoflow.workers.forkspawn import spawner_for
+from stratoflow.workers.handoff import encode_handoff
 from stratoflow.workers.messages import FlowRunMessage
 from stratoflow.workers.processes import (
     RunProcesses,
@@ -77,6 +79,9 @@ class PollerOptions:
     shutdown_grace: float = 30.0
     kill_grace: float = 10.0
     """After SIGTERM, a process gets this long before SIGKILL."""
+    delete_within: float = 1.0
+    """The message of an ended run is deleted within this long, together with the others
+    ended meanwhile (stratoflow.workers.deletions; 0: each at once)."""
     defer_seconds: int = 10
     """A run waiting for a concurrency slot is offered again after this long."""
     idle_sleep: float = 1.0
@@ -115,6 +120,7 @@ class Poller:
             lease_seconds=platform.settings.concurrency_lease_seconds,
             cache_for=options.pool_refresh_every,
         )
+        self.deletions = Deletions(self.sqs, self.clock, within=options.delete_within)
         self.processes = RunProcesses(
             platform,
             clock=self.clock,
@@ -124,6 +130,7 @@ class Poller:
             extend_every=options.extend_every,
             state_check_every=options.state_check_every,
             kill_grace=options.kill_grace,
+            deletions=self.deletions,
         )
         self.pool: WorkPoolSpec | None = None
         self.received = 0
@@ -140,7 +147,11 @@ class Poller:
         self._started_at = self.clock.now()
         self._next_refresh = self._started_at
         self._next_heartbeat = self._started_at
-        self._deployments: dict[str, tuple[Deployment | None, datetime]] = {}
+        self._receives = 0
+        """ReceiveMessage calls that returned messages: a message is known by its call's."""
+        self._deployments: dict[str, tuple[Deployment | None, int]] = {}
+        """Each deployment as last read, with the receives that had returned before the
+        read started (`_deployment`)."""
 
     # Lifecycle
 
@@ -269,9 +280,10 @@ class Poller:
                     continue
                 messages = self._receive(queue, count, wait)
                 if messages:
+                    self._receives += 1
                     self.last_poll_received = len(messages)
                     for message in messages:
-                        self._handle_safely(queue, message)
+                        self._handle_safely(queue, message, self._receives)
                     return len(messages)
                 if self._stop.is_set():
                     break
@@ -292,9 +304,9 @@ class Poller:
         )
         return [dict(m) for m in response.get("Messages", [])]
 
-    def _handle_safely(self, queue: WorkQueueSpec, received: dict[str, Any]) -> None:
+    def _handle_safely(self, queue: WorkQueueSpec, received: dict[str, Any], batch: int) -> None:
         try:
-            self._handle(queue, received)
+            self._handle(queue, received, batch)
         except Exception:
             # Left invisible until its visibility times out, then redelivered; after
             # MAX_RECEIVE_COUNT deliveries SQS moves it to the dead-letter queue.
@@ -305,7 +317,8 @@ class Poller:
                 queue.name,
             )
 
-    def _handle(self, queue: WorkQueueSpec, received: dict[str, Any]) -> None:
+    def _handle(self, queue: WorkQueueSpec, received: dict[str, Any], batch: int) -> None:
+        """`batch`: the number of the receive that returned `received`."""
         url = self._url(queue.name)
         receipt = str(received["ReceiptHandle"])
         body = str(received.get("Body") or "")
@@ -331,25 +344,31 @@ class Poller:
             return
         wait = seconds_until_due(decision.run, self.clock.now())
         if wait <= 0.05:
-            self._start(queue, url, receipt, message, decision.run)
+            self._start(queue, url, receipt, message, decision.run, batch)
             return
         # Arrived early (on purpose: PREFETCH_LEAD_SECONDS): start it at its exact time.
         with self._lock:
             self._held += 1
         timer = threading.Timer(
-            wait, self._start_held, args=(queue, url, receipt, message, decision.run)
+            wait, self._start_held, args=(queue, url, receipt, message, decision.run, batch)
         )
         timer.daemon = True
         timer.start()
 
     def _start_held(
-        self, queue: WorkQueueSpec, url: str, receipt: str, message: FlowRunMessage, run: FlowRun
+        self,
+        queue: WorkQueueSpec,
+        url: str,
+        receipt: str,
+        message: FlowRunMessage,
+        run: FlowRun,
+        batch: int,
     ) -> None:
         try:
             if self._stop.is_set():
                 self._set_visibility(url, receipt, 0)  # stopping: another worker takes it
             else:
-                self._start(queue, url, receipt, message, run)
+                self._start(queue, url, receipt, message, run, batch)
         except Exception:
             logger.exception("Could not start flow run %s; it will be redelivered", run.id)
         finally:
@@ -358,9 +377,20 @@ class Poller:
             self._freed.set()
 
     def _start(
-        self, queue: WorkQueueSpec, url: str, receipt: str, message: FlowRunMessage, run: FlowRun
+        self,
+        queue: WorkQueueSpec,
+        url: str,
+        receipt: str,
+        message: FlowRunMessage,
+        run: FlowRun,
+        batch: int,
     ) -> None:
+        """Claim `run` (the triage's read of it) and start its process, handing it the
+        claimed run and its deployment (stratoflow.workers.handoff)."""
         run_id = run.id
+        # Read before anything is taken or claimed: a failed read leaves the message to
+        # be delivered again, with nothing to undo.
+        deployment = self._deployment(run.deployment_name, batch)
         taken = self.slots.take(
             [
                 work_pool_limit_name(self.options.pool),
@@ -368,11 +398,13 @@ class Poller:
             ],
             deployment_limit_name(run.deployment_name) if run.deployment_name else None,
         )
-        if taken == "deployment":
-            deployment = self._deployment(run.deployment_name)
-            if deployment is not None and deployment.collision_strategy == "cancel-new":
-                self._cancel_new(run_id, deployment, url, receipt)
-                return
+        if (
+            taken == "deployment"
+            and deployment is not None
+            and deployment.collision_strategy == "cancel-new"
+        ):
+            self._cancel_new(run_id, deployment, url, receipt)
+            return
         if not isinstance(taken, LeaseHolding):
             logger.info(
                 "Flow run %s waits for a concurrency slot (%s limit full); offering it again "
@@ -384,14 +416,17 @@ class Poller:
             send_on(self.platform, run, message, self.options.defer_seconds)
             self._delete(url, receipt)
             return
-        claimed = claim_flow_run(self.backend, run_id, worker=self.name, now=self.clock.now())
+        claimed = claim_flow_run(
+            self.backend, run_id, worker=self.name, now=self.clock.now(), read=run
+        )
         if claimed is None:
             taken.release()
             logger.info("Dropping the message of flow run %s: another worker claimed it", run_id)
             self._delete(url, receipt)
             return
         try:
-            process = self.spawn(execute_command(run_id), self.env)
+            handoff = encode_handoff(claimed, deployment)
+            process = self.spawn(execute_command(run_id, handoff), self.env)
         except OSError as exc:
             taken.release()
             mark_crashed(self.platform, run_id, f"The worker could not start a process: {exc}")
@@ -425,6 +460,8 @@ class Poller:
         self.processes.supervise()
         if len(self.processes) < before:
             self._freed.set()
+        # Ended runs' messages wait for others to end meanwhile, not when none is left.
+        self.deletions.flush(everything=self.running == 0)
         with self._lock:
             now = self.clock.now()
             if now >= self._next_heartbeat:
@@ -452,6 +489,7 @@ class Poller:
             if self.running:
                 self.sleep(min(self.options.supervise_every, 1.0))
         self.processes.hand_back_all()
+        self.deletions.flush(everything=True)
         close_spare = getattr(self.spawn, "close", None)
         if close_spare is not None:
             close_spare()  # the fork server, or the warm processes waiting for a run
@@ -512,21 +550,22 @@ class Poller:
     def _name(self, queue: str) -> str:
         return self.platform.queues.name(self.options.pool, queue)
 
-    def _deployment(self, name: str | None) -> Deployment | None:
+    def _deployment(self, name: str | None, batch: int) -> Deployment | None:
+        """The deployment `name` (None: there is none), as read after the receive numbered
+        `batch` returned, so after its messages' runs were created: what the run's own
+        process would read, never older. Messages of one receive share one read."""
         if name is None:
             return None
-        now = self.clock.now()
         cached = self._deployments.get(name)
-        if (
-            cached is not None
-            and (now - cached[1]).total_seconds() < self.options.pool_refresh_every
-        ):
+        if cached is not None and cached[1] >= batch:
             return cached[0]
+        returned = self._receives  # before the read starts
         try:
             deployment: Deployment | None = self.platform.deployments.get(name)
         except UnknownDeployment:
             deployment = None
-        self._deployments[name] = (deployment, now)
+        with self._lock:
+            self._deployments[name] = (deployment, returned)
         return deployment
 
     def _heartbeat(self, now: datetime) -> None:

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
     from stratoflow.backends.base import Backend
+    from stratoflow.workers.deletions import Deletions
 
 logger = logging.getLogger("stratoflow.workers")
 
@@ -59,12 +60,42 @@ Spawn = Callable[[list[str], Mapping[str, str]], ChildProcess]
 
 def popen_spawn(command: list[str], env: Mapping[str, str]) -> ChildProcess:
     # A session of its own: a Ctrl-C in the worker's terminal reaches the worker only,
-    # which decides what happens to its runs.
-    return subprocess.Popen(command, env=dict(env), start_new_session=True)
+    # which decides what happens to its runs. No handoff: every local user can read a
+    # process's command line, and a run's parameters are not theirs.
+    return subprocess.Popen(without_handoff(command), env=dict(env), start_new_session=True)
 
 
-def execute_command(flow_run_id: str) -> list[str]:
-    return [sys.executable, "-m", "stratoflow.cli", "flow-run", "execute", flow_run_id]
+HANDOFF_OPTION = "--handoff"
+"""What the poller hands a run's process (stratoflow.workers.handoff)."""
+
+
+def execute_command(flow_run_id: str, handoff: str | None = None) -> list[str]:
+    """The flow run process's command line; the run id comes last."""
+    given = [HANDOFF_OPTION, handoff] if handoff else []
+    return [sys.executable, "-m", "stratoflow.cli", "flow-run", "execute", *given, flow_run_id]
+
+
+def handoff_of(command: Sequence[str]) -> str | None:
+    """The handoff in a flow run process's command line, if any."""
+    for index, part in enumerate(command[:-1]):
+        if part == HANDOFF_OPTION:
+            return command[index + 1]
+    return None
+
+
+def without_handoff(command: Sequence[str]) -> list[str]:
+    """The command line without its handoff (for a process whose command line any local
+    user can read)."""
+    kept: list[str] = []
+    skip = False
+    for part in command:
+        if skip:
+            skip = False
+        elif part == HANDOFF_OPTION:
+            skip = True
+        else:
+            kept.append(part)
+    return kept
 
 
 @dataclass(eq=False)
@@ -97,6 +128,7 @@ class RunProcesses:
         extend_every: float,
         state_check_every: float,
         kill_grace: float,
+        deletions: Deletions | None = None,
     ) -> None:
         self.platform = platform
         self.backend = platform.services.backend
@@ -108,6 +140,8 @@ class RunProcesses:
         self.extend_every = timedelta(seconds=extend_every)
         self.state_check_every = timedelta(seconds=state_check_every)
         self.kill_grace = kill_grace
+        self.deletions = deletions
+        """Where the messages of ended runs go to be deleted together (None: at once)."""
         self._running: dict[str, RunProcess] = {}
         self._lock = threading.RLock()
 
@@ -170,7 +204,10 @@ class RunProcesses:
 
     def _check_cancelled(self, job: RunProcess, now: datetime) -> None:
         try:
-            state = self.backend.read_flow_run(job.run_id).state
+            # Eventually consistent (half the read units of the read every few seconds a
+            # run runs): a cancellation missed by a stale read is seen by the next check,
+            # and a stale Cancelling can only be followed by a final state.
+            state = self.backend.read_flow_run(job.run_id, consistent=False).state
         except Exception:
             logger.warning("Could not read flow run %s", job.run_id, exc_info=True)
             return
@@ -183,20 +220,24 @@ class RunProcesses:
         with self._lock:
             self._running.pop(job.receipt, None)
         job.holding.release()
+        # The process reported the outcome itself (and the run may already be a later
+        # attempt's), unless the worker stopped it: then nothing is left to decide here,
+        # and the run is not read.
+        reported = code in REPORTED_EXITS and job.kill_at is None
+        if reported:
+            logger.info("Flow run %s process exited (%s)", job.run_id, code)
+            self._delete(job)
+            return
         try:
             state = self.backend.read_flow_run(job.run_id).state
         except Exception:
             logger.warning("Could not read flow run %s", job.run_id, exc_info=True)
             state = None
-        # The process reported the outcome itself (and the run may already be a later
-        # attempt's), unless the worker stopped it.
-        reported = code in REPORTED_EXITS and job.kill_at is None
-        if state is not None and state.type is StateType.CANCELLING and not reported:
+        if state is not None and state.type is StateType.CANCELLING:
             set_state(self.backend, job.run_id, Cancelled("The worker stopped its process."))
             logger.info("Flow run %s cancelled", job.run_id)
         elif (
             state is not None
-            and not reported
             and not state.is_final()
             and state.type not in (StateType.SCHEDULED, StateType.PAUSED)
         ):
@@ -206,7 +247,13 @@ class RunProcesses:
         else:
             name = state.name if state else "gone"
             logger.info("Flow run %s process exited (%s), run %s", job.run_id, code, name)
-        delete_message(self.sqs, job.queue_url, job.receipt)
+        self._delete(job)
+
+    def _delete(self, job: RunProcess) -> None:
+        if self.deletions is not None:
+            self.deletions.add(job.queue_url, job.receipt)
+        else:
+            delete_message(self.sqs, job.queue_url, job.receipt)
 
     def _hand_back(self, job: RunProcess) -> None:
         logger.info("Handing flow run %s back to its queue", job.run_id)

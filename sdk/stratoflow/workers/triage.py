@@ -102,14 +102,54 @@ def admit(platform: Platform, body: str, *, queue_name: str, now: datetime) -> D
 def triage(
     platform: Platform, message: FlowRunMessage, now: datetime, *, queue_name: str
 ) -> Decision:
-    """What to do with `message`, received from the SQS queue `queue_name`."""
+    """What to do with `message`, received from the SQS queue `queue_name`.
+
+    The run is read eventually consistent first (half the read units), and only a Ready
+    decision is taken from that read: a stale Ready is harmless, since the claim that
+    follows is a write conditional on the version read (a stale copy costs a conflict
+    and a fresh read, never a second claim), and the pool and queue a run belongs to
+    never change. Anything else (a run not found yet, not Scheduled, not due, another
+    queue's) may be an artefact of staleness, so it is decided on a consistent read."""
     backend = platform.services.backend
-    run_id = message.flow_run_id
     try:
-        run = backend.read_flow_run(run_id)
+        seen = backend.read_flow_run(message.flow_run_id, consistent=False)
     except ObjectNotFound:
-        return Drop(f"flow run {run_id} does not exist (deleted, or never created)")
-    # First, before anything below may write to the run: is it this queue's at all?
+        seen = None
+    if seen is not None:
+        decision = _decide(platform, message, seen, now, queue_name=queue_name)
+        if isinstance(decision, Ready):
+            return decision
+    try:
+        run = backend.read_flow_run(message.flow_run_id)
+    except ObjectNotFound:
+        return Drop(f"flow run {message.flow_run_id} does not exist (deleted, or never created)")
+    decision = _decide(platform, message, run, now, queue_name=queue_name)
+    if not isinstance(decision, _Cancel):
+        return decision
+    # Cancelled while it waited in its queue: no process runs it, so end it here.
+    try:
+        backend.set_flow_run_state(
+            run.id,
+            Cancelled("Cancelled before a worker started it."),
+            expected_version=run.version,
+            seen=run,
+        )
+    except (ConflictError, InvalidTransitionError):
+        return Drop(f"flow run {run.id} changed while it was being cancelled")
+    return Drop(f"flow run {run.id} was cancelled before it started")
+
+
+@dataclass(frozen=True)
+class _Cancel:
+    """Cancelling, and no worker ever started this attempt: to be ended Cancelled."""
+
+
+def _decide(
+    platform: Platform, message: FlowRunMessage, run: FlowRun, now: datetime, *, queue_name: str
+) -> Decision | _Cancel:
+    """The decision for `run` as read (no writes)."""
+    run_id = run.id
+    # First, before anything may write to the run: is it this queue's at all?
     foreign = foreign_run_reason(
         run, prefix=platform.queues.prefix, queue_name=queue_name, message=message
     )
@@ -121,16 +161,7 @@ def triage(
     if state.is_final():
         return Drop(f"flow run {run_id} is already {state.name}")
     if state.type is StateType.CANCELLING and _never_started_this_attempt(run):
-        # Cancelled while it waited in its queue: no process runs it, so end it here.
-        try:
-            backend.set_flow_run_state(
-                run_id,
-                Cancelled("Cancelled before a worker started it."),
-                expected_version=run.version,
-            )
-        except (ConflictError, InvalidTransitionError):
-            return Drop(f"flow run {run_id} changed while it was being cancelled")
-        return Drop(f"flow run {run_id} was cancelled before it started")
+        return _Cancel()
     if state.type is not StateType.SCHEDULED:
         return Drop(f"flow run {run_id} is {state.name}: another worker has it")
     due = due_time(run)

@@ -1,7 +1,8 @@
 """Warm processes: a flow run's process, started before its run arrives.
 
 Starting Python and importing stratoflow, boto3 and pydantic takes most of a second;
-a warm process has done it already and waits for a flow run id on its stdin, so a run
+a warm process has done it already and waits for a flow run id on its stdin (and on the
+next line the poller's handoff, stratoflow.workers.handoff, or an empty line), so a run
 starts as soon as it is claimed. Each process still runs exactly one flow run.
 """
 
@@ -13,7 +14,7 @@ import threading
 from collections import deque
 from collections.abc import Mapping
 
-from stratoflow.workers.processes import ChildProcess, popen_spawn
+from stratoflow.workers.processes import ChildProcess, handoff_of, popen_spawn
 
 FROM_STDIN = "-"
 """`strato flow-run execute -`: read the flow run id from stdin (after warming up)."""
@@ -44,6 +45,7 @@ class WarmSpawner:
 
     def __call__(self, command: list[str], env: Mapping[str, str]) -> ChildProcess:
         flow_run_id = command[-1]
+        handoff = handoff_of(command) or ""
         with self._lock:
             if self._env != dict(env):
                 self._discard()
@@ -52,8 +54,13 @@ class WarmSpawner:
             while self._ready and process is None:
                 spare = self._ready.popleft()
                 if spare.poll() is None and spare.stdin is not None:
-                    spare.stdin.write(f"{flow_run_id}\n".encode())
-                    spare.stdin.close()
+                    try:
+                        spare.stdin.write(f"{flow_run_id}\n{handoff}\n".encode())
+                        spare.stdin.close()
+                    except BrokenPipeError:  # it died since poll(): the next spare
+                        spare.kill()
+                        spare.wait(timeout=10)
+                        continue
                     process = spare
             if process is None:
                 process = popen_spawn(command, env)

@@ -36,7 +36,7 @@ from stratoflow.backends.aws.result_refs import ResultRefs
 from stratoflow.backends.aws.results import S3ResultStore
 from stratoflow.backends.aws.task_runs import TaskRunWriter
 from stratoflow.exceptions import ConflictError, ObjectNotFound
-from stratoflow.models import FlowRun, LogEntry, TaskRun
+from stratoflow.models import FlowRun, LogEntry, TaskRun, assign_flow_run
 from stratoflow.orchestration.transitions import TransitionResult, apply_transition
 from stratoflow.result_signing import ResultVerifier
 from stratoflow.states import State, StateType
@@ -134,11 +134,11 @@ class AwsBackend:
         # copy (a deployment's run is created here but run by another process).
         return run
 
-    def read_flow_run(self, flow_run_id: str) -> FlowRun:
+    def read_flow_run(self, flow_run_id: str, *, consistent: bool = True) -> FlowRun:
         response = self.dynamodb.get_item(
             TableName=self.table,
             Key=_key(resources.flow_run_key(flow_run_id)),
-            ConsistentRead=True,
+            ConsistentRead=consistent,
         )
         item = response.get("Item")
         if item is None:
@@ -164,14 +164,21 @@ class AwsBackend:
         expected_version: int | None = None,
         transition_id: str | None = None,
         force: bool = False,
+        seen: FlowRun | None = None,
     ) -> TransitionResult:
         # Every write carries a transition id: when a write was applied but its response
         # was lost, botocore's retry fails the version condition, and the re-read run
         # shows the id, so the transition is reported as done instead of applied twice.
         transition_id = transition_id or str(uuid.uuid4())
         run = self._flow_runs.get(flow_run_id)
+        adopted = run is not None
         if run is None:
-            run = self.read_flow_run(flow_run_id)
+            # The caller's own read saves this one: the write below is conditional on its
+            # version, so a stale copy costs a conflict and a fresh read, never a lost write.
+            if seen is not None and seen.id == flow_run_id:
+                run = seen
+            else:
+                run = self.read_flow_run(flow_run_id)
         elif expected_version is not None and expected_version != run.version:
             # The copy held here may be stale (another client changed the run): the
             # caller's version is checked against the stored run, not against it.
@@ -194,7 +201,13 @@ class AwsBackend:
                 _restore(run, saved)
                 if not _is_conditional_failure(exc):
                     raise
-                _refresh(run, self.read_flow_run(flow_run_id))
+                stored = self.read_flow_run(flow_run_id)
+                # An adopted run keeps what its engine owns; any other copy is replaced
+                # whole (it may be older than its state: run count, times).
+                if adopted:
+                    _refresh(run, stored)
+                else:
+                    assign_flow_run(run, stored)
                 continue
             if run.state is not None and run.state.is_final():
                 self._flow_runs.pop(flow_run_id, None)  # nothing more to write
