@@ -269,6 +269,49 @@ def test_an_injected_run_copy_is_neither_swept_nor_listed(installation: Installa
     assert state is not None and state.type is StateType.SCHEDULED
 
 
+def test_a_run_item_with_times_that_are_not_times_stops_no_pass_of_the_tick(
+    installation: Installation, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The runs that are not final share `STATE#ACTIVE` and are ordered by their state's
+    times when read: a worker that writes its own run's `scheduled_time` as garbage must
+    not make the late and orphan passes fail for every other run."""
+    platform = installation.platform
+    platform.deployments.put(make_deployment("genuine"))
+    now = installation.clock.now()
+    Scheduler(platform).tick(now)
+    backend = installation.services.backend
+    genuine = backend.list_flow_runs_of_deployment("genuine")
+    assert genuine
+    evil = {"type": "SCHEDULED", "name": "Scheduled", "timestamp": now.isoformat()}
+    garbled = str(uuid.uuid4())
+    for run_id, details in (
+        (EVIL_ID, json.dumps({"scheduled_time": "not a time"})),  # read, but no time
+        (garbled, {"scheduled_time": "not even JSON text"}),  # not readable as a run
+    ):
+        inject(
+            installation,
+            run_id,
+            name="evil",
+            flow_name="evil",
+            deployment_name="genuine",
+            state_type="SCHEDULED",
+            state=evil | {"details": details},
+            **{BY_STATE.partition_key: resources.ACTIVE_RUNS_PARTITION, BY_STATE.sort_key: "x"},
+        )
+
+    with caplog.at_level(logging.WARNING, logger="stratoflow.backends.aws.flow_run_lists"):
+        listed = backend.list_flow_runs_by_state(StateType.SCHEDULED)
+        everything = backend.list_flow_runs()
+        report = Scheduler(platform).tick(now + timedelta(minutes=20))
+
+    assert {r.id for r in genuine} <= {r.id for r in listed}
+    assert {EVIL_ID, garbled}.isdisjoint({r.id for r in listed})
+    assert garbled not in {r.id for r in everything}
+    assert report.errors == [] and report.late >= 1  # the genuine runs, due by then
+    assert f"Flow run {EVIL_ID} left out of its state's listing" in caplog.text
+    assert f"Flow run item FLOWRUN#{garbled} left out: not readable" in caplog.text
+
+
 def test_injected_events_and_workers_are_not_listed(installation: Installation) -> None:
     platform = installation.platform
     now = installation.clock.now().astimezone(UTC)

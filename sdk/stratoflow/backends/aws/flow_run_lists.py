@@ -19,6 +19,7 @@ paused); within `snapshot()` (the scheduler's tick) they are read once.
 from __future__ import annotations
 
 import heapq
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
     from stratoflow.backends.aws.result_refs import ResultRefs
+
+logger = logging.getLogger(__name__)
 
 LIST_LOOKBACK_DAYS = 30
 ACTIVE_STATE_TYPES = (
@@ -59,6 +62,34 @@ def flow_run_own_key(item: Mapping[str, Any]) -> Mapping[str, str]:
     if not pk.startswith("FLOWRUN#"):
         raise KeyError(resources.PARTITION_KEY)
     return resources.flow_run_key(pk.removeprefix("FLOWRUN#"))
+
+
+def _readable(item: Mapping[str, Any], results: ResultRefs) -> FlowRun | None:
+    """The run an item holds; None, with a warning, for one that is not a run's item as
+    this version writes them. A worker writes its run's item: a garbled one must not stop
+    a listing, nor the scheduler's passes over every other run."""
+    try:
+        return flow_run_from_item(item, results)
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        key = item.get(resources.PARTITION_KEY, {}).get("S")
+        logger.warning(
+            "Flow run item %s left out: not readable (%s: %s)", key, type(exc).__name__, exc
+        )
+        return None
+
+
+def _sort_moment(run: FlowRun) -> list[datetime]:
+    """The run's order among the runs of its state type; none for an item whose times
+    cannot be read. A worker writes its run's item, and a `scheduled_time` or
+    `pause_timeout` that is not a time must not stop the scheduler's passes over every
+    other run: that run is left out, with a warning (when the index sorted the runs, its
+    writer computed the key, and a bad one only misplaced the run)."""
+    assert run.state is not None
+    try:
+        return [state_sort_moment(run, run.state)]
+    except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+        logger.warning("Flow run %s left out of its state's listing: %s", run.id, exc)
+        return []
 
 
 def _created(run: FlowRun) -> datetime:
@@ -135,9 +166,10 @@ class FlowRunLists:
         if state_type in ACTIVE_STATE_TYPES:
             keyed = sorted(
                 (
-                    (state_sort_moment(run, run.state), run)
+                    (moment, run)
                     for run in self.active()
                     if run.state is not None and run.state.type is state_type
+                    for moment in _sort_moment(run)
                 ),
                 key=lambda pair: pair[0],
             )
@@ -269,7 +301,10 @@ class FlowRunLists:
         with OwnItems("flow run", flow_run_own_key) as own:
             for page in paginator.paginate(TableName=self.table, **query):
                 for item in own(page["Items"]):
-                    yield flow_run_from_item(item, self.results)
+                    run = _readable(item, self.results)
+                    if run is None:
+                        continue
+                    yield run
                     count += 1
                     if limit is not None and count >= limit:
                         return
