@@ -68,6 +68,8 @@ AVOIDS = {
         "stratoflow.automations",
         "stratoflow.events.models",
         "stratoflow.background",
+        # A poller's handoff (and the AWS item codec it loads): never given to a Lambda.
+        "stratoflow.workers.handoff",
     ),
     # The task worker runs background tasks (the engine), no flow run and no automation;
     # it submits none (`Task.delay` loads the submission).
@@ -82,6 +84,9 @@ AVOIDS = {
         "stratoflow.engine.flow_engine",
         "stratoflow.automations.engine",
         "aws_lambda_powertools.utilities.parser",
+        # Run events derived on read: loaded by the events and flow-run pages.
+        "stratoflow.events.on_read",
+        "stratoflow.events.run_events",
     ),
     # The result-keys custom resource (at deploy time) makes parameters: no run, no engine.
     "result_keys": (

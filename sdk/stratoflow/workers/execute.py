@@ -18,7 +18,6 @@ from stratoflow.models import FlowRun
 from stratoflow.orchestration.claims import claim_flow_run
 from stratoflow.platform import Platform, get_platform
 from stratoflow.states import Failed, State, StateType
-from stratoflow.workers.handoff import decode_handoff
 from stratoflow.workers.heartbeat import Heartbeat
 from stratoflow.workers.messages import FlowRunMessage
 from stratoflow.workers.ownership import foreign_run_reason, run_pool_and_queue
@@ -54,6 +53,10 @@ def execute_flow_run(
     backend = platform.services.backend
     deployment: Deployment | None = None
     if handoff is not None:
+        # Imported here: it loads the AWS backend's item codec (and boto3), which the
+        # Lambda worker, never handed a run, would otherwise pay for at its cold start.
+        from stratoflow.workers.handoff import decode_handoff
+
         given = decode_handoff(handoff, flow_run_id, platform.backend.results)
         if given is not None:
             read, deployment = given.run, given.deployment

@@ -21,7 +21,6 @@ from aws_lambda_powertools.event_handler import Response
 from stratoflow.context import get_services
 from stratoflow.events import labels
 from stratoflow.events.models import Event, Resource
-from stratoflow.events.on_read import event_reader_for, find_event
 from stratoflow.events.store import EventStoreLike, sort_time
 from stratoflow.exceptions import ObjectNotFound
 from stratoflow.settings import get_settings
@@ -236,7 +235,11 @@ def list_events() -> Response[str]:
     services = get_services()
     event = router.current_event
     where = EventFilter.from_query(lambda name: query_value(event, name))
-    page = read_page(event_reader_for(services), where, services.clock.now())
+    # Imported on first use: the derivation of run events is not for the API Lambda's
+    # cold start (bench/cold_start.py, tests/unit/test_handler_imports.py).
+    from stratoflow.events import on_read
+
+    page = read_page(on_read.event_reader_for(services), where, services.clock.now())
     return render(
         "events/list.html",
         active="events",
@@ -253,7 +256,9 @@ def event_page(event_id: str) -> Response[str]:
     event_id = path_value(event_id)
     # A flow run's state event that was not stored is derived from the run the link names.
     flow_run_id = _bounded(query_value(router.current_event, "flow_run"))
-    found = find_event(get_services(), event_id, flow_run_id)
+    from stratoflow.events import on_read  # on first use: see the events list above
+
+    found = on_read.find_event(get_services(), event_id, flow_run_id)
     if found is None:
         raise ObjectNotFound(
             f"No event {event_id!r}: events are kept "

@@ -12,7 +12,6 @@ from aws_lambda_powertools.event_handler import Response
 
 from stratoflow import runs
 from stratoflow.context import get_services
-from stratoflow.events.on_read import flow_run_events
 from stratoflow.exceptions import StratoflowError
 from stratoflow.models import FlowRun, TaskRun
 from stratoflow.ui import forms
@@ -63,6 +62,10 @@ def _page(
     task_runs = sorted(runs.read_task_runs(run.id), key=_started)
     level = _level(query_value(router.current_event, "level"))
     since = (run.created or now) - timedelta(minutes=1)
+    # Imported on first use: the derivation of run events is not for the API Lambda's
+    # cold start (bench/cold_start.py, tests/unit/test_handler_imports.py).
+    from stratoflow.events import on_read
+
     return render(
         "flow_run/page.html",
         status_code=status_code,
@@ -74,7 +77,7 @@ def _page(
         gantt=gantt(run, task_runs, now),
         result=describe_result(run),
         task_results={t.id: describe_result(t) for t in task_runs},
-        events=flow_run_events(services, run.id, since, limit=EVENTS_LIMIT),
+        events=on_read.flow_run_events(services, run.id, since, limit=EVENTS_LIMIT),
         resume=_resume_form(run, resume_errors, resume_submitted),
         action_error=action_error,
         logs=_log_view(run, level, None),
