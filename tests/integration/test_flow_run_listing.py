@@ -13,6 +13,7 @@ import pytest
 from _deploy_fixtures import Installation, installation, make_deployment  # noqa: F401
 
 from stratoflow import runs
+from stratoflow.backends.aws.flow_run_lists import EARLIER, LATEST
 from stratoflow.backends.aws.items import from_item
 from stratoflow.deployments.runs import schedule_flow_run
 from stratoflow.models import FlowRun
@@ -186,3 +187,29 @@ def test_runs_written_in_the_earlier_layout_are_still_found(installation: Instal
     assert _item(installation, run.id)["gsi2pk"] == "STATE#ACTIVE"
     assert [r.id for r in backend.list_flow_runs_by_state(StateType.PENDING)] == [run.id]
     assert backend.list_flow_runs_by_state(StateType.SCHEDULED) == []
+
+
+def test_within_a_snapshot_the_active_runs_are_read_once_and_only_when_asked(
+    installation: Installation, monkeypatch: pytest.MonkeyPatch
+):
+    installation.platform.deployments.put(make_deployment("snap"))
+    run = _scheduled(installation, "snap", 0)
+    backend = installation.services.backend
+    lists = backend.lists  # type: ignore[attr-defined]
+    reads: list[tuple[str, ...]] = []
+    read = lists._read
+    monkeypatch.setattr(
+        lists, "_read", lambda partitions: reads.append(partitions) or read(partitions)
+    )
+
+    with backend.active_runs_snapshot():
+        assert reads == []  # nothing read until a listing asks (a static file, a POST)
+        assert [r.id for r in runs.read_flow_runs()] == [run.id]
+        assert [r.id for r in backend.list_flow_runs_by_state(StateType.SCHEDULED)] == [run.id]
+        with backend.active_runs_snapshot():  # nested: the outer one holds
+            assert [r.id for r in runs.query_flow_runs(deployment="snap")] == [run.id]
+    # One read of STATE#ACTIVE, one of the earlier layout's partitions (by_state only:
+    # listings by time and deployment find those runs on their own index).
+    assert sorted(reads) == sorted([LATEST, EARLIER])
+    runs.read_flow_runs()  # outside: read afresh
+    assert reads[-1] == LATEST and len(reads) == 3

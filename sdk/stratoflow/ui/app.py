@@ -10,6 +10,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
+from stratoflow.context import get_services
 from stratoflow.exceptions import ObjectNotFound, StratoflowError
 from stratoflow.ui import auth, cognito, static
 from stratoflow.ui.http import navigate_boosted
@@ -83,7 +84,9 @@ app.exception_handler(Exception)(_failed)
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The Lambda entry point (functions/api/handler.py)."""
-    response = navigate_boosted(event, app.resolve(event, context))
+    # One read of the runs that are not final per request, whatever its panels list.
+    with get_services().backend.active_runs_snapshot():
+        response = navigate_boosted(event, app.resolve(event, context))
     headers = response.setdefault("headers", {})
     for name, value in SECURITY_HEADERS.items():
         headers.setdefault(name, value)

@@ -49,6 +49,9 @@ ACTIVE_STATE_TYPES = (
     StateType.CANCELLING,
 )
 """The state types of runs that are not final: their runs are listed by `by_state` only."""
+LATEST = (resources.ACTIVE_RUNS_PARTITION,)
+EARLIER = tuple(resources.state_partition(t.value) for t in ACTIVE_STATE_TYPES)
+"""Where runs written before `STATE#ACTIVE` existed are while they are not final."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -141,17 +144,20 @@ class FlowRunLists:
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
-        """Within it, this thread reads the active runs once: the scheduler's tick, whose
-        passes all read them and tolerate a view a few seconds old (their writes are
-        conditional on the version they read)."""
-        if getattr(self._local, "active", None) is not None:
+        """Within it, this thread reads the active runs at most once, when first asked:
+        the scheduler's tick, whose passes all read them and tolerate a view a few
+        seconds old (their writes are conditional on the version they read), and a UI
+        page, whose panels show one moment."""
+        if getattr(self._local, "in_snapshot", False):
             yield  # nested: the outer snapshot holds
             return
-        self._local.active = self._read_active()
+        self._local.in_snapshot = True
+        self._local.held = {}
         try:
             yield
         finally:
-            self._local.active = None
+            self._local.in_snapshot = False
+            self._local.held = {}
 
     def by_state(
         self,
@@ -216,24 +222,35 @@ class FlowRunLists:
         )
 
     def active(self) -> list[FlowRun]:
-        """Every run that is not final (the snapshot's, within `snapshot()`)."""
-        held: list[FlowRun] | None = getattr(self._local, "active", None)
-        return list(held) if held is not None else self._read_active()
-
-    def _read_active(self) -> list[FlowRun]:
-        """`STATE#ACTIVE`, then the active types' `STATE#<type>` partitions (runs written
-        before that partition existed; a transition moves them). A run that moved under
-        the (eventually consistent) index may show twice: the copy of the higher version
-        is kept, and a copy no longer active is dropped."""
+        """Every run that is not final: `STATE#ACTIVE`, and the active types'
+        `STATE#<type>` partitions, where runs written before that partition existed are
+        until their next transition moves them. A run that moved under the (eventually
+        consistent) index may show twice: the copy of the higher version is kept, and a
+        copy no longer active is dropped."""
         found: dict[str, FlowRun] = {}
-        partitions = [resources.ACTIVE_RUNS_PARTITION]
-        partitions += [resources.state_partition(t.value) for t in ACTIVE_STATE_TYPES]
-        for partition in partitions:
-            for run in self._in_partition(partition):
-                known = found.get(run.id)
-                if known is None or known.version < run.version:
-                    found[run.id] = run
+        for run in [*self._held(LATEST), *self._held(EARLIER)]:
+            known = found.get(run.id)
+            if known is None or known.version < run.version:
+                found[run.id] = run
         return [run for run in found.values() if run.state is None or not run.state.is_final()]
+
+    def _listed_active(self) -> list[FlowRun]:
+        """The runs a listing by time or deployment adds to its index: `STATE#ACTIVE`'s
+        only. Runs of the earlier layout are on `by_time` and `by_deployment` from their
+        creation, so those indexes list them already."""
+        return [r for r in self._held(LATEST) if r.state is None or not r.state.is_final()]
+
+    def _held(self, partitions: tuple[str, ...]) -> list[FlowRun]:
+        """The runs of these `by_state` partitions: read now, or once per snapshot."""
+        if not getattr(self._local, "in_snapshot", False):
+            return self._read(partitions)
+        held: dict[tuple[str, ...], list[FlowRun]] = self._local.held
+        if partitions not in held:
+            held[partitions] = self._read(partitions)
+        return list(held[partitions])
+
+    def _read(self, partitions: tuple[str, ...]) -> list[FlowRun]:
+        return [run for partition in partitions for run in self._in_partition(partition)]
 
     def newest(
         self,
@@ -246,7 +263,7 @@ class FlowRunLists:
         """Newest first by creation, over the last LIST_LOOKBACK_DAYS days (from `since`
         on): the `by_time` day partitions, newest day first, merged with the active runs."""
         lower = since.astimezone(UTC) if since is not None else None
-        active = [run for run in self.active() if lower is None or _created(run) >= lower]
+        active = [r for r in self._listed_active() if lower is None or _created(r) >= lower]
         return newest_first(
             self._by_day(lower, (today or datetime.now(UTC)).date()),
             active,
@@ -289,7 +306,7 @@ class FlowRunLists:
             },
             ScanIndexForward=False,
         )
-        active = [run for run in self.active() if run.deployment_name == deployment_name]
+        active = [r for r in self._listed_active() if r.deployment_name == deployment_name]
         return newest_first(indexed, active, limit=limit)
 
     def _query(self, *, limit: int | None, **query: Any) -> Iterator[FlowRun]:
