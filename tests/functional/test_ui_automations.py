@@ -9,9 +9,11 @@ from datetime import timedelta
 
 from stratoflow.automations import Automation, CallWebhook, EventTrigger
 from stratoflow.automations.api import automation_store, create_automation
-from stratoflow.automations.buckets import Fire
+from stratoflow.automations.buckets import Fire, event_document
 from stratoflow.automations.store import AutomationStore
-from tests.functional._ui import Ui, installation, ui  # noqa: F401
+from stratoflow.events.on_read import flow_run_own_events
+from stratoflow.states import Failed, Pending, Running
+from tests.functional._ui import Ui, add_run, installation, ui  # noqa: F401
 
 FAILED = "stratoflow.flow-run.Failed"
 
@@ -86,6 +88,30 @@ def test_an_automations_page_shows_its_definition_and_firings(ui: Ui) -> None:
     assert 'id="disable-automation"' not in html  # a viewer has no buttons
     # By name too, as the CLI takes it.
     assert ui.browser().get("/automations/page-on-failure").status == 200
+
+
+def test_a_firing_links_to_the_run_event_it_fired_on_though_it_is_not_stored(ui: Ui) -> None:
+    """Flow-run state events are derived from their run when read (not stored by
+    default): a firing keeps the run its event is about, so its link finds the event."""
+    automation_id = _automation(ui)
+    run = add_run(ui.installation, name="sad-heron", states=(Pending(), Running(), Failed()))
+    backend = ui.installation.services.backend
+    failed = [e for e in flow_run_own_events(backend, run.id) if e.event == FAILED]  # type: ignore[arg-type]
+    assert len(failed) == 1
+    at = ui.installation.clock.now()
+    bucket = f"stratoflow.flow-run.{run.id}"
+    fire = Fire("trigger", bucket, at.isoformat(), "triggered", at, event_document(failed[0]))
+    store = automation_store(ui.installation.platform)
+    assert store.claim_firing(automation_id, fire, expires_at=int(at.timestamp()) + 3600)
+    (record,) = store.list_firings(automation_id)
+    assert record.event_flow_run_id == run.id
+
+    browser = ui.browser(role="viewer")
+    html = browser.get(f"/automations/{automation_id}").text
+    (link,) = re.findall(r'<a href="(/events/[^"]+)" data-testid="firing-event"', html)
+    assert link == f"/events/{failed[0].id}?flow_run={run.id}"
+    page = browser.get(link)
+    assert page.status == 200 and FAILED in page.text
 
 
 def test_an_operator_disables_and_enables_an_automation(ui: Ui) -> None:

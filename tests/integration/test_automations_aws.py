@@ -263,6 +263,8 @@ def test_firings_are_listed_latest_first_and_inspect_shows_them(aws: Aws):
     [latest, first] = aws.store().list_firings(made.id)
     assert (latest.bucket, first.bucket) == ("stratoflow.flow-run.b", "stratoflow.flow-run.a")
     assert latest.event_id == batch[1].id and latest.state == "triggered"
+    # The run the event is about: a flow-run event is derived from it when read.
+    assert (latest.event_flow_run_id, first.event_flow_run_id) == ("b", "a")
     assert latest.trigger == "trigger" and latest.fired_at == T0 + timedelta(seconds=5)
     assert aws.store().list_firings(made.id, limit=1) == [latest]
 

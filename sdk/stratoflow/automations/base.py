@@ -67,6 +67,9 @@ class FiringRecord:
     """`triggered` or `resolved`."""
     fired_at: datetime
     event_id: str | None = None
+    event_flow_run_id: str | None = None
+    """The flow run the event is about, if any: a flow-run or task-run state event is
+    not stored by default but derived from its run when read, found through it."""
 
 
 def expiry(moment: datetime, ttl: timedelta, within: float = 0) -> int:

@@ -16,8 +16,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from stratoflow.automations.matching import is_after
 from stratoflow.automations.models import CompoundTrigger, EventTrigger, SequenceTrigger
+from stratoflow.events.labels import flow_run_of
 from stratoflow.events.models import Event
 
 EVENT_IDS_KEPT = 200
@@ -40,6 +43,17 @@ def event_document(event: Event) -> dict[str, Any]:
     if len(json.dumps(document, default=str)) > MAX_EVENT_DOCUMENT:
         document["payload"] = {"truncated": True}
     return document
+
+
+def flow_run_of_document(document: dict[str, Any] | None) -> str | None:
+    """The flow run an event kept with a firing is about (`labels.flow_run_of`); None
+    when there is none, or the document is not an event."""
+    if not document:
+        return None
+    try:
+        return flow_run_of(Event.model_validate(document))
+    except ValidationError:
+        return None
 
 
 @dataclass(frozen=True)

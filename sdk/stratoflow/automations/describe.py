@@ -78,4 +78,7 @@ def firing_document(firing: FiringRecord) -> dict[str, Any]:
         "bucket": firing.bucket,
         "window": firing.window,
         "event_id": firing.event_id,
+        # A flow-run or task-run event is found with `strato events ls --flow-run` (not
+        # stored by default: derived from its run).
+        "event_flow_run_id": firing.event_flow_run_id,
     }

@@ -16,7 +16,7 @@ from stratoflow.automations.base import (
     FiringRecord,
     duplicate_message,
 )
-from stratoflow.automations.buckets import Bucket, Fire
+from stratoflow.automations.buckets import Bucket, Fire, flow_run_of_document
 from stratoflow.clock import Clock
 
 
@@ -151,6 +151,7 @@ class MemoryAutomationStore(BaseAutomationStore):
                 state=fire.state,
                 fired_at=fire.at,
                 event_id=(fire.event or {}).get("id"),
+                event_flow_run_id=flow_run_of_document(fire.event),
             )
             for fire in fires
         ]

@@ -35,7 +35,13 @@ from stratoflow.automations.base import (
     duplicate_message,
     expiry,
 )
-from stratoflow.automations.buckets import Bucket, Fire, parse_time, sort_time
+from stratoflow.automations.buckets import (
+    Bucket,
+    Fire,
+    flow_run_of_document,
+    parse_time,
+    sort_time,
+)
 from stratoflow.automations.models import Automation
 from stratoflow.automations.secrets import AutomationSecrets
 from stratoflow.backends.aws.items import from_item, to_attribute, to_item
@@ -356,6 +362,7 @@ class AutomationStore(BaseAutomationStore):
             "state": fire.state,
             "fired_at": fire.at.isoformat(),
             "event_id": (fire.event or {}).get("id"),
+            "event_flow_run_id": flow_run_of_document(fire.event),
             "claimed_at": self.clock.now().isoformat(),
             resources.TTL_ATTRIBUTE: expires_at,
         }
@@ -392,6 +399,7 @@ def _firing(raw: dict[str, Any]) -> FiringRecord | None:
     if fired_at is None:
         return None
     event_id = raw.get("event_id")
+    event_run = raw.get("event_flow_run_id")
     return FiringRecord(
         id=str(raw[resources.SORT_KEY]).removeprefix(resources.AUTOMATION_FIRING_PREFIX),
         trigger=str(raw.get("trigger", "")),
@@ -400,6 +408,7 @@ def _firing(raw: dict[str, Any]) -> FiringRecord | None:
         state=str(raw.get("state", "")),
         fired_at=fired_at,
         event_id=str(event_id) if event_id is not None else None,
+        event_flow_run_id=str(event_run) if event_run is not None else None,
     )
 
 
