@@ -247,6 +247,28 @@ def test_the_log_level_filter_and_live_tail(ui: Ui) -> None:
     assert "second line" in info_only.text and "a debug line" not in info_only.text
 
 
+def test_a_running_runs_header_refreshes_itself_until_the_run_is_final(ui: Ui) -> None:
+    run = add_run(ui.installation, name="busy-heron")  # Pending, then Running
+    browser = ui.browser()
+    page = browser.get(f"/flow-runs/{run.id}").text
+    poll = f'hx-get="/flow-runs/{run.id}/head" hx-trigger="every 5s" hx-swap="outerHTML"'
+    assert poll in page
+    head = browser.get(f"/flow-runs/{run.id}/head")
+    assert head.status == 200 and poll in head.text
+    assert 'id="run-state"' in head.text and "Running" in head.text
+    assert 'id="cancel-run"' in head.text and 'id="retry-run"' not in head.text
+
+    backend = ui.installation.services.backend
+    backend.set_flow_run_state(run.id, Completed(), force=True)
+    done = browser.get(f"/flow-runs/{run.id}/head").text
+    assert "Completed" in done and 'id="cancel-run"' not in done
+    assert "hx-trigger" not in done  # final: the header stops asking
+    assert "hx-trigger" not in browser.get(f"/flow-runs/{run.id}").text.split("</header>")[0]
+    # A viewer's header has no buttons.
+    viewer = ui.browser(role="viewer").get(f"/flow-runs/{run.id}/head").text
+    assert 'id="run-actions"' not in viewer
+
+
 def test_a_subflow_links_to_its_parent_and_back(ui: Ui) -> None:
     parent = add_run(ui.installation, name="parent-run")
     ui.installation.services.backend.update_flow_run(

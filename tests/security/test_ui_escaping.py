@@ -127,6 +127,7 @@ def test_a_runs_own_strings_are_escaped_on_every_page(ui: Ui, payload: str) -> N
         "/flow-runs",
         "/flow-runs?fragment=rows",
         f"/flow-runs/{run.id}/logs?level=ERROR",
+        f"/flow-runs/{run.id}/head",
         "/flow-runs?" + urlencode({"tag": f"tag {payload}"}),
         "/flow-runs?" + urlencode({"flow": payload, "deployment": payload}),
     ):

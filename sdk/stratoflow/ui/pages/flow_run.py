@@ -42,6 +42,8 @@ EVENTS_LIMIT = 100
 SUBFLOWS_LIMIT = 50
 TAIL_SECONDS = 2
 """How often a live tail asks for new lines (while the run is not final)."""
+HEAD_SECONDS = 5
+"""How often a run's header asks for its state again (while the run is not final)."""
 
 
 @router.get("/flow-runs/<flow_run_id>")
@@ -82,7 +84,16 @@ def _page(
         action_error=action_error,
         logs=_log_view(run, level, None),
         levels=LOG_LEVELS,
+        head_seconds=HEAD_SECONDS,
     )
+
+
+@router.get("/flow-runs/<flow_run_id>/head")
+def flow_run_head(flow_run_id: str) -> Response[str]:
+    """htmx, every HEAD_SECONDS while the run is not final: its header (state, times,
+    attempts, the buttons that state allows)."""
+    run = runs.read_flow_run(path_value(flow_run_id))
+    return render("flow_run/_head.html", run=run, head_seconds=HEAD_SECONDS, action_error=None)
 
 
 def _started(task_run: TaskRun) -> float:
