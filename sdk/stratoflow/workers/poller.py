@@ -16,7 +16,6 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,6 +38,7 @@ from stratoflow.workers.deletions import Deletions
 from stratoflow.workers.forkspawn import spawner_for
 from stratoflow.workers.handoff import encode_handoff
 from stratoflow.workers.messages import FlowRunMessage
+from stratoflow.workers.poller_options import PollerOptions, WorkerConfigError
 from stratoflow.workers.processes import (
     RunProcesses,
     Spawn,
@@ -50,46 +50,12 @@ from stratoflow.workers.processes import (
 from stratoflow.workers.slots import Slots, work_pool_limit_name, work_queue_limit_name
 from stratoflow.workers.triage import Drop, SendOn, admit, seconds_until_due, send_on
 
+__all__ = ["Poller", "PollerOptions", "WorkerConfigError"]
+
 logger = logging.getLogger("stratoflow.workers")
 
 MAX_MESSAGES = 10
 """SQS returns at most 10 messages per ReceiveMessage."""
-
-
-class WorkerConfigError(StratoflowError):
-    """The worker cannot serve what it was asked to (unknown queue, wrong pool type)."""
-
-
-@dataclass
-class PollerOptions:
-    pool: str
-    queues: tuple[str, ...] = ()
-    """Work queues to poll (default: every queue of the pool)."""
-    limit: int = 4
-    """Flow runs this worker runs at once."""
-    name: str | None = None
-    wait_seconds: int = 20
-    """Long-poll wait of ReceiveMessage (0 to 20)."""
-    visibility_timeout: int = 90
-    """A received message stays invisible this long, extended while its run runs."""
-    extend_every: float = 30.0
-    state_check_every: float = 2.0
-    heartbeat_every: float = 10.0
-    pool_refresh_every: float = 30.0
-    shutdown_grace: float = 30.0
-    kill_grace: float = 10.0
-    """After SIGTERM, a process gets this long before SIGKILL."""
-    delete_within: float = 1.0
-    """The message of an ended run is deleted within this long, together with the others
-    ended meanwhile (stratoflow.workers.deletions; 0: each at once)."""
-    defer_seconds: int = 10
-    """A run waiting for a concurrency slot is offered again after this long."""
-    idle_sleep: float = 1.0
-    supervise_every: float = 0.1
-    """A pass reads nothing from AWS unless something is due: often, so that an ended
-    run's slot is offered again at once."""
-    background: bool = True
-    """Supervise from a thread (False: from the receive loop, for tests)."""
 
 
 class Poller:
