@@ -28,7 +28,6 @@ from stratoflow.crashes import mark_crashed
 from stratoflow.deployments.deploy import deployment_limit_name
 from stratoflow.deployments.models import Deployment, WorkPoolSpec, WorkQueueSpec
 from stratoflow.deployments.store import UnknownDeployment
-from stratoflow.exceptions import StratoflowError
 from stratoflow.models import FlowRun
 from stratoflow.orchestration.claims import claim_flow_run
 from stratoflow.platform import Platform
@@ -39,6 +38,7 @@ from stratoflow.workers.forkspawn import spawner_for
 from stratoflow.workers.handoff import encode_handoff
 from stratoflow.workers.messages import FlowRunMessage
 from stratoflow.workers.poller_options import PollerOptions, WorkerConfigError
+from stratoflow.workers.pool_queues import PoolQueues
 from stratoflow.workers.processes import (
     RunProcesses,
     Spawn,
@@ -98,7 +98,6 @@ class Poller:
             kill_grace=options.kill_grace,
             deletions=self.deletions,
         )
-        self.pool: WorkPoolSpec | None = None
         self.received = 0
         self.last_poll_received: int | None = None
         self._lock = threading.RLock()
@@ -111,7 +110,9 @@ class Poller:
         self._finishing = False
         self._closed = threading.Event()
         self._started_at = self.clock.now()
-        self._next_refresh = self._started_at
+        self.pool_queues = PoolQueues(
+            platform, options, clock=self.clock, next_refresh=self._started_at
+        )
         self._next_heartbeat = self._started_at
         self._receives = 0
         """ReceiveMessage calls that returned messages: a message is known by its call's."""
@@ -124,7 +125,7 @@ class Poller:
     def start(self) -> None:
         """Check the pool and queues (WorkerConfigError, UnknownWorkPool, UnknownWorkQueue)
         and record the first heartbeat."""
-        self._refresh_pool(strict=True)
+        self.pool_queues.refresh(strict=True)
         self._heartbeat(self.clock.now())
         prime = getattr(self.spawn, "prime", None)
         if prime is not None:
@@ -191,8 +192,13 @@ class Poller:
         return len(self.processes) + self._held
 
     @property
+    def pool(self) -> WorkPoolSpec | None:
+        """The work pool as last read (None: not read yet)."""
+        return self.pool_queues.pool
+
+    @property
     def queue_names(self) -> list[str]:
-        return [q.name for q in self._selected_queues(include_paused=True)]
+        return self.pool_queues.names
 
     def idle(self) -> bool:
         """Nothing was received by the last receive pass and nothing runs (`--once`)."""
@@ -205,8 +211,8 @@ class Poller:
         if not self.options.background:
             self.supervise()
         now = self.clock.now()
-        if now >= self._next_refresh:
-            self._refresh_pool(strict=False)
+        if now >= self.pool_queues.next_refresh:
+            self.pool_queues.refresh(strict=False)
         if self._stop.is_set():
             return 0
         self._freed.clear()
@@ -231,7 +237,7 @@ class Poller:
         """Receive from the queues in priority order; after a queue that had messages, the
         next pass starts again from the highest priority. A quick pass without waiting
         comes first, then a long poll spread over the queues."""
-        queues = self._selected_queues()
+        queues = self.pool_queues.selected()
         if not queues:
             self.last_poll_received = 0
             self.sleep(self.options.idle_sleep)
@@ -244,7 +250,7 @@ class Poller:
                 count = self._receive_count(queue)
                 if count <= 0:
                     continue
-                messages = self._receive(queue, count, wait)
+                messages = self.pool_queues.receive(queue, count, wait)
                 if messages:
                     self._receives += 1
                     self.last_poll_received = len(messages)
@@ -261,15 +267,6 @@ class Poller:
         queue_free = self.slots.free(work_queue_limit_name(self.options.pool, queue.name))
         return count if queue_free is None else min(count, queue_free)
 
-    def _receive(self, queue: WorkQueueSpec, count: int, wait: int) -> list[dict[str, Any]]:
-        response = self.sqs.receive_message(
-            QueueUrl=self._url(queue.name),
-            MaxNumberOfMessages=count,
-            WaitTimeSeconds=wait,
-            VisibilityTimeout=self.options.visibility_timeout,
-        )
-        return [dict(m) for m in response.get("Messages", [])]
-
     def _handle_safely(self, queue: WorkQueueSpec, received: dict[str, Any], batch: int) -> None:
         try:
             self._handle(queue, received, batch)
@@ -285,7 +282,7 @@ class Poller:
 
     def _handle(self, queue: WorkQueueSpec, received: dict[str, Any], batch: int) -> None:
         """`batch`: the number of the receive that returned `received`."""
-        url = self._url(queue.name)
+        url = self.pool_queues.url(queue.name)
         receipt = str(received["ReceiptHandle"])
         body = str(received.get("Body") or "")
         self.received += 1
@@ -293,7 +290,7 @@ class Poller:
             self._set_visibility(url, receipt, 0)  # not ours any more: give it back now
             return
         decision = admit(
-            self.platform, body, queue_name=self._name(queue.name), now=self.clock.now()
+            self.platform, body, queue_name=self.pool_queues.name(queue.name), now=self.clock.now()
         )
         if isinstance(decision, Drop):  # a Refuse (another queue's run...) is dead-lettered
             self._delete(url, receipt)
@@ -468,54 +465,6 @@ class Poller:
 
     # Helpers
 
-    def _refresh_pool(self, *, strict: bool) -> None:
-        self._next_refresh = self.clock.now() + timedelta(seconds=self.options.pool_refresh_every)
-        try:
-            pool = self.platform.work_pools.get(self.options.pool)
-            if pool.type != "process":
-                raise WorkerConfigError(
-                    f"Work pool {pool.name!r} is of type {pool.type!r}: its runs are taken by "
-                    f"the {pool.type} worker. `strato worker start` serves pools of type "
-                    "'process'."
-                )
-            known = {q.name for q in pool.queues}
-            unknown = [q for q in self.options.queues if q not in known]
-            if unknown:
-                raise WorkerConfigError(
-                    f"Work pool {pool.name!r} has no queue {', '.join(map(repr, unknown))} "
-                    f"(queues: {', '.join(sorted(known))})"
-                )
-            selected = [
-                q for q in pool.queues if not self.options.queues or q.name in self.options.queues
-            ]
-            for queue in selected:
-                self.platform.queues.url(pool.name, queue.name)  # UnknownWorkQueue
-        except (StratoflowError, BotoCoreError, ClientError):
-            if strict or self.pool is None:
-                raise
-            logger.warning("Could not re-read work pool %r", self.options.pool, exc_info=True)
-            return
-        if self.pool is not None:
-            for before, after in _pause_changes(self.pool, pool):
-                logger.info("Work queue %s/%s %s", pool.name, before, after)
-        self.pool = pool
-
-    def _selected_queues(self, *, include_paused: bool = False) -> list[WorkQueueSpec]:
-        if self.pool is None:
-            return []
-        return [
-            q
-            for q in self.pool.by_priority()
-            if (not self.options.queues or q.name in self.options.queues)
-            and (include_paused or not q.paused)
-        ]
-
-    def _url(self, queue: str) -> str:
-        return self.platform.queues.url(self.options.pool, queue)
-
-    def _name(self, queue: str) -> str:
-        return self.platform.queues.name(self.options.pool, queue)
-
     def _deployment(self, name: str | None, batch: int) -> Deployment | None:
         """The deployment `name` (None: there is none), as read after the receive numbered
         `batch` returned, so after its messages' runs were created: what the run's own
@@ -557,12 +506,3 @@ class Poller:
 
     def _set_visibility(self, url: str, receipt: str, seconds: int) -> None:
         set_visibility(self.sqs, url, receipt, seconds)
-
-
-def _pause_changes(before: WorkPoolSpec, after: WorkPoolSpec) -> list[tuple[str, str]]:
-    was = {q.name: q.paused for q in before.queues}
-    return [
-        (q.name, "paused" if q.paused else "resumed")
-        for q in after.queues
-        if q.name in was and was[q.name] != q.paused
-    ]
