@@ -17,38 +17,21 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from stratoflow._signals import stop_on_signals
 from stratoflow.clock import Clock
-from stratoflow.concurrency._acquire import LeaseHolding
-from stratoflow.crashes import mark_crashed
-from stratoflow.deployments.deploy import deployment_limit_name
-from stratoflow.deployments.models import Deployment, WorkPoolSpec, WorkQueueSpec
-from stratoflow.deployments.store import UnknownDeployment
-from stratoflow.models import FlowRun
-from stratoflow.orchestration.claims import claim_flow_run
+from stratoflow.deployments.models import WorkPoolSpec, WorkQueueSpec
 from stratoflow.platform import Platform
-from stratoflow.states import Cancelled
 from stratoflow.workers import registry
 from stratoflow.workers.deletions import Deletions
 from stratoflow.workers.forkspawn import spawner_for
-from stratoflow.workers.handoff import encode_handoff
-from stratoflow.workers.messages import FlowRunMessage
+from stratoflow.workers.intake import Intake
 from stratoflow.workers.poller_options import PollerOptions, WorkerConfigError
 from stratoflow.workers.pool_queues import PoolQueues
-from stratoflow.workers.processes import (
-    RunProcesses,
-    Spawn,
-    delete_message,
-    execute_command,
-    set_state,
-    set_visibility,
-)
+from stratoflow.workers.processes import RunProcesses, Spawn
 from stratoflow.workers.slots import Slots, work_pool_limit_name, work_queue_limit_name
-from stratoflow.workers.triage import Drop, SendOn, admit, seconds_until_due, send_on
 
 __all__ = ["Poller", "PollerOptions", "WorkerConfigError"]
 
@@ -98,11 +81,8 @@ class Poller:
             kill_grace=options.kill_grace,
             deletions=self.deletions,
         )
-        self.received = 0
         self.last_poll_received: int | None = None
         self._lock = threading.RLock()
-        self._held = 0
-        """Runs received early and waiting (on a timer) for their start."""
         self._stop = threading.Event()
         self._hurry = threading.Event()
         self._freed = threading.Event()
@@ -114,11 +94,19 @@ class Poller:
             platform, options, clock=self.clock, next_refresh=self._started_at
         )
         self._next_heartbeat = self._started_at
-        self._receives = 0
-        """ReceiveMessage calls that returned messages: a message is known by its call's."""
-        self._deployments: dict[str, tuple[Deployment | None, int]] = {}
-        """Each deployment as last read, with the receives that had returned before the
-        read started (`_deployment`)."""
+        self.intake = Intake(
+            platform,
+            options,
+            clock=self.clock,
+            spawn=self.spawn,
+            env=self.env,
+            worker=self.name,
+            pool_queues=self.pool_queues,
+            slots=self.slots,
+            processes=self.processes,
+            stop=self._stop,
+            freed=self._freed,
+        )
 
     # Lifecycle
 
@@ -189,7 +177,12 @@ class Poller:
     @property
     def running(self) -> int:
         """Runs this worker has: running processes and runs held until their start."""
-        return len(self.processes) + self._held
+        return len(self.processes) + self.intake.held
+
+    @property
+    def received(self) -> int:
+        """Messages received."""
+        return self.intake.received
 
     @property
     def pool(self) -> WorkPoolSpec | None:
@@ -252,10 +245,8 @@ class Poller:
                     continue
                 messages = self.pool_queues.receive(queue, count, wait)
                 if messages:
-                    self._receives += 1
                     self.last_poll_received = len(messages)
-                    for message in messages:
-                        self._handle_safely(queue, message, self._receives)
+                    self.intake.handle(queue, messages)
                     return len(messages)
                 if self._stop.is_set():
                     break
@@ -266,147 +257,6 @@ class Poller:
         count = min(self.capacity(), MAX_MESSAGES)
         queue_free = self.slots.free(work_queue_limit_name(self.options.pool, queue.name))
         return count if queue_free is None else min(count, queue_free)
-
-    def _handle_safely(self, queue: WorkQueueSpec, received: dict[str, Any], batch: int) -> None:
-        try:
-            self._handle(queue, received, batch)
-        except Exception:
-            # Left invisible until its visibility times out, then redelivered; after
-            # MAX_RECEIVE_COUNT deliveries SQS moves it to the dead-letter queue.
-            logger.exception(
-                "Could not handle message %s of work queue %s/%s; it will be redelivered",
-                received.get("MessageId"),
-                self.options.pool,
-                queue.name,
-            )
-
-    def _handle(self, queue: WorkQueueSpec, received: dict[str, Any], batch: int) -> None:
-        """`batch`: the number of the receive that returned `received`."""
-        url = self.pool_queues.url(queue.name)
-        receipt = str(received["ReceiptHandle"])
-        body = str(received.get("Body") or "")
-        self.received += 1
-        if self._stop.is_set():
-            self._set_visibility(url, receipt, 0)  # not ours any more: give it back now
-            return
-        decision = admit(
-            self.platform, body, queue_name=self.pool_queues.name(queue.name), now=self.clock.now()
-        )
-        if isinstance(decision, Drop):  # a Refuse (another queue's run...) is dead-lettered
-            self._delete(url, receipt)
-            return
-        message = decision.message
-        if isinstance(decision, SendOn):
-            logger.info(
-                "Flow run %s starts in %.0f s: sending its message on",
-                message.flow_run_id,
-                decision.delay_seconds,
-            )
-            send_on(self.platform, decision.run, message, decision.delay_seconds)
-            self._delete(url, receipt)
-            return
-        wait = seconds_until_due(decision.run, self.clock.now())
-        if wait <= 0.05:
-            self._start(queue, url, receipt, message, decision.run, batch)
-            return
-        # Arrived early (on purpose: PREFETCH_LEAD_SECONDS): start it at its exact time.
-        with self._lock:
-            self._held += 1
-        timer = threading.Timer(
-            wait, self._start_held, args=(queue, url, receipt, message, decision.run, batch)
-        )
-        timer.daemon = True
-        timer.start()
-
-    def _start_held(
-        self,
-        queue: WorkQueueSpec,
-        url: str,
-        receipt: str,
-        message: FlowRunMessage,
-        run: FlowRun,
-        batch: int,
-    ) -> None:
-        try:
-            if self._stop.is_set():
-                self._set_visibility(url, receipt, 0)  # stopping: another worker takes it
-            else:
-                self._start(queue, url, receipt, message, run, batch)
-        except Exception:
-            logger.exception("Could not start flow run %s; it will be redelivered", run.id)
-        finally:
-            with self._lock:
-                self._held -= 1
-            self._freed.set()
-
-    def _start(
-        self,
-        queue: WorkQueueSpec,
-        url: str,
-        receipt: str,
-        message: FlowRunMessage,
-        run: FlowRun,
-        batch: int,
-    ) -> None:
-        """Claim `run` (the triage's read of it) and start its process, handing it the
-        claimed run and its deployment (stratoflow.workers.handoff)."""
-        run_id = run.id
-        # Read before anything is taken or claimed: a failed read leaves the message to
-        # be delivered again, with nothing to undo.
-        deployment = self._deployment(run.deployment_name, batch)
-        taken = self.slots.take(
-            [
-                work_pool_limit_name(self.options.pool),
-                work_queue_limit_name(self.options.pool, queue.name),
-            ],
-            deployment_limit_name(run.deployment_name) if run.deployment_name else None,
-        )
-        if (
-            taken == "deployment"
-            and deployment is not None
-            and deployment.collision_strategy == "cancel-new"
-        ):
-            self._cancel_new(run_id, deployment, url, receipt)
-            return
-        if not isinstance(taken, LeaseHolding):
-            logger.info(
-                "Flow run %s waits for a concurrency slot (%s limit full); offering it again "
-                "in %d s",
-                run_id,
-                taken,
-                self.options.defer_seconds,
-            )
-            send_on(self.platform, run, message, self.options.defer_seconds)
-            self._delete(url, receipt)
-            return
-        claimed = claim_flow_run(
-            self.backend, run_id, worker=self.name, now=self.clock.now(), read=run
-        )
-        if claimed is None:
-            taken.release()
-            logger.info("Dropping the message of flow run %s: another worker claimed it", run_id)
-            self._delete(url, receipt)
-            return
-        try:
-            handoff = encode_handoff(claimed, deployment)
-            process = self.spawn(execute_command(run_id, handoff), self.env)
-        except OSError as exc:
-            taken.release()
-            mark_crashed(self.platform, run_id, f"The worker could not start a process: {exc}")
-            self._delete(url, receipt)
-            return
-        self.processes.add(run_id, url, receipt, process, taken)
-        logger.info("Started flow run %s (process %s)", run_id, process.pid)
-
-    def _cancel_new(self, run_id: str, deployment: Deployment, url: str, receipt: str) -> None:
-        reason = (
-            f"Deployment {deployment.name!r} is at its concurrency limit (concurrency limit "
-            f"{deployment_limit_name(deployment.name)!r}) and its collision strategy is "
-            "cancel-new."
-        )
-        set_state(self.backend, run_id, Cancelled(reason))
-        logger.info("Cancelled flow run %s: %s", run_id, reason)
-        self._delete(url, receipt)
 
     # Supervising the processes
 
@@ -463,25 +313,7 @@ class Poller:
         except (BotoCoreError, ClientError):
             logger.warning("Could not remove the worker's heartbeat item", exc_info=True)
 
-    # Helpers
-
-    def _deployment(self, name: str | None, batch: int) -> Deployment | None:
-        """The deployment `name` (None: there is none), as read after the receive numbered
-        `batch` returned, so after its messages' runs were created: what the run's own
-        process would read, never older. Messages of one receive share one read."""
-        if name is None:
-            return None
-        cached = self._deployments.get(name)
-        if cached is not None and cached[1] >= batch:
-            return cached[0]
-        returned = self._receives  # before the read starts
-        try:
-            deployment: Deployment | None = self.platform.deployments.get(name)
-        except UnknownDeployment:
-            deployment = None
-        with self._lock:
-            self._deployments[name] = (deployment, returned)
-        return deployment
+    # The worker's heartbeat
 
     def _heartbeat(self, now: datetime) -> None:
         if self._finishing:
@@ -500,9 +332,3 @@ class Poller:
             )
         except (BotoCoreError, ClientError):
             logger.warning("Could not record the worker's heartbeat", exc_info=True)
-
-    def _delete(self, url: str, receipt: str) -> None:
-        delete_message(self.sqs, url, receipt)
-
-    def _set_visibility(self, url: str, receipt: str, seconds: int) -> None:
-        set_visibility(self.sqs, url, receipt, seconds)
