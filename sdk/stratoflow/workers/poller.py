@@ -7,6 +7,12 @@ extends the visibility of their messages, kills a process whose run was set to
 Cancelling, marks a run Crashed when its process died before the run ended, and records
 the worker's heartbeat. On SIGTERM the loop stops receiving, lets running processes
 finish for a grace period, then hands the rest back to their queue.
+
+The poller runs the loop and the lifecycle; its parts are the options
+(stratoflow.workers.poller_options), the work pool and its queues
+(stratoflow.workers.pool_queues), what it does with each message it receives
+(stratoflow.workers.intake), the run processes (stratoflow.workers.processes) and the
+batched deletion of their messages (stratoflow.workers.deletions).
 """
 
 from __future__ import annotations
