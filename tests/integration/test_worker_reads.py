@@ -151,7 +151,7 @@ def test_the_poller_reads_each_run_once_eventually_consistent(
     # process exited having reported the outcome (exit 0).
     assert sorted(reads.of("FLOWRUN#")) == sorted((f"FLOWRUN#{r.id}", False) for r in runs)
     # The deployment is read once for the runs of one receive, for their processes.
-    assert reads.of("DEPLOYMENT#") == [("DEPLOYMENT#add", True)] * poller._receives
+    assert reads.of("DEPLOYMENT#") == [("DEPLOYMENT#add", True)] * poller.intake.receives
     for run in runs:
         state = found.services.backend.read_flow_run(run.id).state
         assert state is not None and state.type is StateType.COMPLETED

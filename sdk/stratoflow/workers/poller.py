@@ -7,6 +7,12 @@ extends the visibility of their messages, kills a process whose run was set to
 Cancelling, marks a run Crashed when its process died before the run ended, and records
 the worker's heartbeat. On SIGTERM the loop stops receiving, lets running processes
 finish for a grace period, then hands the rest back to their queue.
+
+The poller runs the loop and the lifecycle; its parts are the options
+(stratoflow.workers.poller_options), the work pool and its queues
+(stratoflow.workers.pool_queues), what it does with each message it receives
+(stratoflow.workers.intake), the run processes (stratoflow.workers.processes) and the
+batched deletion of their messages (stratoflow.workers.deletions).
 """
 
 from __future__ import annotations
@@ -16,80 +22,29 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from stratoflow._signals import stop_on_signals
 from stratoflow.clock import Clock
-from stratoflow.concurrency._acquire import LeaseHolding
-from stratoflow.crashes import mark_crashed
-from stratoflow.deployments.deploy import deployment_limit_name
-from stratoflow.deployments.models import Deployment, WorkPoolSpec, WorkQueueSpec
-from stratoflow.deployments.store import UnknownDeployment
-from stratoflow.exceptions import StratoflowError
-from stratoflow.models import FlowRun
-from stratoflow.orchestration.claims import claim_flow_run
+from stratoflow.deployments.models import WorkPoolSpec, WorkQueueSpec
 from stratoflow.platform import Platform
-from stratoflow.states import Cancelled
 from stratoflow.workers import registry
 from stratoflow.workers.deletions import Deletions
 from stratoflow.workers.forkspawn import spawner_for
-from stratoflow.workers.handoff import encode_handoff
-from stratoflow.workers.messages import FlowRunMessage
-from stratoflow.workers.processes import (
-    RunProcesses,
-    Spawn,
-    delete_message,
-    execute_command,
-    set_state,
-    set_visibility,
-)
+from stratoflow.workers.intake import Intake
+from stratoflow.workers.poller_options import PollerOptions, WorkerConfigError
+from stratoflow.workers.pool_queues import PoolQueues
+from stratoflow.workers.processes import RunProcesses, Spawn
 from stratoflow.workers.slots import Slots, work_pool_limit_name, work_queue_limit_name
-from stratoflow.workers.triage import Drop, SendOn, admit, seconds_until_due, send_on
+
+__all__ = ["Poller", "PollerOptions", "WorkerConfigError"]
 
 logger = logging.getLogger("stratoflow.workers")
 
 MAX_MESSAGES = 10
 """SQS returns at most 10 messages per ReceiveMessage."""
-
-
-class WorkerConfigError(StratoflowError):
-    """The worker cannot serve what it was asked to (unknown queue, wrong pool type)."""
-
-
-@dataclass
-class PollerOptions:
-    pool: str
-    queues: tuple[str, ...] = ()
-    """Work queues to poll (default: every queue of the pool)."""
-    limit: int = 4
-    """Flow runs this worker runs at once."""
-    name: str | None = None
-    wait_seconds: int = 20
-    """Long-poll wait of ReceiveMessage (0 to 20)."""
-    visibility_timeout: int = 90
-    """A received message stays invisible this long, extended while its run runs."""
-    extend_every: float = 30.0
-    state_check_every: float = 2.0
-    heartbeat_every: float = 10.0
-    pool_refresh_every: float = 30.0
-    shutdown_grace: float = 30.0
-    kill_grace: float = 10.0
-    """After SIGTERM, a process gets this long before SIGKILL."""
-    delete_within: float = 1.0
-    """The message of an ended run is deleted within this long, together with the others
-    ended meanwhile (stratoflow.workers.deletions; 0: each at once)."""
-    defer_seconds: int = 10
-    """A run waiting for a concurrency slot is offered again after this long."""
-    idle_sleep: float = 1.0
-    supervise_every: float = 0.1
-    """A pass reads nothing from AWS unless something is due: often, so that an ended
-    run's slot is offered again at once."""
-    background: bool = True
-    """Supervise from a thread (False: from the receive loop, for tests)."""
 
 
 class Poller:
@@ -132,12 +87,8 @@ class Poller:
             kill_grace=options.kill_grace,
             deletions=self.deletions,
         )
-        self.pool: WorkPoolSpec | None = None
-        self.received = 0
         self.last_poll_received: int | None = None
         self._lock = threading.RLock()
-        self._held = 0
-        """Runs received early and waiting (on a timer) for their start."""
         self._stop = threading.Event()
         self._hurry = threading.Event()
         self._freed = threading.Event()
@@ -145,20 +96,30 @@ class Poller:
         self._finishing = False
         self._closed = threading.Event()
         self._started_at = self.clock.now()
-        self._next_refresh = self._started_at
+        self.pool_queues = PoolQueues(
+            platform, options, clock=self.clock, next_refresh=self._started_at
+        )
         self._next_heartbeat = self._started_at
-        self._receives = 0
-        """ReceiveMessage calls that returned messages: a message is known by its call's."""
-        self._deployments: dict[str, tuple[Deployment | None, int]] = {}
-        """Each deployment as last read, with the receives that had returned before the
-        read started (`_deployment`)."""
+        self.intake = Intake(
+            platform,
+            options,
+            clock=self.clock,
+            spawn=self.spawn,
+            env=self.env,
+            worker=self.name,
+            pool_queues=self.pool_queues,
+            slots=self.slots,
+            processes=self.processes,
+            stop=self._stop,
+            freed=self._freed,
+        )
 
     # Lifecycle
 
     def start(self) -> None:
         """Check the pool and queues (WorkerConfigError, UnknownWorkPool, UnknownWorkQueue)
         and record the first heartbeat."""
-        self._refresh_pool(strict=True)
+        self.pool_queues.refresh(strict=True)
         self._heartbeat(self.clock.now())
         prime = getattr(self.spawn, "prime", None)
         if prime is not None:
@@ -222,11 +183,21 @@ class Poller:
     @property
     def running(self) -> int:
         """Runs this worker has: running processes and runs held until their start."""
-        return len(self.processes) + self._held
+        return len(self.processes) + self.intake.held
+
+    @property
+    def received(self) -> int:
+        """Messages received."""
+        return self.intake.received
+
+    @property
+    def pool(self) -> WorkPoolSpec | None:
+        """The work pool as last read (None: not read yet)."""
+        return self.pool_queues.pool
 
     @property
     def queue_names(self) -> list[str]:
-        return [q.name for q in self._selected_queues(include_paused=True)]
+        return self.pool_queues.names
 
     def idle(self) -> bool:
         """Nothing was received by the last receive pass and nothing runs (`--once`)."""
@@ -239,8 +210,8 @@ class Poller:
         if not self.options.background:
             self.supervise()
         now = self.clock.now()
-        if now >= self._next_refresh:
-            self._refresh_pool(strict=False)
+        if now >= self.pool_queues.next_refresh:
+            self.pool_queues.refresh(strict=False)
         if self._stop.is_set():
             return 0
         self._freed.clear()
@@ -265,7 +236,7 @@ class Poller:
         """Receive from the queues in priority order; after a queue that had messages, the
         next pass starts again from the highest priority. A quick pass without waiting
         comes first, then a long poll spread over the queues."""
-        queues = self._selected_queues()
+        queues = self.pool_queues.selected()
         if not queues:
             self.last_poll_received = 0
             self.sleep(self.options.idle_sleep)
@@ -278,12 +249,10 @@ class Poller:
                 count = self._receive_count(queue)
                 if count <= 0:
                     continue
-                messages = self._receive(queue, count, wait)
+                messages = self.pool_queues.receive(queue, count, wait)
                 if messages:
-                    self._receives += 1
                     self.last_poll_received = len(messages)
-                    for message in messages:
-                        self._handle_safely(queue, message, self._receives)
+                    self.intake.handle(queue, messages)
                     return len(messages)
                 if self._stop.is_set():
                     break
@@ -294,156 +263,6 @@ class Poller:
         count = min(self.capacity(), MAX_MESSAGES)
         queue_free = self.slots.free(work_queue_limit_name(self.options.pool, queue.name))
         return count if queue_free is None else min(count, queue_free)
-
-    def _receive(self, queue: WorkQueueSpec, count: int, wait: int) -> list[dict[str, Any]]:
-        response = self.sqs.receive_message(
-            QueueUrl=self._url(queue.name),
-            MaxNumberOfMessages=count,
-            WaitTimeSeconds=wait,
-            VisibilityTimeout=self.options.visibility_timeout,
-        )
-        return [dict(m) for m in response.get("Messages", [])]
-
-    def _handle_safely(self, queue: WorkQueueSpec, received: dict[str, Any], batch: int) -> None:
-        try:
-            self._handle(queue, received, batch)
-        except Exception:
-            # Left invisible until its visibility times out, then redelivered; after
-            # MAX_RECEIVE_COUNT deliveries SQS moves it to the dead-letter queue.
-            logger.exception(
-                "Could not handle message %s of work queue %s/%s; it will be redelivered",
-                received.get("MessageId"),
-                self.options.pool,
-                queue.name,
-            )
-
-    def _handle(self, queue: WorkQueueSpec, received: dict[str, Any], batch: int) -> None:
-        """`batch`: the number of the receive that returned `received`."""
-        url = self._url(queue.name)
-        receipt = str(received["ReceiptHandle"])
-        body = str(received.get("Body") or "")
-        self.received += 1
-        if self._stop.is_set():
-            self._set_visibility(url, receipt, 0)  # not ours any more: give it back now
-            return
-        decision = admit(
-            self.platform, body, queue_name=self._name(queue.name), now=self.clock.now()
-        )
-        if isinstance(decision, Drop):  # a Refuse (another queue's run...) is dead-lettered
-            self._delete(url, receipt)
-            return
-        message = decision.message
-        if isinstance(decision, SendOn):
-            logger.info(
-                "Flow run %s starts in %.0f s: sending its message on",
-                message.flow_run_id,
-                decision.delay_seconds,
-            )
-            send_on(self.platform, decision.run, message, decision.delay_seconds)
-            self._delete(url, receipt)
-            return
-        wait = seconds_until_due(decision.run, self.clock.now())
-        if wait <= 0.05:
-            self._start(queue, url, receipt, message, decision.run, batch)
-            return
-        # Arrived early (on purpose: PREFETCH_LEAD_SECONDS): start it at its exact time.
-        with self._lock:
-            self._held += 1
-        timer = threading.Timer(
-            wait, self._start_held, args=(queue, url, receipt, message, decision.run, batch)
-        )
-        timer.daemon = True
-        timer.start()
-
-    def _start_held(
-        self,
-        queue: WorkQueueSpec,
-        url: str,
-        receipt: str,
-        message: FlowRunMessage,
-        run: FlowRun,
-        batch: int,
-    ) -> None:
-        try:
-            if self._stop.is_set():
-                self._set_visibility(url, receipt, 0)  # stopping: another worker takes it
-            else:
-                self._start(queue, url, receipt, message, run, batch)
-        except Exception:
-            logger.exception("Could not start flow run %s; it will be redelivered", run.id)
-        finally:
-            with self._lock:
-                self._held -= 1
-            self._freed.set()
-
-    def _start(
-        self,
-        queue: WorkQueueSpec,
-        url: str,
-        receipt: str,
-        message: FlowRunMessage,
-        run: FlowRun,
-        batch: int,
-    ) -> None:
-        """Claim `run` (the triage's read of it) and start its process, handing it the
-        claimed run and its deployment (stratoflow.workers.handoff)."""
-        run_id = run.id
-        # Read before anything is taken or claimed: a failed read leaves the message to
-        # be delivered again, with nothing to undo.
-        deployment = self._deployment(run.deployment_name, batch)
-        taken = self.slots.take(
-            [
-                work_pool_limit_name(self.options.pool),
-                work_queue_limit_name(self.options.pool, queue.name),
-            ],
-            deployment_limit_name(run.deployment_name) if run.deployment_name else None,
-        )
-        if (
-            taken == "deployment"
-            and deployment is not None
-            and deployment.collision_strategy == "cancel-new"
-        ):
-            self._cancel_new(run_id, deployment, url, receipt)
-            return
-        if not isinstance(taken, LeaseHolding):
-            logger.info(
-                "Flow run %s waits for a concurrency slot (%s limit full); offering it again "
-                "in %d s",
-                run_id,
-                taken,
-                self.options.defer_seconds,
-            )
-            send_on(self.platform, run, message, self.options.defer_seconds)
-            self._delete(url, receipt)
-            return
-        claimed = claim_flow_run(
-            self.backend, run_id, worker=self.name, now=self.clock.now(), read=run
-        )
-        if claimed is None:
-            taken.release()
-            logger.info("Dropping the message of flow run %s: another worker claimed it", run_id)
-            self._delete(url, receipt)
-            return
-        try:
-            handoff = encode_handoff(claimed, deployment)
-            process = self.spawn(execute_command(run_id, handoff), self.env)
-        except OSError as exc:
-            taken.release()
-            mark_crashed(self.platform, run_id, f"The worker could not start a process: {exc}")
-            self._delete(url, receipt)
-            return
-        self.processes.add(run_id, url, receipt, process, taken)
-        logger.info("Started flow run %s (process %s)", run_id, process.pid)
-
-    def _cancel_new(self, run_id: str, deployment: Deployment, url: str, receipt: str) -> None:
-        reason = (
-            f"Deployment {deployment.name!r} is at its concurrency limit (concurrency limit "
-            f"{deployment_limit_name(deployment.name)!r}) and its collision strategy is "
-            "cancel-new."
-        )
-        set_state(self.backend, run_id, Cancelled(reason))
-        logger.info("Cancelled flow run %s: %s", run_id, reason)
-        self._delete(url, receipt)
 
     # Supervising the processes
 
@@ -500,73 +319,7 @@ class Poller:
         except (BotoCoreError, ClientError):
             logger.warning("Could not remove the worker's heartbeat item", exc_info=True)
 
-    # Helpers
-
-    def _refresh_pool(self, *, strict: bool) -> None:
-        self._next_refresh = self.clock.now() + timedelta(seconds=self.options.pool_refresh_every)
-        try:
-            pool = self.platform.work_pools.get(self.options.pool)
-            if pool.type != "process":
-                raise WorkerConfigError(
-                    f"Work pool {pool.name!r} is of type {pool.type!r}: its runs are taken by "
-                    f"the {pool.type} worker. `strato worker start` serves pools of type "
-                    "'process'."
-                )
-            known = {q.name for q in pool.queues}
-            unknown = [q for q in self.options.queues if q not in known]
-            if unknown:
-                raise WorkerConfigError(
-                    f"Work pool {pool.name!r} has no queue {', '.join(map(repr, unknown))} "
-                    f"(queues: {', '.join(sorted(known))})"
-                )
-            selected = [
-                q for q in pool.queues if not self.options.queues or q.name in self.options.queues
-            ]
-            for queue in selected:
-                self.platform.queues.url(pool.name, queue.name)  # UnknownWorkQueue
-        except (StratoflowError, BotoCoreError, ClientError):
-            if strict or self.pool is None:
-                raise
-            logger.warning("Could not re-read work pool %r", self.options.pool, exc_info=True)
-            return
-        if self.pool is not None:
-            for before, after in _pause_changes(self.pool, pool):
-                logger.info("Work queue %s/%s %s", pool.name, before, after)
-        self.pool = pool
-
-    def _selected_queues(self, *, include_paused: bool = False) -> list[WorkQueueSpec]:
-        if self.pool is None:
-            return []
-        return [
-            q
-            for q in self.pool.by_priority()
-            if (not self.options.queues or q.name in self.options.queues)
-            and (include_paused or not q.paused)
-        ]
-
-    def _url(self, queue: str) -> str:
-        return self.platform.queues.url(self.options.pool, queue)
-
-    def _name(self, queue: str) -> str:
-        return self.platform.queues.name(self.options.pool, queue)
-
-    def _deployment(self, name: str | None, batch: int) -> Deployment | None:
-        """The deployment `name` (None: there is none), as read after the receive numbered
-        `batch` returned, so after its messages' runs were created: what the run's own
-        process would read, never older. Messages of one receive share one read."""
-        if name is None:
-            return None
-        cached = self._deployments.get(name)
-        if cached is not None and cached[1] >= batch:
-            return cached[0]
-        returned = self._receives  # before the read starts
-        try:
-            deployment: Deployment | None = self.platform.deployments.get(name)
-        except UnknownDeployment:
-            deployment = None
-        with self._lock:
-            self._deployments[name] = (deployment, returned)
-        return deployment
+    # The worker's heartbeat
 
     def _heartbeat(self, now: datetime) -> None:
         if self._finishing:
@@ -585,18 +338,3 @@ class Poller:
             )
         except (BotoCoreError, ClientError):
             logger.warning("Could not record the worker's heartbeat", exc_info=True)
-
-    def _delete(self, url: str, receipt: str) -> None:
-        delete_message(self.sqs, url, receipt)
-
-    def _set_visibility(self, url: str, receipt: str, seconds: int) -> None:
-        set_visibility(self.sqs, url, receipt, seconds)
-
-
-def _pause_changes(before: WorkPoolSpec, after: WorkPoolSpec) -> list[tuple[str, str]]:
-    was = {q.name: q.paused for q in before.queues}
-    return [
-        (q.name, "paused" if q.paused else "resumed")
-        for q in after.queues
-        if q.name in was and was[q.name] != q.paused
-    ]
