@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from stratoflow import resources
-from stratoflow.backends.aws.flow_run_lists import ACTIVE_STATE_TYPES
+from stratoflow.backends.aws.flow_run_lists import ACTIVE_STATE_TYPES, EARLIER, LATEST
 from stratoflow.backends.aws.items import from_item, to_attribute
 from stratoflow.backends.aws.own_keys import OwnItems, string_attribute
 from stratoflow.states import StateType
@@ -29,10 +29,7 @@ if TYPE_CHECKING:
 
 FINAL_TYPES = tuple(t for t in StateType if t not in ACTIVE_STATE_TYPES)
 """State types whose runs the index sorts by when they entered their state."""
-READ_WHOLE = (
-    resources.ACTIVE_RUNS_PARTITION,
-    *(resources.state_partition(t.value) for t in ACTIVE_STATE_TYPES),
-)
+READ_WHOLE = LATEST + EARLIER
 """Partitions of the runs that are not final (`STATE#<type>`: runs written before)."""
 
 
