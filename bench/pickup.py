@@ -63,7 +63,7 @@ def main() -> dict[str, Any]:
             STRATOFLOW_LOG_TO_CONSOLE="false",
         )
         from stratoflow.deployments.deploy import deploy_project
-        from stratoflow.deployments.runs import enqueue, schedule_flow_run
+        from stratoflow.deployments.runs import schedule_and_send
         from stratoflow.platform import get_platform
         from stratoflow.resources import provision
 
@@ -94,14 +94,12 @@ def main() -> dict[str, Any]:
             ids = []
             due = {}
             for i in range(RUNS):
-                run, _ = schedule_flow_run(
+                run, _ = schedule_and_send(  # as the scheduler: created with its send recorded
                     platform,
                     deployment,
                     scheduled_time=start + timedelta(seconds=i * SPACING),
                     parameters={"i": i},
-                    sending=True,  # as the scheduler: created with its send recorded
                 )
-                enqueue(platform, run, recorded=True)
                 ids.append(run.id)
                 due[run.id] = run.expected_start_time
             deadline = time.monotonic() + 5 + RUNS * SPACING + 120

@@ -165,7 +165,7 @@ def main() -> dict[str, Any]:
         os.environ.pop("STRATOFLOW_LOGGING_LEVEL", None)  # the default (INFO): logs shipped
         from stratoflow.automations.engine import AutomationEngine
         from stratoflow.deployments.deploy import deploy_project
-        from stratoflow.deployments.runs import enqueue, schedule_flow_run
+        from stratoflow.deployments.runs import schedule_and_send
         from stratoflow.dev.event_sources import StreamSource
         from stratoflow.events.stream import process_stream_batch
         from stratoflow.platform import get_platform
@@ -238,10 +238,9 @@ def main() -> dict[str, Any]:
                 due = clock.now() + timedelta(seconds=LEAD_SECONDS)
                 ids = []
                 for i in range(RUNS):
-                    run, _ = schedule_flow_run(  # as the scheduler does it
-                        platform, deployment, scheduled_time=due, parameters={"i": i}, sending=True
+                    run, _ = schedule_and_send(  # as the scheduler does it
+                        platform, deployment, scheduled_time=due, parameters={"i": i}
                     )
-                    enqueue(platform, run, recorded=True)
                     ids.append(run.id)
                 router.target = scratch
                 pending = set(ids)

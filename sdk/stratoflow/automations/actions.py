@@ -203,13 +203,13 @@ class ActionExecutor:
     # Actions
 
     def _run_deployment(self, action: RunDeployment, context: ActionContext, label: str) -> str:
-        from stratoflow.deployments.runs import enqueue, schedule_flow_run
+        from stratoflow.deployments.runs import schedule_and_send
 
         platform = self._platform(action.type)
         name = self._deployment(action.deployment, context, action.type)
         deployment = platform.deployments.get(name)
         scope = self.scope(context)
-        run, created = schedule_flow_run(
+        run, created = schedule_and_send(
             platform,
             deployment,
             scheduled_time=platform.services.clock.now(),
@@ -218,10 +218,7 @@ class ActionExecutor:
             tags=action.tags,
             # A firing runs its actions once; the key makes a repeat create no second run.
             idempotency_key=f"automation:{context.automation.id}:{context.fire.id}:{label}",
-            sending=True,
         )
-        if created or run.enqueued_at is None:
-            enqueue(platform, run, recorded=created)
         return f"flow run {run.name!r} ({run.id}) of deployment {name!r}" + (
             "" if created else " existed already"
         )

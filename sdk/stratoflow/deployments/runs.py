@@ -170,6 +170,24 @@ def enqueue(
         platform.services.backend.update_flow_run(run.id, enqueued_at=now)
 
 
+def schedule_and_send(
+    platform: Platform,
+    deployment: Deployment,
+    *,
+    scheduled_time: datetime,
+    **fields: Any,
+) -> tuple[FlowRun, bool]:
+    """`schedule_flow_run`, then its message: a run created now is written with its send
+    recorded (`sending=True`, no update after the send); one that existed already is
+    sent only if it never was. `fields` are `schedule_flow_run`'s."""
+    run, created = schedule_flow_run(
+        platform, deployment, scheduled_time=scheduled_time, sending=True, **fields
+    )
+    if created or run.enqueued_at is None:
+        enqueue(platform, run, recorded=created)
+    return run, created
+
+
 def run_deployment(
     name: str,
     parameters: Mapping[str, Any] | None = None,
@@ -189,7 +207,7 @@ def run_deployment(
     platform = get_platform()
     deployment = platform.deployments.get(name)
     clock = platform.services.clock
-    run, created = schedule_flow_run(
+    run, _ = schedule_and_send(
         platform,
         deployment,
         scheduled_time=scheduled_time or clock.now(),
@@ -197,10 +215,7 @@ def run_deployment(
         flow_run_name=flow_run_name,
         tags=tags,
         idempotency_key=idempotency_key,
-        sending=True,
     )
-    if created or run.enqueued_at is None:
-        enqueue(platform, run, recorded=created)
     return wait_for_flow_run(run.id, timeout=timeout, poll_interval=poll_interval)
 
 
