@@ -267,6 +267,9 @@ def test_a_running_runs_header_refreshes_itself_until_the_run_is_final(ui: Ui) -
     # A viewer's header has no buttons.
     viewer = ui.browser(role="viewer").get(f"/flow-runs/{run.id}/head").text
     assert 'id="run-actions"' not in viewer
+    # A run that does not exist (deleted while its page was open): a 404 that says so.
+    gone = browser.get("/flow-runs/no-such-run/head")
+    assert gone.status == 404 and "no-such-run" in unescape(gone.text)
 
 
 def test_a_subflow_links_to_its_parent_and_back(ui: Ui) -> None:
